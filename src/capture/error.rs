@@ -1,0 +1,168 @@
+//! Reading an error: type name and `Display` of each link of its source chain.
+use std::error::Error;
+use std::fmt::{self, Write};
+
+use crate::limits::{self, BoundedWriter};
+use crate::report::ExceptionInfo;
+
+/// Formats `value` into at most `limit` bytes. A `Display` impl that panics
+/// yields a placeholder instead of unwinding into the caller.
+pub(crate) fn display_bounded<T: fmt::Display + ?Sized>(value: &T, limit: usize) -> (String, bool) {
+    let mut w = BoundedWriter::new(limit);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = write!(w, "{value}");
+        w
+    }));
+    match outcome {
+        Ok(w) => (w.buf, w.truncated),
+        Err(payload) => (
+            format!(
+                "<Display panicked: {}>",
+                crate::capture::panic::payload_text(&*payload)
+            ),
+            true,
+        ),
+    }
+}
+
+/// Best-effort type name of a source error, which is only known as `dyn Error`:
+/// common std errors by downcast, else the leading identifier of its `Debug` form.
+fn source_type_name(err: &(dyn Error + 'static)) -> String {
+    macro_rules! known {
+        ($($ty:ty),* $(,)?) => {
+            $(if err.is::<$ty>() { return stringify!($ty).replace(' ', ""); })*
+        };
+    }
+    known!(
+        std::io::Error,
+        std::fmt::Error,
+        std::num::ParseIntError,
+        std::num::ParseFloatError,
+        std::num::TryFromIntError,
+        std::str::Utf8Error,
+        std::str::ParseBoolError,
+        std::string::FromUtf8Error,
+        std::net::AddrParseError,
+        std::env::VarError,
+        std::time::SystemTimeError,
+        serde_json::Error,
+    );
+    let mut w = BoundedWriter::new(96);
+    let debug = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = write!(w, "{err:?}");
+        w.buf
+    }))
+    .unwrap_or_default();
+    let ident: String = debug
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+        .collect();
+    if ident.starts_with(|c: char| c.is_ascii_uppercase()) {
+        ident
+    } else {
+        "dyn Error".to_owned()
+    }
+}
+
+/// The chain of `err`: outer error first, capped at [`limits::MAX_CHAIN`]
+/// links and stopping at the first link seen twice. Returns the links and
+/// the names of fields that were cut.
+pub(crate) fn chain<E: Error + ?Sized>(err: &E) -> (Vec<ExceptionInfo>, Vec<String>) {
+    let mut truncated = Vec::new();
+    let (message, cut) = display_bounded(err, limits::MAX_EXCEPTION_MESSAGE_BYTES);
+    if cut {
+        truncated.push("exceptions[0].message".to_owned());
+    }
+    let mut links = vec![ExceptionInfo {
+        ty: std::any::type_name::<E>().to_owned(),
+        message,
+    }];
+    // Fat pointers (address and vtable): a newtype shares its inner error's
+    // address, so the address alone would mistake wrapping for a cycle.
+    let mut seen: Vec<*const dyn Error> = Vec::new();
+    let mut next = source_of(err);
+    while let Some(source) = next {
+        let ptr = source as *const dyn Error;
+        if seen.iter().any(|p| std::ptr::eq(*p, ptr)) {
+            truncated.push("exceptions (cycle)".to_owned());
+            break;
+        }
+        if links.len() == limits::MAX_CHAIN {
+            truncated.push("exceptions".to_owned());
+            break;
+        }
+        let (message, cut) = display_bounded(source, limits::MAX_EXCEPTION_MESSAGE_BYTES);
+        if cut {
+            truncated.push(format!("exceptions[{}].message", links.len()));
+        }
+        links.push(ExceptionInfo {
+            ty: source_type_name(source),
+            message,
+        });
+        seen.push(ptr);
+        next = source_of(source);
+    }
+    (links, truncated)
+}
+
+/// `source()` that survives a panicking implementation.
+fn source_of<E: Error + ?Sized>(err: &E) -> Option<&(dyn Error + 'static)> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| err.source()))
+        .ok()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("could not load config")
+        }
+    }
+    impl Error for Outer {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn chain_lists_outer_first_with_type_names() {
+        let err = Outer(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file",
+        ));
+        let (links, truncated) = chain(&err);
+        assert_eq!(links.len(), 2);
+        assert!(links[0].ty.ends_with("Outer"), "{}", links[0].ty);
+        assert_eq!(links[0].message, "could not load config");
+        assert_eq!(links[1].ty, "std::io::Error");
+        assert_eq!(links[1].message, "no such file");
+        assert!(truncated.is_empty());
+    }
+
+    #[derive(Debug)]
+    struct Looping;
+    impl fmt::Display for Looping {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("loop")
+        }
+    }
+    impl Error for Looping {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            static SELF: Looping = Looping;
+            Some(&SELF)
+        }
+    }
+
+    #[test]
+    fn a_looping_chain_stops_at_the_repeat() {
+        let (links, truncated) = chain(&Looping);
+        assert_eq!(links.len(), 2, "the local value, then the static one once");
+        assert_eq!(links[1].ty, "Looping");
+        assert_eq!(truncated, vec!["exceptions (cycle)".to_owned()]);
+    }
+}

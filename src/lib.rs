@@ -1,0 +1,265 @@
+//! # crashbox
+//!
+//! Error capture for Rust programs: panics and reported errors are captured
+//! on the spot at little cost to the calling thread, processed on a
+//! background worker (symbols, scope, machine context, size limits) and
+//! shipped to the collector the application chose.
+//!
+//! ## In 30 seconds
+//!
+//! ```
+//! use crashbox::{Level, Options, ResultExt};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Reports go to stderr unless CRASHBOX_COLLECTOR says otherwise.
+//!     let _guard = crashbox::init(Options::from_env().release(crashbox::release!()))?;
+//!
+//!     crashbox::configure_scope(|scope| scope.set_tag("component", "ingest"));
+//!
+//!     // A handled error, reported where it happens.
+//!     let _ = "not a number".parse::<u32>().report();
+//!     crashbox::capture_message("started without a cache", Level::Warning);
+//!     Ok(())
+//!     // Dropping the guard delivers what is queued (at most 2 s by default).
+//! }
+//! ```
+//!
+//! A library calls [`capture_error`] or [`ResultExt::report`] and pays one
+//! atomic load when no application installed a client. Tests use
+//! [`testing::capture`] and [`testing::assert_no_reports`].
+//!
+//! ## What runs where
+//!
+//! The caller's thread walks the stack (addresses only), reads the error's
+//! source chain, snapshots the scope and queues the capture without blocking;
+//! a full queue drops the capture and counts it ([`stats`]). The worker
+//! thread resolves symbols (cached by address), trims crashbox's and the
+//! panic machinery's frames, marks in-app frames, merges scopes, adds the
+//! machine context, enforces the [`limits`], runs `before_send` and hands
+//! batches to the [`Transport`].
+#![warn(missing_docs)]
+
+mod capture;
+mod client;
+mod context;
+pub mod limits;
+mod options;
+mod pipeline;
+mod report;
+mod scope;
+mod stats;
+pub mod testing;
+pub mod thread;
+mod time;
+pub mod transport;
+mod worker;
+
+use std::error::Error;
+use std::panic::Location as StdLocation;
+use std::time::Duration;
+
+pub use client::{init, Guard};
+pub use options::{BeforeSend, Collector, ConfigError, Options};
+pub use report::{
+    Breadcrumb, Context, ExceptionInfo, Frame, Kind, Level, Location, Report, ReportId, Sdk,
+    ThreadInfo, User,
+};
+pub use scope::Scope;
+pub use stats::{stats, Stats};
+pub use thread::bind;
+pub use transport::memory::{reports as memory_reports, take as take_memory_reports};
+pub use transport::{Transport, TransportError};
+pub use worker::MAX_BATCH;
+
+/// Captures `err` and its source chain as a report of level `error`.
+///
+/// Returns the report's id, or `None` when nothing captured it (no client
+/// installed, or the queue was full). With no client this is one atomic load.
+///
+/// ```
+/// let (_, reports) = crashbox::testing::capture(|| {
+///     let err = std::io::Error::new(std::io::ErrorKind::Other, "disk on fire");
+///     crashbox::capture_error(&err)
+/// });
+/// assert_eq!(reports[0].message, "disk on fire");
+/// assert_eq!(reports[0].kind, crashbox::Kind::Error);
+/// ```
+#[track_caller]
+#[inline]
+pub fn capture_error<E: Error + ?Sized>(err: &E) -> Option<ReportId> {
+    if !client::is_active() {
+        return None;
+    }
+    capture_error_at(err, StdLocation::caller())
+}
+
+#[inline(never)]
+fn capture_error_at<E: Error + ?Sized>(
+    err: &E,
+    location: &'static StdLocation<'static>,
+) -> Option<ReportId> {
+    capture::run(|target| {
+        let (exceptions, truncated) = capture::error::chain(err);
+        let mut message = exceptions
+            .first()
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+        limits::truncate(&mut message, limits::MAX_MESSAGE_BYTES);
+        let pending = capture::pending(
+            Level::Error,
+            Kind::Error,
+            message,
+            exceptions,
+            Some(Location::from_std(location)),
+            truncated,
+        );
+        target.submit(pending)
+    })
+}
+
+/// Captures a message at `level`, with the caller's stack and location.
+///
+/// ```
+/// let (_, reports) = crashbox::testing::capture(|| {
+///     crashbox::capture_message("queue is 90% full", crashbox::Level::Warning);
+/// });
+/// assert_eq!(reports[0].kind, crashbox::Kind::Message);
+/// ```
+#[track_caller]
+#[inline]
+pub fn capture_message(message: impl AsRef<str>, level: Level) -> Option<ReportId> {
+    if !client::is_active() {
+        return None;
+    }
+    capture_message_at(message.as_ref(), level, StdLocation::caller())
+}
+
+#[inline(never)]
+fn capture_message_at(
+    message: &str,
+    level: Level,
+    location: &'static StdLocation<'static>,
+) -> Option<ReportId> {
+    capture::run(|target| {
+        let mut truncated = Vec::new();
+        let mut end = message.len().min(limits::MAX_MESSAGE_BYTES);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut text = message[..end].to_owned();
+        if end < message.len() {
+            text.push('…');
+            truncated.push("message".to_owned());
+        }
+        let pending = capture::pending(
+            level,
+            Kind::Message,
+            text,
+            Vec::new(),
+            Some(Location::from_std(location)),
+            truncated,
+        );
+        target.submit(pending)
+    })
+}
+
+/// Reporting for `Result`: `do_it().report()?` captures the error, if any,
+/// and returns the result unchanged.
+///
+/// ```
+/// use crashbox::ResultExt;
+///
+/// fn parse(s: &str) -> Result<u8, std::num::ParseIntError> {
+///     s.parse::<u8>().report()
+/// }
+/// let (_, reports) = crashbox::testing::capture(|| parse("300"));
+/// assert_eq!(reports.len(), 1);
+/// ```
+pub trait ResultExt<T, E> {
+    /// Captures the `Err` (see [`capture_error`]) and returns `self`.
+    fn report(self) -> Self;
+}
+
+impl<T, E: Error> ResultExt<T, E> for Result<T, E> {
+    #[track_caller]
+    #[inline]
+    fn report(self) -> Self {
+        if let Err(err) = &self {
+            if client::is_active() {
+                capture_error_at(err, StdLocation::caller());
+            }
+        }
+        self
+    }
+}
+
+/// Changes the scope of the current hub: the process-wide scope, or inside
+/// [`testing::capture`] the test's own. Updates from many threads are
+/// serialized, never lost; capturing inside `f` is fine. (A nested
+/// `configure_scope` inside `f` works on its own copy, which the outer call
+/// then replaces: change the `scope` argument instead.)
+///
+/// ```
+/// crashbox::configure_scope(|scope| {
+///     scope.set_tag("tenant", "acme");
+///     scope.set_user(Some(crashbox::User::with_id("42")));
+/// });
+/// ```
+pub fn configure_scope<R>(f: impl FnOnce(&mut Scope) -> R) -> R {
+    scope::with_current_hub(|hub| hub.configure(f))
+}
+
+/// Runs `work` with an extra scope layer on this thread, set up by
+/// `configure`. Reports captured inside carry the layer's tags, extra, user,
+/// level and fingerprint on top of the hub's scope.
+///
+/// ```
+/// let (_, reports) = crashbox::testing::capture(|| {
+///     crashbox::with_scope(
+///         |scope| scope.set_tag("request", "r-1"),
+///         || crashbox::capture_message("slow", crashbox::Level::Info),
+///     );
+/// });
+/// assert_eq!(reports[0].tag("request"), Some("r-1"));
+/// ```
+pub fn with_scope<C, F, R>(configure: C, work: F) -> R
+where
+    C: FnOnce(&mut Scope),
+    F: FnOnce() -> R,
+{
+    let mut layer = Scope::default();
+    configure(&mut layer);
+    scope::with_layer(layer, work)
+}
+
+/// Adds a breadcrumb to the current hub's ring (the newest
+/// [`Options::max_breadcrumbs`] are kept). A no-op while nothing would
+/// receive reports.
+///
+/// ```
+/// crashbox::add_breadcrumb(crashbox::Breadcrumb::new("user clicked save").category("ui"));
+/// ```
+pub fn add_breadcrumb(breadcrumb: Breadcrumb) {
+    if !client::is_active() {
+        return;
+    }
+    scope::with_current_hub(|hub| hub.add_breadcrumb(breadcrumb));
+}
+
+/// Removes all breadcrumbs from the current hub.
+pub fn clear_breadcrumbs() {
+    scope::with_current_hub(|hub| hub.clear_breadcrumbs());
+}
+
+/// Waits up to `timeout` until everything captured so far has been handed to
+/// the transport. `true` when it was (or when no client is installed).
+///
+/// ```
+/// assert!(crashbox::flush(std::time::Duration::from_millis(10)));
+/// ```
+pub fn flush(timeout: Duration) -> bool {
+    match client::current() {
+        Some(client) => client.flush(timeout),
+        None => true,
+    }
+}

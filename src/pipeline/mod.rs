@@ -1,0 +1,132 @@
+//! The worker's side: turns a [`Pending`] capture into a finished [`Report`].
+//!
+//! The steps, in order: symbolicate (cached), trim and mark in-app frames,
+//! merge the scope, attach context, fit the size limits, run `before_send`.
+mod fit;
+
+use std::sync::Arc;
+
+use crate::capture::backtrace::{InAppRules, SymbolCache};
+use crate::capture::Pending;
+use crate::options::{BeforeSend, Options};
+use crate::report::{Kind, Report, Sdk, ThreadInfo};
+use crate::stats::STATS;
+
+/// What processing needs from the options.
+pub(crate) struct Settings {
+    pub release: Option<String>,
+    pub environment: String,
+    pub in_app: InAppRules,
+    pub before_send: Option<BeforeSend>,
+}
+
+impl Settings {
+    pub(crate) fn from_options(options: &Options) -> Self {
+        Settings {
+            release: options.release.clone(),
+            environment: options.environment.clone(),
+            in_app: InAppRules {
+                include: options.in_app_prefixes(),
+                exclude: options.in_app_exclude.clone(),
+            },
+            before_send: options.before_send.clone(),
+        }
+    }
+}
+
+/// Turns captures into reports; owns the symbol cache.
+pub(crate) struct Processor {
+    settings: Arc<Settings>,
+    symbols: SymbolCache,
+}
+
+fn thread_info(thread: &std::thread::Thread) -> ThreadInfo {
+    // `ThreadId` prints as `ThreadId(N)`; its number is not otherwise exposed on stable.
+    let id = format!("{:?}", thread.id())
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or(0);
+    ThreadInfo {
+        name: thread.name().map(str::to_owned),
+        id,
+    }
+}
+
+impl Processor {
+    pub(crate) fn new(settings: Arc<Settings>) -> Self {
+        Processor {
+            settings,
+            symbols: SymbolCache::new(),
+        }
+    }
+
+    /// The finished report, or `None` when `before_send` dropped it.
+    pub(crate) fn process(&mut self, pending: Pending) -> Option<Report> {
+        let Pending {
+            id,
+            timestamp,
+            level,
+            kind,
+            message,
+            exceptions,
+            addresses,
+            location,
+            thread,
+            scope,
+            mut truncated,
+        } = pending;
+        let (frames, cut) = self.symbols.frames(&addresses, &self.settings.in_app);
+        if cut && !truncated.iter().any(|t| t == "frames") {
+            truncated.push("frames".to_owned());
+        }
+        let merged = scope.merge();
+        truncated.extend(merged.truncated);
+        let level = match (kind, merged.level) {
+            (Kind::Panic, _) | (_, None) => level,
+            (_, Some(scope_level)) => scope_level,
+        };
+        let mut report = Report {
+            id,
+            timestamp: crate::time::rfc3339_millis(timestamp),
+            level,
+            kind,
+            message,
+            exceptions,
+            frames,
+            location,
+            thread: thread_info(&thread),
+            tags: merged.tags,
+            extra: merged.extra,
+            user: merged.user,
+            breadcrumbs: merged.breadcrumbs,
+            context: crate::context::get().clone(),
+            release: self.settings.release.clone(),
+            environment: self.settings.environment.clone(),
+            sdk: Sdk::default(),
+            fingerprint: merged.fingerprint,
+            truncated,
+        };
+        fit::fit(&mut report);
+        self.before_send(report)
+    }
+
+    fn before_send(&self, report: Report) -> Option<Report> {
+        let Some(hook) = &self.settings.before_send else {
+            return Some(report);
+        };
+        let fallback = report.clone();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(report))) {
+            Ok(Some(report)) => Some(report),
+            Ok(None) => {
+                STATS.filtered.inc();
+                None
+            }
+            Err(_) => {
+                STATS.before_send_panics.inc();
+                Some(fallback)
+            }
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The report data model: what a collector receives, and what tests assert on.
+//!
+//! Field names and orders are the documented JSON schema (see the README).
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// A report's identifier: 128 random bits, written as 32 lowercase hex digits.
+///
+/// It is assigned when the report is captured and never changes, so a collector
+/// can recognise a retried or replayed report as the same event.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReportId(u128);
+
+impl ReportId {
+    /// A fresh random id (UUID version 4 layout).
+    pub(crate) fn random() -> Self {
+        let bits = crate::capture::random_u128();
+        // Version 4, variant 1: any Sentry-style consumer takes it as a UUID.
+        let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+        ReportId(bits)
+    }
+
+    /// The id as 32 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        format!("{:032x}", self.0)
+    }
+
+    /// Parses 32 hex digits (either case).
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u128::from_str_radix(s, 16).ok().map(ReportId)
+    }
+}
+
+impl fmt::Display for ReportId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for ReportId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReportId({:032x})", self.0)
+    }
+}
+
+impl Serialize for ReportId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ReportId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ReportId::parse(&s).ok_or_else(|| serde::de::Error::custom("expected 32 hex digits"))
+    }
+}
+
+/// How severe a report is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// The program cannot go on (panics).
+    Fatal,
+    /// An operation failed.
+    Error,
+    /// Something unexpected that the program handled.
+    Warning,
+    /// Informational.
+    Info,
+    /// Diagnostic detail.
+    Debug,
+}
+
+impl Level {
+    /// The lowercase name used in the JSON schema.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Level::Fatal => "fatal",
+            Level::Error => "error",
+            Level::Warning => "warning",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What produced a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A panic caught by crashbox's panic hook.
+    Panic,
+    /// An error passed to [`capture_error`](crate::capture_error) or [`ResultExt::report`](crate::ResultExt::report).
+    Error,
+    /// A message passed to [`capture_message`](crate::capture_message).
+    Message,
+}
+
+/// One link of an error's source chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionInfo {
+    /// The error's type name (best effort for sources, see the README).
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// The error's `Display` text.
+    pub message: String,
+}
+
+/// One stack frame, after symbol resolution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// Demangled function name, without the trailing hash.
+    pub function: Option<String>,
+    /// Source file, as recorded in the debug info.
+    pub file: Option<String>,
+    /// Line in `file`.
+    pub line: Option<u32>,
+    /// Column in `file`.
+    pub column: Option<u32>,
+    /// Whether the frame belongs to the application rather than std or a dependency.
+    pub in_app: bool,
+    /// Instruction address, as `0x` hex.
+    pub address: String,
+}
+
+/// A source location.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// Source file path as the compiler saw it.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+impl Location {
+    pub(crate) fn from_std(loc: &std::panic::Location<'_>) -> Self {
+        Location {
+            file: loc.file().to_owned(),
+            line: loc.line(),
+            column: loc.column(),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// The thread a report was captured on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadInfo {
+    /// The thread's name, if it has one (`main` for the main thread).
+    pub name: Option<String>,
+    /// The numeric part of the thread's `ThreadId`.
+    pub id: u64,
+}
+
+/// The user an event concerns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// A stable identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// A display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// An email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// An IP address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<String>,
+}
+
+impl User {
+    /// A user known by its identifier.
+    ///
+    /// ```
+    /// let user = crashbox::User::with_id("42");
+    /// assert_eq!(user.id.as_deref(), Some("42"));
+    /// ```
+    pub fn with_id(id: impl Into<String>) -> Self {
+        User {
+            id: Some(id.into()),
+            ..User::default()
+        }
+    }
+}
+
+/// Something that happened before a report, kept in a bounded ring.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Breadcrumb {
+    /// When it happened (RFC 3339, UTC, milliseconds).
+    pub timestamp: String,
+    /// A dotted category such as `http` or `db.query`.
+    pub category: Option<String>,
+    /// What happened.
+    pub message: String,
+    /// Severity.
+    pub level: Level,
+    /// Structured detail.
+    #[serde(default)]
+    pub data: BTreeMap<String, Value>,
+}
+
+impl Breadcrumb {
+    /// A breadcrumb at level `info`, stamped now.
+    ///
+    /// ```
+    /// use crashbox::{Breadcrumb, Level};
+    /// let crumb = Breadcrumb::new("loaded config")
+    ///     .category("config")
+    ///     .level(Level::Debug)
+    ///     .data("entries", 12);
+    /// assert_eq!(crumb.data["entries"], 12);
+    /// ```
+    pub fn new(message: impl Into<String>) -> Self {
+        Breadcrumb {
+            timestamp: crate::time::rfc3339_millis(std::time::SystemTime::now()),
+            category: None,
+            message: message.into(),
+            level: Level::Info,
+            data: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the category.
+    pub fn category(mut self, category: impl Into<String>) -> Self {
+        self.category = Some(category.into());
+        self
+    }
+
+    /// Sets the level.
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Adds one structured datum; a value that cannot be serialized is stored as `null`.
+    pub fn data(mut self, key: impl Into<String>, value: impl Serialize) -> Self {
+        self.data.insert(
+            key.into(),
+            serde_json::to_value(value).unwrap_or(Value::Null),
+        );
+        self
+    }
+}
+
+/// Facts about the machine and program, gathered once per process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Context {
+    /// Operating system name (`NAME` from `/etc/os-release`, else the target OS).
+    pub os: Option<String>,
+    /// Operating system version (`VERSION_ID` from `/etc/os-release`).
+    pub os_version: Option<String>,
+    /// Kernel release.
+    pub kernel: Option<String>,
+    /// CPU architecture the program was built for.
+    pub arch: String,
+    /// Host name.
+    pub hostname: Option<String>,
+    /// Process id.
+    pub pid: u32,
+    /// Path of the running executable.
+    pub executable: Option<String>,
+    /// Version of the compiler that built crashbox.
+    pub rustc: String,
+    /// Number of CPUs available to the process.
+    pub cpu_count: Option<usize>,
+}
+
+/// The SDK that produced a report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sdk {
+    /// Always `crashbox`.
+    pub name: String,
+    /// crashbox's version.
+    pub version: String,
+}
+
+impl Default for Sdk {
+    fn default() -> Self {
+        Sdk {
+            name: "crashbox".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+/// One fully processed report, as collectors receive it.
+///
+/// Fields are public for reading in tests and custom transports; see the README
+/// for the JSON schema.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Report {
+    /// Stable id, 32 lowercase hex digits.
+    pub id: ReportId,
+    /// Capture time (RFC 3339, UTC, milliseconds).
+    pub timestamp: String,
+    /// Severity.
+    pub level: Level,
+    /// What produced it.
+    pub kind: Kind,
+    /// The headline: the outer error's text, the message, or the panic payload.
+    pub message: String,
+    /// The source chain, outer error first.
+    pub exceptions: Vec<ExceptionInfo>,
+    /// The stack, innermost first (the capture point or panic site at index 0).
+    pub frames: Vec<Frame>,
+    /// Where the capture was called, or where the panic happened.
+    pub location: Option<Location>,
+    /// The capturing thread.
+    pub thread: ThreadInfo,
+    /// Tags from the scopes.
+    pub tags: BTreeMap<String, String>,
+    /// Arbitrary structured data from the scopes.
+    pub extra: BTreeMap<String, Value>,
+    /// The user from the scopes.
+    pub user: Option<User>,
+    /// Breadcrumbs, oldest first.
+    pub breadcrumbs: Vec<Breadcrumb>,
+    /// Machine and program facts.
+    pub context: Context,
+    /// The release, such as `myapp@1.2.3`.
+    pub release: Option<String>,
+    /// The environment, such as `production`.
+    pub environment: String,
+    /// The SDK.
+    pub sdk: Sdk,
+    /// A custom grouping key set on a scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Vec<String>>,
+    /// Names of the fields that were cut to fit crashbox's size limits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
+}
+
+impl Report {
+    /// The value of tag `key`.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+
+    /// Frames that belong to the application, innermost first.
+    pub fn in_app_frames(&self) -> impl Iterator<Item = &Frame> {
+        self.frames.iter().filter(|f| f.in_app)
+    }
+
+    /// The exception types, outer error first.
+    pub fn exception_types(&self) -> Vec<&str> {
+        self.exceptions.iter().map(|e| e.ty.as_str()).collect()
+    }
+
+    /// This report as one line of JSON (the schema in the README).
+    pub fn to_json(&self) -> String {
+        // Every field is a plain string, number, map or vector: serialization cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A short human-readable summary: level, message, chain, location and the
+    /// top application frames. This is what the `stderr` collector prints.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "[crashbox] {} {}: {}",
+            self.level,
+            match self.kind {
+                Kind::Panic => "panic",
+                Kind::Error => "error",
+                Kind::Message => "message",
+            },
+            self.message
+        );
+        for (i, e) in self.exceptions.iter().enumerate() {
+            if i == 0 {
+                let _ = writeln!(out, "  {}: {}", e.ty, e.message);
+            } else {
+                let _ = writeln!(out, "  caused by {}: {}", e.ty, e.message);
+            }
+        }
+        if let Some(loc) = &self.location {
+            let _ = writeln!(
+                out,
+                "  at {loc} on thread '{}'",
+                self.thread.name.as_deref().unwrap_or("<unnamed>")
+            );
+        }
+        for frame in self.in_app_frames().take(5) {
+            let _ = write!(
+                out,
+                "    {}",
+                frame.function.as_deref().unwrap_or("<unknown>")
+            );
+            if let (Some(file), Some(line)) = (&frame.file, frame.line) {
+                let _ = write!(out, " ({file}:{line})");
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(out, "  id {}", self.id);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_ids_are_32_lowercase_hex_and_round_trip() {
+        let id = ReportId::random();
+        let hex = id.to_hex();
+        assert_eq!(hex.len(), 32);
+        assert!(hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_eq!(ReportId::parse(&hex), Some(id));
+        assert_eq!(&hex[12..13], "4", "uuid version nibble");
+        assert_ne!(ReportId::random(), id);
+        assert_eq!(ReportId::parse("xyz"), None);
+    }
+
+    #[test]
+    fn levels_serialize_lowercase() {
+        assert_eq!(
+            serde_json::to_string(&Level::Warning).unwrap(),
+            "\"warning\""
+        );
+        assert_eq!(serde_json::to_string(&Kind::Panic).unwrap(), "\"panic\"");
+    }
+}
