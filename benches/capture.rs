@@ -1,1 +1,134 @@
-fn main() {}
+//! Cost of capturing on the caller's thread, with a 20-frame-deep stack.
+//!
+//! `cargo bench --bench capture` prints, in one run:
+//! - `new_unresolved/depth20`: `backtrace::Backtrace::new_unresolved()`, the floor;
+//! - `capture_error/no_client`: a library's call when no application called `init`;
+//! - `capture_error/depth20` and `capture_message/depth20`: with a client installed;
+//! - `init`: installing a client (the worker thread's start included).
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use crashbox::{Level, Options, Report, Transport, TransportError};
+use criterion::{criterion_group, criterion_main, Criterion};
+
+/// Calls `f` with `depth` more frames on the stack.
+#[inline(never)]
+fn at_depth<R>(depth: usize, f: &mut dyn FnMut() -> R) -> R {
+    if depth == 0 {
+        f()
+    } else {
+        black_box(at_depth(black_box(depth - 1), f))
+    }
+}
+
+const DEPTH: usize = 20;
+
+#[derive(Debug)]
+struct Io(std::io::Error);
+impl std::fmt::Display for Io {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reading the ledger failed")
+    }
+}
+impl std::error::Error for Io {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+fn error() -> Io {
+    Io(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        "ledger.db",
+    ))
+}
+
+/// Accepts and discards: the bench measures the caller, not a collector.
+struct Discard;
+impl Transport for Discard {
+    fn send(&mut self, reports: &[Report]) -> Result<(), TransportError> {
+        black_box(reports);
+        Ok(())
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let err = error();
+    c.bench_function("new_unresolved/depth20", |b| {
+        b.iter(|| {
+            at_depth(DEPTH, &mut || {
+                black_box(backtrace::Backtrace::new_unresolved())
+            })
+        })
+    });
+    c.bench_function("capture_error/no_client", |b| {
+        b.iter(|| black_box(crashbox::capture_error(black_box(&err))))
+    });
+
+    c.bench_function("init", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let options = Options::new().transport(Discard).panic_hook(false);
+                let start = Instant::now();
+                let guard = crashbox::init(options).expect("init");
+                total += start.elapsed();
+                drop(guard);
+            }
+            total
+        })
+    });
+
+    let guard = crashbox::init(
+        Options::new()
+            .transport(Discard)
+            .queue_capacity(crashbox::MAX_QUEUE_CAPACITY),
+    )
+    .expect("init");
+    // Load debug info and fill the worker's address cache before measuring.
+    at_depth(DEPTH, &mut || crashbox::capture_error(&err));
+    guard.flush(Duration::from_secs(30));
+    let before = crashbox::stats();
+
+    c.bench_function("capture_error/depth20", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                at_depth(DEPTH, &mut || black_box(crashbox::capture_error(&err)));
+            }
+            let elapsed = start.elapsed();
+            // Drain outside the timed part, so the queue never fills.
+            guard.flush(Duration::from_secs(60));
+            elapsed
+        })
+    });
+    c.bench_function("capture_message/depth20", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                at_depth(DEPTH, &mut || {
+                    black_box(crashbox::capture_message("ledger is stale", Level::Warning))
+                });
+            }
+            let elapsed = start.elapsed();
+            guard.flush(Duration::from_secs(60));
+            elapsed
+        })
+    });
+    let after = crashbox::stats();
+    eprintln!(
+        "captured {} reports while measuring: {} sent, {} dropped, {} addresses resolved",
+        after.captured - before.captured,
+        after.sent - before.sent,
+        after.dropped() - before.dropped(),
+        after.addresses_resolved - before.addresses_resolved,
+    );
+    drop(guard);
+}
+
+criterion_group! {
+    name = capture;
+    config = Criterion::default().measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    targets = benches
+}
+criterion_main!(capture);

@@ -59,6 +59,7 @@ use std::panic::Location as StdLocation;
 use std::time::Duration;
 
 pub use client::{init, Guard};
+pub use options::MAX_QUEUE_CAPACITY;
 pub use options::{BeforeSend, Collector, ConfigError, Options};
 pub use report::{
     Breadcrumb, Context, ExceptionInfo, Frame, Kind, Level, Location, Report, ReportId, Sdk,

@@ -104,15 +104,44 @@ impl SymbolCache {
                 });
             }
         }
-        let top = frames
-            .iter()
-            .position(|f| !f.function.as_deref().is_some_and(is_machinery))
-            .unwrap_or(0);
-        frames.drain(..top);
+        frames.drain(..machinery_depth(&frames));
         let cut = frames.len() > limits::MAX_FRAMES;
         frames.truncate(limits::MAX_FRAMES);
         (frames, cut)
     }
+}
+
+/// How many frames at the top of the stack belong to the capture itself:
+/// everything down to the last crashbox or panic-machinery frame that comes
+/// before the first frame of other code. Generic std frames in between
+/// (`catch_unwind`, closure calls) go with it.
+fn machinery_depth(frames: &[Frame]) -> usize {
+    let mut depth = 0;
+    for (i, frame) in frames.iter().enumerate() {
+        let Some(function) = frame.function.as_deref() else {
+            break;
+        };
+        if is_machinery(function) {
+            depth = i + 1;
+        } else if !is_std_plumbing(function) {
+            break;
+        }
+    }
+    depth
+}
+
+/// std frames that can sit between two machinery frames.
+fn is_std_plumbing(function: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "std::",
+        "core::",
+        "alloc::",
+        "<std::",
+        "<core::",
+        "<alloc::",
+        "__rust_try",
+    ];
+    PREFIXES.iter().any(|p| function.starts_with(p))
 }
 
 /// Frames between the user's code and the capture: crashbox itself, the stack
@@ -231,6 +260,46 @@ mod tests {
             "crashbox::pipeline::tests::frames_start_at_the_caller"
         ));
         assert!(!is_machinery("myapp::main"));
+    }
+
+    fn frame(function: &str) -> Frame {
+        Frame {
+            function: Some(function.into()),
+            file: None,
+            line: None,
+            column: None,
+            in_app: false,
+            address: "0x1".into(),
+        }
+    }
+
+    #[test]
+    fn trimming_stops_at_the_first_frame_of_other_code() {
+        let frames: Vec<Frame> = [
+            "backtrace::backtrace::trace",
+            "crashbox::capture::backtrace::capture_addresses",
+            "<core::panic::unwind_safe::AssertUnwindSafe<F> as core::ops::function::FnOnce<()>>::call_once",
+            "std::panicking::catch_unwind",
+            "crashbox::capture::run",
+            "<core::result::Result<T,E> as crashbox::ResultExt<T,E>>::report",
+            "myapp::main",
+            "core::ops::function::FnOnce::call_once",
+            "crashbox::testing::capture",
+        ]
+        .into_iter()
+        .map(frame)
+        .collect();
+        assert_eq!(machinery_depth(&frames), 6);
+        let panic_frames: Vec<Frame> = [
+            "__rustc::rust_begin_unwind",
+            "core::panicking::panic_bounds_check",
+            "<usize as core::slice::index::SliceIndex<[T]>>::index",
+            "myapp::lookup",
+        ]
+        .into_iter()
+        .map(frame)
+        .collect();
+        assert_eq!(machinery_depth(&panic_frames), 2, "std's own frames stay");
     }
 
     #[inline(never)]
