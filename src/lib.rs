@@ -72,6 +72,11 @@ pub use transport::memory::{reports as memory_reports, take as take_memory_repor
 pub use transport::{Transport, TransportError};
 pub use worker::MAX_BATCH;
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Captures `err` and its source chain as a report of level `error`.
 ///
 /// Returns the report's id, or `None` when nothing captured it (no client

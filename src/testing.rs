@@ -62,6 +62,8 @@ impl TestSink {
         let settings = client::current_settings()
             .unwrap_or_else(|| Arc::new(Settings::from_options(&Options::new())));
         let mut processor = Processor::new(settings);
+        // A panicking before_send is caught and counted, not captured again.
+        let _reentry = crate::capture::Reentry::enter();
         pending
             .into_iter()
             .filter_map(|p| processor.process(p))

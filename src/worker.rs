@@ -48,6 +48,9 @@ impl Worker {
     }
 
     pub(crate) fn run(mut self, rx: Receiver<Message>) {
+        // A panic on this thread (a transport's, a before_send's) is caught and
+        // counted where it happens; reporting it would feed the worker its own failures.
+        let _reentry = crate::capture::Reentry::enter();
         // Gather the machine facts now, off every caller's thread.
         let _ = crate::context::get();
         while let Ok(message) = rx.recv() {
