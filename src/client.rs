@@ -7,7 +7,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::capture::Pending;
-use crate::options::{Collector, ConfigError, Options};
+use crate::collector::Collector;
+use crate::options::{ConfigError, Options};
 use crate::pipeline::Settings;
 use crate::report::ReportId;
 use crate::scope::Hub;
@@ -98,10 +99,14 @@ impl Client {
         }
     }
 
-    fn request(&self, make: fn(SyncSender<()>) -> Message, timeout: Duration) -> bool {
+    fn request(
+        &self,
+        make: impl Fn(SyncSender<()>, Instant) -> Message,
+        timeout: Duration,
+    ) -> bool {
         let deadline = Instant::now() + timeout;
         let (done_tx, done_rx) = mpsc::sync_channel(1);
-        if !self.send_control(|| make(done_tx.clone()), deadline) {
+        if !self.send_control(|| make(done_tx.clone(), deadline), deadline) {
             return false;
         }
         done_rx
@@ -110,7 +115,7 @@ impl Client {
     }
 
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
-        self.request(Message::Flush, timeout)
+        self.request(|done, _| Message::Flush(done), timeout)
     }
 }
 
@@ -143,7 +148,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
                 Some(s) => Collector::parse(s)?,
                 None => Collector::Stderr,
             };
-            crate::transport::for_collector(&collector)?
+            crate::transport::for_collector(&collector, options.service_info())?
         }
     };
     if STATE
@@ -160,7 +165,12 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     let settings = Arc::new(Settings::from_options(&options));
     let (tx, rx) = mpsc::sync_channel(options.queue_capacity);
     let abandoned = Arc::new(AtomicBool::new(false));
-    let worker = Worker::new(settings.clone(), transport, abandoned.clone());
+    let worker = Worker::new(
+        settings.clone(),
+        transport,
+        options.retry_policy(),
+        abandoned.clone(),
+    );
     let handle = match std::thread::Builder::new()
         .name("crashbox-worker".to_owned())
         .spawn(move || worker.run(rx))
@@ -225,7 +235,8 @@ impl Drop for Guard {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(client) = client {
-            if client.request(Message::Shutdown, self.shutdown_timeout) {
+            let shutdown = |done, deadline| Message::Shutdown { done, deadline };
+            if client.request(shutdown, self.shutdown_timeout) {
                 if let Some(worker) = self.worker.take() {
                     let _ = worker.join();
                 }

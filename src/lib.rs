@@ -41,6 +41,7 @@
 
 mod capture;
 mod client;
+mod collector;
 mod context;
 pub mod limits;
 mod options;
@@ -59,8 +60,9 @@ use std::panic::Location as StdLocation;
 use std::time::Duration;
 
 pub use client::{init, Guard};
+pub use collector::{Collector, Dsn, Endpoint};
 pub use options::MAX_QUEUE_CAPACITY;
-pub use options::{BeforeSend, Collector, ConfigError, Options};
+pub use options::{BeforeSend, ConfigError, Options};
 pub use report::{
     Breadcrumb, Context, ExceptionInfo, Frame, Kind, Level, Location, Report, ReportId, Sdk,
     ThreadInfo, User,

@@ -1,6 +1,5 @@
 //! Configuration: the [`Options`] builder, [`Options::from_env`], and collector string parsing.
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,100 +32,6 @@ pub enum ConfigError {
     /// The background worker thread could not be started.
     #[error("could not start the crashbox worker thread: {0}")]
     Spawn(#[source] std::io::Error),
-}
-
-/// Where reports go, parsed from a collector string.
-#[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Collector {
-    /// `file:///abs/path.jsonl`: append one JSON report a line.
-    File(PathBuf),
-    /// `stderr`: a short human-readable report each.
-    Stderr,
-    /// `memory`: kept in process, read with [`memory_reports`](crate::memory_reports).
-    Memory,
-}
-
-impl fmt::Debug for Collector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Collector::File(p) => write!(f, "file://{}", p.display()),
-            Collector::Stderr => f.write_str("stderr"),
-            Collector::Memory => f.write_str("memory"),
-        }
-    }
-}
-
-/// Replaces the credentials in `scheme://user@host` with `***`, so a key never reaches a log.
-pub(crate) fn redact(collector: &str) -> String {
-    if let Some(scheme_end) = collector.find("://") {
-        let rest = &collector[scheme_end + 3..];
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            return format!("{}***{}", &collector[..scheme_end + 3], &rest[at..]);
-        }
-    }
-    collector.to_owned()
-}
-
-impl Collector {
-    /// Parses a collector string.
-    ///
-    /// ```
-    /// use crashbox::Collector;
-    /// assert_eq!(Collector::parse("memory").unwrap(), Collector::Memory);
-    /// assert!(Collector::parse("file://relative/path").is_err());
-    /// assert!(Collector::parse("carrier-pigeon://loft").is_err());
-    /// ```
-    pub fn parse(input: &str) -> Result<Collector, ConfigError> {
-        let invalid = |reason: &str| ConfigError::InvalidCollector {
-            collector: redact(input),
-            reason: reason.to_owned(),
-        };
-        let s = input.trim();
-        if s.is_empty() {
-            return Err(invalid("the collector string is empty"));
-        }
-        match s {
-            "stderr" => return Ok(Collector::Stderr),
-            "memory" => return Ok(Collector::Memory),
-            _ => {}
-        }
-        let Some((scheme, rest)) = s.split_once("://") else {
-            return Err(invalid(
-                "expected `stderr`, `memory`, or a URL such as `file:///var/log/app/reports.jsonl`",
-            ));
-        };
-        match scheme.to_ascii_lowercase().as_str() {
-            "file" => {
-                // file:///abs/path (empty host) or file://localhost/abs/path
-                let path = rest.strip_prefix("localhost").unwrap_or(rest);
-                if !path.starts_with('/') {
-                    return Err(invalid(
-                        "a file collector needs an absolute path: `file:///abs/path.jsonl`",
-                    ));
-                }
-                if path.ends_with('/') {
-                    return Err(invalid(
-                        "the file collector's path names a directory, not a file",
-                    ));
-                }
-                if path.contains('\0') {
-                    return Err(invalid("the path contains a NUL byte"));
-                }
-                Ok(Collector::File(PathBuf::from(path)))
-            }
-            "http" | "https" | "sentry+http" | "sentry+https" | "otlp+http" | "otlp+https" => {
-                Err(invalid(&format!(
-                    "the `{scheme}` collector is not available in this version of crashbox; \
-                     use `file://`, `stderr`, `memory`, or a custom Transport"
-                )))
-            }
-            other => Err(invalid(&format!(
-                "unknown scheme `{other}`: expected `file`, `stderr` or `memory`"
-            ))),
-        }
-    }
 }
 
 /// Returns `"<crate name>@<crate version>"` of the crate that expands it.
@@ -168,6 +73,10 @@ pub struct Options {
     pub(crate) queue_capacity: usize,
     pub(crate) panic_hook: bool,
     pub(crate) before_send: Option<BeforeSend>,
+    pub(crate) service_name: Option<String>,
+    pub(crate) retry_initial: Duration,
+    pub(crate) retry_max: Duration,
+    pub(crate) max_attempts: u32,
 }
 
 impl Default for Options {
@@ -179,7 +88,10 @@ impl Default for Options {
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
-            .field("collector", &self.collector.as_deref().map(redact))
+            .field(
+                "collector",
+                &self.collector.as_deref().map(crate::collector::redact),
+            )
             .field("custom_transport", &self.transport.is_some())
             .field("release", &self.release)
             .field("environment", &self.environment)
@@ -190,6 +102,10 @@ impl fmt::Debug for Options {
             .field("queue_capacity", &self.queue_capacity)
             .field("panic_hook", &self.panic_hook)
             .field("before_send", &self.before_send.is_some())
+            .field("service_name", &self.service_name)
+            .field("retry_initial", &self.retry_initial)
+            .field("retry_max", &self.retry_max)
+            .field("max_attempts", &self.max_attempts)
             .finish()
     }
 }
@@ -219,11 +135,17 @@ impl Options {
             queue_capacity: 1024,
             panic_hook: true,
             before_send: None,
+            service_name: None,
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            max_attempts: 6,
         }
     }
 
     /// Defaults overridden by `CRASHBOX_COLLECTOR`, `CRASHBOX_RELEASE` and
-    /// `CRASHBOX_ENVIRONMENT` where they are set and not empty.
+    /// `CRASHBOX_ENVIRONMENT` where they are set and not empty. When
+    /// `CRASHBOX_COLLECTOR` is not set, a `SENTRY_DSN` (`https://KEY@host/ID`)
+    /// selects the Sentry collector.
     ///
     /// ```
     /// let options = crashbox::Options::from_env();
@@ -234,6 +156,13 @@ impl Options {
         let mut options = Options::new();
         if let Some(c) = var("CRASHBOX_COLLECTOR") {
             options.collector = Some(c);
+        } else if let Some(dsn) = var("SENTRY_DSN") {
+            let dsn = dsn.trim();
+            options.collector = Some(if dsn.starts_with("http") {
+                format!("sentry+{dsn}")
+            } else {
+                dsn.to_owned()
+            });
         }
         if let Some(r) = var("CRASHBOX_RELEASE") {
             options.release = Some(r);
@@ -329,6 +258,29 @@ impl Options {
         self
     }
 
+    /// The service name the OTLP collector reports (default: the release's
+    /// crate name, else the executable's file name).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Back-off between delivery attempts: the first wait is about `initial`
+    /// (default 1 s), doubling with jitter up to `max` (default 60 s).
+    pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry_initial = initial;
+        self.retry_max = max;
+        self
+    }
+
+    /// Delivery attempts per batch before it is dropped and counted in
+    /// [`Stats::dropped_retries_exhausted`](crate::Stats::dropped_retries_exhausted)
+    /// (default 6). Rate-limit waits do not count as attempts.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
     /// The configured environment.
     pub fn get_environment(&self) -> &str {
         &self.environment
@@ -351,6 +303,21 @@ impl Options {
                 reason: format!("{} is more than 1000", self.max_breadcrumbs),
             });
         }
+        if self.max_attempts == 0 {
+            return Err(ConfigError::InvalidOption {
+                option: "max_attempts",
+                reason: "at least one attempt is needed".to_owned(),
+            });
+        }
+        if self.retry_initial.is_zero() || self.retry_max < self.retry_initial {
+            return Err(ConfigError::InvalidOption {
+                option: "retry_backoff",
+                reason: format!(
+                    "initial {:?} must be above zero and at most max {:?}",
+                    self.retry_initial, self.retry_max
+                ),
+            });
+        }
         if self.environment.trim().is_empty() {
             return Err(ConfigError::InvalidOption {
                 option: "environment",
@@ -358,6 +325,38 @@ impl Options {
             });
         }
         Ok(())
+    }
+
+    pub(crate) fn retry_policy(&self) -> crate::worker::RetryPolicy {
+        crate::worker::RetryPolicy {
+            initial: self.retry_initial,
+            max: self.retry_max,
+            attempts: self.max_attempts,
+        }
+    }
+
+    /// Name, version and environment for collectors that describe the service.
+    pub(crate) fn service_info(&self) -> crate::transport::ServiceInfo {
+        let (crate_name, version) = match self.release.as_deref().map(|r| r.split_once('@')) {
+            Some(Some((name, version))) => (Some(name.to_owned()), Some(version.to_owned())),
+            Some(None) => (None, self.release.clone()),
+            None => (None, None),
+        };
+        let name = self
+            .service_name
+            .clone()
+            .or(crate_name.filter(|n| !n.is_empty()))
+            .or_else(|| {
+                std::env::current_exe()
+                    .ok()
+                    .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            })
+            .unwrap_or_else(|| "unknown_service".to_owned());
+        crate::transport::ServiceInfo {
+            name,
+            version,
+            environment: self.environment.clone(),
+        }
     }
 
     /// In-app prefixes: explicit ones plus the release's crate name.
@@ -378,43 +377,6 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_local_collectors() {
-        assert_eq!(Collector::parse("stderr").unwrap(), Collector::Stderr);
-        assert_eq!(Collector::parse(" memory ").unwrap(), Collector::Memory);
-        assert_eq!(
-            Collector::parse("file:///tmp/x/reports.jsonl").unwrap(),
-            Collector::File(PathBuf::from("/tmp/x/reports.jsonl"))
-        );
-        assert_eq!(
-            Collector::parse("FILE://localhost/tmp/r.jsonl").unwrap(),
-            Collector::File(PathBuf::from("/tmp/r.jsonl"))
-        );
-    }
-
-    #[test]
-    fn rejects_malformed_collectors_naming_the_problem() {
-        for (input, needle) in [
-            ("", "empty"),
-            ("file://relative.jsonl", "absolute"),
-            ("file:///tmp/dir/", "directory"),
-            ("gopher://host", "unknown scheme `gopher`"),
-            ("stdout", "expected `stderr`"),
-        ] {
-            let err = Collector::parse(input).unwrap_err().to_string();
-            assert!(err.contains(needle), "{input:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn credentials_never_appear_in_errors() {
-        let err = Collector::parse("sentry+https://secretkey@example.invalid/1")
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("secretkey"), "{err}");
-        assert!(err.contains("***@example.invalid"), "{err}");
-    }
 
     #[test]
     fn release_crate_name_becomes_an_in_app_prefix() {

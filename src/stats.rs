@@ -18,82 +18,76 @@ impl Counter {
     }
 }
 
-pub(crate) struct Counters {
-    pub captured: Counter,
-    pub sent: Counter,
-    pub dropped_queue_full: Counter,
-    pub dropped_transport: Counter,
-    pub dropped_shutdown: Counter,
-    pub filtered: Counter,
-    pub before_send_panics: Counter,
-    pub transport_retries: Counter,
-    pub addresses_resolved: Counter,
-    pub memory_evicted: Counter,
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        pub(crate) struct Counters {
+            $(pub $name: Counter,)*
+        }
+
+        pub(crate) static STATS: Counters = Counters {
+            $($name: Counter::new(),)*
+        };
+
+        /// A snapshot of crashbox's counters since the process started.
+        ///
+        /// ```
+        /// let stats = crashbox::stats();
+        /// assert!(stats.sent <= stats.captured);
+        /// ```
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        /// Reads the counters.
+        pub fn stats() -> Stats {
+            Stats {
+                $($name: STATS.$name.get(),)*
+            }
+        }
+    };
 }
 
-pub(crate) static STATS: Counters = Counters {
-    captured: Counter::new(),
-    sent: Counter::new(),
-    dropped_queue_full: Counter::new(),
-    dropped_transport: Counter::new(),
-    dropped_shutdown: Counter::new(),
-    filtered: Counter::new(),
-    before_send_panics: Counter::new(),
-    transport_retries: Counter::new(),
-    addresses_resolved: Counter::new(),
-    memory_evicted: Counter::new(),
-};
-
-/// A snapshot of crashbox's counters since the process started.
-///
-/// ```
-/// let stats = crashbox::stats();
-/// assert!(stats.sent <= stats.captured);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Reports captured (handed to the worker or a test sink).
-    pub captured: u64,
+counters! {
+    /// Reports captured (handed to the worker or a test collector).
+    captured,
     /// Reports the transport accepted.
-    pub sent: u64,
+    sent,
     /// Captures dropped because the worker's queue was full.
-    pub dropped_queue_full: u64,
-    /// Reports dropped because the transport failed permanently or kept failing.
-    pub dropped_transport: u64,
-    /// Reports still queued when shutdown gave up waiting, or captured after it.
-    pub dropped_shutdown: u64,
+    dropped_queue_full,
+    /// Reports the collector refused for good (HTTP 400, 401, 403, 413, …): not retried.
+    dropped_rejected,
+    /// Reports dropped after every retry failed (connection errors, timeouts, 5xx).
+    dropped_retries_exhausted,
+    /// Reports dropped because the outbox was full while the collector was unavailable.
+    dropped_backlog,
+    /// Reports still undelivered when shutdown's time ran out, or captured after it.
+    dropped_shutdown,
+    /// Reports lost to a bug in crashbox's own processing (caught, never propagated).
+    dropped_internal,
     /// Reports that `before_send` chose to drop.
-    pub filtered: u64,
+    filtered,
     /// `before_send` calls that panicked (the report was sent unchanged).
-    pub before_send_panics: u64,
-    /// Transport attempts that were retried.
-    pub transport_retries: u64,
+    before_send_panics,
+    /// Delivery attempts that failed and were scheduled again.
+    retries,
+    /// Times a collector's rate limit held deliveries back.
+    rate_limited,
     /// Distinct addresses resolved to symbols (cache misses).
-    pub addresses_resolved: u64,
+    addresses_resolved,
     /// Reports the `memory` collector let go of because it holds at most 10,000.
-    pub memory_evicted: u64,
+    memory_evicted,
 }
 
 impl Stats {
     /// All reports lost for any reason other than `before_send`.
     pub fn dropped(&self) -> u64 {
-        self.dropped_queue_full + self.dropped_transport + self.dropped_shutdown
-    }
-}
-
-/// Reads the counters.
-pub fn stats() -> Stats {
-    Stats {
-        captured: STATS.captured.get(),
-        sent: STATS.sent.get(),
-        dropped_queue_full: STATS.dropped_queue_full.get(),
-        dropped_transport: STATS.dropped_transport.get(),
-        dropped_shutdown: STATS.dropped_shutdown.get(),
-        filtered: STATS.filtered.get(),
-        before_send_panics: STATS.before_send_panics.get(),
-        transport_retries: STATS.transport_retries.get(),
-        addresses_resolved: STATS.addresses_resolved.get(),
-        memory_evicted: STATS.memory_evicted.get(),
+        self.dropped_queue_full
+            + self.dropped_rejected
+            + self.dropped_retries_exhausted
+            + self.dropped_backlog
+            + self.dropped_shutdown
+            + self.dropped_internal
     }
 }

@@ -1,9 +1,12 @@
-//! The background thread: processes captures, batches them and hands them to
-//! the transport, with a bounded retry; answers flush and shutdown requests.
+//! The background thread: processes captures into reports, keeps them in a
+//! bounded outbox, and delivers them in batches, retrying with exponential
+//! back-off and jitter and honouring rate limits, without ever sleeping
+//! through a flush or shutdown request.
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::capture::Pending;
 use crate::pipeline::{Processor, Settings};
@@ -11,25 +14,64 @@ use crate::report::Report;
 use crate::stats::STATS;
 use crate::transport::{Transport, TransportError};
 
-/// Reports handed to the transport in one call, at most.
+/// Reports handed to a transport in one call, at most (transports may ask for fewer).
 pub const MAX_BATCH: usize = 64;
-/// Attempts per batch for a retryable failure.
-const ATTEMPTS: u32 = 3;
-/// First pause between attempts; doubles after each.
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// Processed reports waiting for delivery, at most; beyond it new reports are
+/// dropped and counted in [`Stats::dropped_backlog`](crate::Stats::dropped_backlog).
+pub const OUTBOX_CAPACITY: usize = 1024;
+/// Messages taken from the queue between two delivery attempts.
+const RECEIVE_BURST: usize = 256;
+
+/// When to try a failed batch again.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RetryPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+    pub attempts: u32,
+}
+
+impl RetryPolicy {
+    /// Exponential back-off with jitter: after attempt `n` (1-based), wait a
+    /// random time between half and all of `initial * 2^(n-1)`, capped at `max`.
+    fn delay(&self, attempt: u32) -> Duration {
+        let exp = self
+            .initial
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.max);
+        let jitter = (crate::capture::random_u128() % 1000) as u32;
+        exp / 2 + exp / 2 * jitter / 1000
+    }
+}
 
 pub(crate) enum Message {
     Report(Box<Pending>),
-    /// Deliver everything queued before this, then answer.
+    /// Answer once everything queued before this is delivered or dropped.
     Flush(SyncSender<()>),
-    /// Deliver everything queued, answer, and stop.
-    Shutdown(SyncSender<()>),
+    /// Deliver what can be delivered by the deadline, count the rest, answer, stop.
+    Shutdown {
+        done: SyncSender<()>,
+        deadline: Instant,
+    },
+}
+
+struct Outgoing {
+    seq: u64,
+    report: Report,
 }
 
 pub(crate) struct Worker {
     processor: Processor,
     transport: Box<dyn Transport>,
-    batch: Vec<Report>,
+    retry: RetryPolicy,
+    outbox: VecDeque<Outgoing>,
+    /// Reports received so far (each gets the next sequence number).
+    received: u64,
+    /// Flush requests waiting for everything up to their sequence number.
+    waiters: Vec<(u64, SyncSender<()>)>,
+    /// Failed attempts of the batch at the front of the outbox.
+    attempts: u32,
+    /// No delivery before this instant (back-off or rate limit).
+    not_before: Option<Instant>,
     abandoned: Arc<AtomicBool>,
 }
 
@@ -37,12 +79,18 @@ impl Worker {
     pub(crate) fn new(
         settings: Arc<Settings>,
         transport: Box<dyn Transport>,
+        retry: RetryPolicy,
         abandoned: Arc<AtomicBool>,
     ) -> Self {
         Worker {
             processor: Processor::new(settings),
             transport,
-            batch: Vec::with_capacity(MAX_BATCH),
+            retry,
+            outbox: VecDeque::new(),
+            received: 0,
+            waiters: Vec::new(),
+            attempts: 0,
+            not_before: None,
             abandoned,
         }
     }
@@ -53,101 +101,211 @@ impl Worker {
         let _reentry = crate::capture::Reentry::enter();
         // Gather the machine facts now, off every caller's thread.
         let _ = crate::context::get();
-        while let Ok(message) = rx.recv() {
-            let mut next = Some(message);
-            // Take whatever else is already queued, so one transport call carries many reports.
-            while let Some(message) = next.take() {
-                match message {
-                    Message::Report(pending) => {
-                        self.process(*pending);
-                        if self.batch.len() >= MAX_BATCH {
-                            self.deliver();
-                        }
-                    }
-                    Message::Flush(done) => {
-                        self.deliver();
-                        let _ = done.try_send(());
-                    }
-                    Message::Shutdown(done) => {
-                        while let Ok(message) = rx.try_recv() {
-                            if let Message::Report(pending) = message {
-                                self.process(*pending);
-                                if self.batch.len() >= MAX_BATCH {
-                                    self.deliver();
-                                }
-                            }
-                        }
-                        self.deliver();
-                        let _ = done.try_send(());
+        loop {
+            let first = match self.wait_due() {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(wait) => rx.recv_timeout(wait),
+            };
+            match first {
+                Ok(message) => {
+                    if self.handle(message, &rx) {
                         return;
                     }
+                    for _ in 1..RECEIVE_BURST {
+                        let Ok(message) = rx.try_recv() else { break };
+                        if self.handle(message, &rx) {
+                            return;
+                        }
+                    }
                 }
-                match rx.try_recv() {
-                    Ok(message) => next = Some(message),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => {}
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    let deadline = Instant::now();
+                    self.finish(deadline);
+                    return;
                 }
             }
-            self.deliver();
+            self.pump();
+            self.answer_waiters();
         }
-        self.deliver();
     }
 
-    fn process(&mut self, pending: Pending) {
+    /// How long until a delivery is due; `None` when nothing waits for delivery.
+    fn wait_due(&self) -> Option<Duration> {
+        if self.outbox.is_empty() {
+            return None;
+        }
+        Some(
+            self.not_before
+                .map(|t| t.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::ZERO),
+        )
+    }
+
+    /// Handles one message; `true` when the worker must stop.
+    fn handle(&mut self, message: Message, rx: &Receiver<Message>) -> bool {
+        match message {
+            Message::Report(pending) => self.accept(*pending),
+            Message::Flush(done) => self.waiters.push((self.received, done)),
+            Message::Shutdown { done, deadline } => {
+                while let Ok(message) = rx.try_recv() {
+                    match message {
+                        Message::Report(pending) => self.accept(*pending),
+                        Message::Flush(waiter) => self.waiters.push((self.received, waiter)),
+                        Message::Shutdown { done, .. } => drop(done),
+                    }
+                }
+                self.finish(deadline);
+                let _ = done.try_send(());
+                return true;
+            }
+        }
+        false
+    }
+
+    fn accept(&mut self, pending: Pending) {
+        self.received += 1;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.processor.process(pending)
         }));
         match outcome {
-            Ok(Some(report)) if self.abandoned.load(Ordering::SeqCst) => {
-                drop(report);
-                STATS.dropped_shutdown.inc();
+            Ok(Some(report)) => {
+                if self.outbox.len() >= OUTBOX_CAPACITY {
+                    STATS.dropped_backlog.inc();
+                } else {
+                    self.outbox.push_back(Outgoing {
+                        seq: self.received,
+                        report,
+                    });
+                }
             }
-            Ok(Some(report)) => self.batch.push(report),
             Ok(None) => {}
             // A bug in processing loses this report only, and says so.
-            Err(_) => STATS.dropped_transport.inc(),
+            Err(_) => STATS.dropped_internal.inc(),
         }
     }
 
-    fn deliver(&mut self) {
-        if self.batch.is_empty() {
-            return;
+    /// Everything received up to here is delivered or dropped.
+    fn settled(&self) -> u64 {
+        self.outbox
+            .front()
+            .map(|o| o.seq - 1)
+            .unwrap_or(self.received)
+    }
+
+    fn answer_waiters(&mut self) {
+        let settled = self.settled();
+        self.waiters.retain(|(seq, done)| {
+            if *seq <= settled {
+                let _ = done.try_send(());
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Sends batches while deliveries are due.
+    fn pump(&mut self) {
+        while !self.outbox.is_empty() {
+            if self.abandoned.load(Ordering::SeqCst) {
+                STATS.dropped_shutdown.add(self.outbox.len() as u64);
+                self.outbox.clear();
+                return;
+            }
+            if self.not_before.is_some_and(|t| Instant::now() < t) {
+                return;
+            }
+            self.attempt();
         }
-        let count = self.batch.len() as u64;
-        if self.abandoned.load(Ordering::SeqCst) {
-            // Shutdown stopped waiting for us: nobody will see these delivered.
-            STATS.dropped_shutdown.add(count);
-            self.batch.clear();
-            return;
-        }
-        let mut backoff = FIRST_BACKOFF;
-        for attempt in 1..=ATTEMPTS {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.transport.send(&self.batch)
-            }))
-            .unwrap_or_else(|_| Err(TransportError::Permanent("the transport panicked".into())));
-            match result {
-                Ok(()) => {
-                    STATS.sent.add(count);
-                    self.batch.clear();
-                    return;
-                }
-                Err(e)
-                    if e.is_retryable()
-                        && attempt < ATTEMPTS
-                        && !self.abandoned.load(Ordering::SeqCst) =>
-                {
-                    STATS.transport_retries.inc();
-                    std::thread::sleep(backoff);
-                    backoff *= 2;
-                }
-                Err(_) => break,
+    }
+
+    /// One delivery attempt of the batch at the front of the outbox.
+    fn attempt(&mut self) {
+        let n = self
+            .transport
+            .max_batch()
+            .clamp(1, MAX_BATCH)
+            .min(self.outbox.len());
+        let batch: Vec<Report> = self
+            .outbox
+            .iter()
+            .take(n)
+            .map(|o| o.report.clone())
+            .collect();
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.transport.send(&batch)))
+                .unwrap_or_else(|_| {
+                    Err(TransportError::Permanent("the transport panicked".into()))
+                });
+        let count = n as u64;
+        match result {
+            Ok(()) => {
+                STATS.sent.add(count);
+                self.outbox.drain(..n);
+                self.attempts = 0;
+                self.not_before = None;
+            }
+            Err(TransportError::RateLimited { retry_after, .. }) => {
+                STATS.rate_limited.inc();
+                self.not_before = Some(Instant::now() + retry_after);
+            }
+            Err(TransportError::Retryable(_)) if self.attempts + 1 < self.retry.attempts => {
+                self.attempts += 1;
+                STATS.retries.inc();
+                self.not_before = Some(Instant::now() + self.retry.delay(self.attempts));
+            }
+            Err(TransportError::Retryable(_)) => {
+                STATS.dropped_retries_exhausted.add(count);
+                self.outbox.drain(..n);
+                self.attempts = 0;
+                self.not_before = None;
+            }
+            Err(TransportError::Permanent(_)) => {
+                STATS.dropped_rejected.add(count);
+                self.outbox.drain(..n);
+                self.attempts = 0;
+                self.not_before = None;
             }
         }
-        if self.abandoned.load(Ordering::SeqCst) {
-            STATS.dropped_shutdown.add(count);
-        } else {
-            STATS.dropped_transport.add(count);
+    }
+
+    /// Delivers what it can until `deadline`, then counts the rest as dropped.
+    fn finish(&mut self, deadline: Instant) {
+        loop {
+            self.pump();
+            self.answer_waiters();
+            if self.outbox.is_empty() {
+                return;
+            }
+            let due = self.not_before.unwrap_or_else(Instant::now);
+            if due >= deadline {
+                break;
+            }
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
-        self.batch.clear();
+        STATS.dropped_shutdown.add(self.outbox.len() as u64);
+        self.outbox.clear();
+        self.answer_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stays_capped() {
+        let policy = RetryPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            attempts: 10,
+        };
+        for attempt in 1..=10 {
+            let d = policy.delay(attempt);
+            let full =
+                Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_secs(1));
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+        }
     }
 }

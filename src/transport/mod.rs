@@ -1,13 +1,30 @@
 //! Where finished reports go: the [`Transport`] trait and the built-in collectors.
 mod file;
+#[cfg(feature = "http")]
+pub(crate) mod http;
 pub(crate) mod memory;
+#[cfg(feature = "http")]
+mod otlp;
+#[cfg(feature = "http")]
+mod sentry;
 mod stderr;
 
-use crate::options::{Collector, ConfigError};
+use std::time::Duration;
+
+use crate::collector::Collector;
+use crate::options::ConfigError;
 use crate::report::Report;
 
 pub use file::FileTransport;
+#[cfg(feature = "http")]
+pub use http::{
+    HttpTransport, CONNECT_TIMEOUT, DEFAULT_RATE_LIMIT, MAX_REQUEST_BYTES, REQUEST_TIMEOUT,
+};
 pub use memory::MemoryTransport;
+#[cfg(feature = "http")]
+pub use otlp::OtlpTransport;
+#[cfg(feature = "http")]
+pub use sentry::SentryTransport;
 pub use stderr::StderrTransport;
 
 /// Why a transport could not deliver a batch.
@@ -20,12 +37,23 @@ pub enum TransportError {
     /// Will fail again the same way (a rejected payload, bad credentials).
     #[error("permanent transport failure: {0}")]
     Permanent(String),
+    /// The collector asked for nothing to be sent for `retry_after`.
+    #[error("rate limited for {retry_after:?}: {reason}")]
+    RateLimited {
+        /// How long to send nothing.
+        retry_after: Duration,
+        /// What the collector said.
+        reason: String,
+    },
 }
 
 impl TransportError {
     /// Whether retrying may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, TransportError::Retryable(_))
+        matches!(
+            self,
+            TransportError::Retryable(_) | TransportError::RateLimited { .. }
+        )
     }
 }
 
@@ -46,15 +74,48 @@ impl TransportError {
 /// let _options = crashbox::Options::new().transport(Count(0));
 /// ```
 pub trait Transport: Send {
-    /// Delivers `reports` (at most 64 at a time), all or nothing.
+    /// Delivers `reports` (at most [`max_batch`](Transport::max_batch) at a
+    /// time). On an error the whole batch is tried again or dropped, so a
+    /// collector may see a report twice (with the same id) but never lose one
+    /// it acknowledged.
     fn send(&mut self, reports: &[Report]) -> Result<(), TransportError>;
+
+    /// The most reports [`send`](Transport::send) takes at once (default 64).
+    fn max_batch(&self) -> usize {
+        crate::worker::MAX_BATCH
+    }
 }
 
 /// The transport for a parsed collector.
-pub(crate) fn for_collector(collector: &Collector) -> Result<Box<dyn Transport>, ConfigError> {
+pub(crate) fn for_collector(
+    collector: &Collector,
+    service: ServiceInfo,
+) -> Result<Box<dyn Transport>, ConfigError> {
     Ok(match collector {
         Collector::File(path) => Box::new(FileTransport::new(path.clone())),
         Collector::Stderr => Box::new(StderrTransport),
         Collector::Memory => Box::new(MemoryTransport),
+        #[cfg(feature = "http")]
+        Collector::Http(endpoint) => Box::new(HttpTransport::new(endpoint)),
+        #[cfg(feature = "http")]
+        Collector::Sentry(dsn) => Box::new(SentryTransport::new(dsn.clone())),
+        #[cfg(feature = "http")]
+        Collector::Otlp(endpoint) => Box::new(OtlpTransport::new(endpoint, service)),
+        #[cfg(not(feature = "http"))]
+        Collector::Http(_) | Collector::Sentry(_) | Collector::Otlp(_) => {
+            let _ = service;
+            return Err(ConfigError::InvalidCollector {
+                collector: format!("{collector:?}"),
+                reason: "network collectors need crashbox's `http` feature".into(),
+            });
+        }
     })
+}
+
+/// What OTLP needs to name the service.
+#[derive(Clone, Debug)]
+pub(crate) struct ServiceInfo {
+    pub name: String,
+    pub version: Option<String>,
+    pub environment: String,
 }

@@ -1,0 +1,443 @@
+//! The collector string: which collector reports go to, parsed and checked
+//! before anything starts.
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::options::ConfigError;
+
+/// Where reports go, parsed from a collector string.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Collector {
+    /// `file:///abs/path.jsonl`: append one JSON report a line.
+    File(PathBuf),
+    /// `stderr`: a short human-readable report each.
+    Stderr,
+    /// `memory`: kept in process, read with [`memory_reports`](crate::memory_reports).
+    Memory,
+    /// `http(s)://host[:port]/path`: crashbox JSON reports, POSTed in batches.
+    Http(Endpoint),
+    /// `sentry+http(s)://KEY@host[:port][/path]/PROJECT_ID`: Sentry envelopes.
+    Sentry(Dsn),
+    /// `otlp+http(s)://host[:port][/path]`: OTLP/HTTP JSON log records to `/v1/logs`.
+    Otlp(Endpoint),
+}
+
+impl fmt::Debug for Collector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Collector::File(p) => write!(f, "file://{}", p.display()),
+            Collector::Stderr => f.write_str("stderr"),
+            Collector::Memory => f.write_str("memory"),
+            Collector::Http(e) => write!(f, "{}", e.url()),
+            Collector::Sentry(d) => write!(f, "{d:?}"),
+            Collector::Otlp(e) => write!(f, "otlp+{}", e.url()),
+        }
+    }
+}
+
+/// An HTTP(S) endpoint: scheme, host, port and path.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Endpoint {
+    https: bool,
+    host: String,
+    port: Option<u16>,
+    /// Path and query, starting with `/` (or empty).
+    path: String,
+}
+
+impl Endpoint {
+    /// `http(s)://host[:port]` without the path.
+    pub fn origin(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        match self.port {
+            Some(port) => format!("{scheme}://{}:{port}", self.host),
+            None => format!("{scheme}://{}", self.host),
+        }
+    }
+
+    /// The whole URL.
+    pub fn url(&self) -> String {
+        format!("{}{}", self.origin(), self.path)
+    }
+
+    /// The path (and query), `""` when none was given.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The host name or address.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+/// A Sentry DSN. Its key never appears in `Debug` output or error messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dsn {
+    endpoint: Endpoint,
+    public_key: String,
+    project_id: u64,
+}
+
+impl fmt::Debug for Dsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.endpoint.https { "https" } else { "http" };
+        let host = self.endpoint.origin();
+        let host = host.split_once("://").map(|(_, h)| h).unwrap_or(&host);
+        write!(
+            f,
+            "sentry+{scheme}://***@{host}{}/{}",
+            self.endpoint.path, self.project_id
+        )
+    }
+}
+
+impl Dsn {
+    /// `{scheme}://{host}{path}/api/{project_id}/envelope/`.
+    pub fn envelope_url(&self) -> String {
+        format!(
+            "{}{}/api/{}/envelope/",
+            self.endpoint.origin(),
+            self.endpoint.path,
+            self.project_id
+        )
+    }
+
+    /// The `X-Sentry-Auth` header value.
+    pub(crate) fn auth_header(&self) -> String {
+        format!(
+            "Sentry sentry_version=7, sentry_key={}, sentry_client=crashbox/{}",
+            self.public_key,
+            env!("CARGO_PKG_VERSION")
+        )
+    }
+
+    /// The DSN in Sentry's own form (`https://KEY@host/ID`), for envelope headers.
+    pub(crate) fn to_sentry_string(&self) -> String {
+        let scheme = if self.endpoint.https { "https" } else { "http" };
+        let origin = self.endpoint.origin();
+        let host = origin.split_once("://").map(|(_, h)| h).unwrap_or(&origin);
+        format!(
+            "{scheme}://{}@{host}{}/{}",
+            self.public_key, self.endpoint.path, self.project_id
+        )
+    }
+
+    /// The project id.
+    pub fn project_id(&self) -> u64 {
+        self.project_id
+    }
+}
+
+/// Replaces the credentials in `scheme://user@host` with `***`, so a key never reaches a log.
+pub(crate) fn redact(collector: &str) -> String {
+    if let Some(scheme_end) = collector.find("://") {
+        let rest = &collector[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            return format!("{}***{}", &collector[..scheme_end + 3], &rest[at..]);
+        }
+    }
+    collector.to_owned()
+}
+
+/// The parts of `scheme://[userinfo@]host[:port][/path]`.
+struct UrlParts<'a> {
+    userinfo: Option<&'a str>,
+    host: String,
+    port: Option<u16>,
+    path: &'a str,
+}
+
+fn parse_authority(rest: &str) -> Result<UrlParts<'_>, String> {
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    if path.contains('#') {
+        return Err("a fragment (`#…`) has no meaning in a collector URL".into());
+    }
+    let (userinfo, host_port) = match authority.rsplit_once('@') {
+        Some((user, hp)) => (Some(user), hp),
+        None => (None, authority),
+    };
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+        let Some((v6, after)) = bracketed.split_once(']') else {
+            return Err("the IPv6 host has no closing `]`".into());
+        };
+        if v6.is_empty()
+            || !v6
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        {
+            return Err(format!("`[{v6}]` is not an IPv6 address"));
+        }
+        let port = match after {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or("unexpected text after the IPv6 host")?,
+            ),
+        };
+        (format!("[{v6}]"), port)
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (host_port.to_owned(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err("the host is empty".into());
+    }
+    if host.contains('%') || !host.is_ascii() {
+        return Err(format!(
+            "the host `{host}` is not a plain ASCII name (percent-encoded or non-ASCII hosts are not accepted; use punycode)"
+        ));
+    }
+    if !host.starts_with('[')
+        && !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return Err(format!(
+            "the host `{host}` contains characters a host name cannot have"
+        ));
+    }
+    let port = match port {
+        None => None,
+        Some("") => return Err("the port after `:` is empty".into()),
+        Some(p) => match p.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) => Some(n as u16),
+            Ok(n) => return Err(format!("the port {n} is out of range (1-65535)")),
+            Err(_) => return Err(format!("the port `{p}` is not a number")),
+        },
+    };
+    Ok(UrlParts {
+        userinfo,
+        host,
+        port,
+        path,
+    })
+}
+
+fn endpoint(https: bool, parts: &UrlParts<'_>, path: &str) -> Endpoint {
+    Endpoint {
+        https,
+        host: parts.host.to_ascii_lowercase(),
+        port: parts.port,
+        path: path.to_owned(),
+    }
+}
+
+impl Collector {
+    /// Parses a collector string.
+    ///
+    /// ```
+    /// use crashbox::Collector;
+    /// assert_eq!(Collector::parse("memory").unwrap(), Collector::Memory);
+    /// assert!(Collector::parse("sentry+https://key@sentry.example.com/42").is_ok());
+    /// assert!(Collector::parse("file://relative/path").is_err());
+    /// assert!(Collector::parse("sentry+https://sentry.example.com/42").is_err()); // no key
+    /// assert!(Collector::parse("carrier-pigeon://loft").is_err());
+    /// ```
+    pub fn parse(input: &str) -> Result<Collector, ConfigError> {
+        let invalid = |reason: &str| ConfigError::InvalidCollector {
+            collector: redact(input),
+            reason: reason.to_owned(),
+        };
+        let s = input.trim();
+        if s.is_empty() {
+            return Err(invalid("the collector string is empty"));
+        }
+        match s {
+            "stderr" => return Ok(Collector::Stderr),
+            "memory" => return Ok(Collector::Memory),
+            _ => {}
+        }
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Err(invalid(
+                "expected `stderr`, `memory`, or a URL such as `file:///var/log/app/reports.jsonl`",
+            ));
+        };
+        let scheme = scheme.to_ascii_lowercase();
+        let (kind, https) = match scheme.as_str() {
+            "file" => return parse_file(rest).map_err(|r| invalid(&r)),
+            "http" => ("http", false),
+            "https" => ("http", true),
+            "sentry+http" => ("sentry", false),
+            "sentry+https" => ("sentry", true),
+            "otlp+http" => ("otlp", false),
+            "otlp+https" => ("otlp", true),
+            other => {
+                return Err(invalid(&format!(
+                    "unknown scheme `{other}`: expected file, http(s), sentry+http(s), otlp+http(s), stderr or memory"
+                )))
+            }
+        };
+        let parts = parse_authority(rest).map_err(|r| invalid(&r))?;
+        match kind {
+            "sentry" => parse_dsn(https, &parts)
+                .map(Collector::Sentry)
+                .map_err(|r| invalid(&r)),
+            _ => {
+                if parts.userinfo.is_some() {
+                    return Err(invalid(
+                        "credentials in the URL are not supported for this collector",
+                    ));
+                }
+                let e = endpoint(https, &parts, parts.path.trim_end_matches('/'));
+                Ok(if kind == "otlp" {
+                    Collector::Otlp(e)
+                } else {
+                    Collector::Http(endpoint(https, &parts, parts.path))
+                })
+            }
+        }
+    }
+}
+
+fn parse_file(rest: &str) -> Result<Collector, String> {
+    // file:///abs/path (empty host) or file://localhost/abs/path
+    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    if !path.starts_with('/') {
+        return Err("a file collector needs an absolute path: `file:///abs/path.jsonl`".into());
+    }
+    if path.ends_with('/') {
+        return Err("the file collector's path names a directory, not a file".into());
+    }
+    if path.contains('\0') {
+        return Err("the path contains a NUL byte".into());
+    }
+    Ok(Collector::File(PathBuf::from(path)))
+}
+
+fn parse_dsn(https: bool, parts: &UrlParts<'_>) -> Result<Dsn, String> {
+    let key = match parts.userinfo {
+        None => {
+            return Err("the DSN has no public key (`sentry+https://KEY@host/PROJECT_ID`)".into())
+        }
+        // `KEY:SECRET` is an old form; the secret is not needed.
+        Some(u) => u.split(':').next().unwrap_or(""),
+    };
+    if key.is_empty() {
+        return Err("the DSN's public key is empty".into());
+    }
+    if !key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err("the DSN's public key contains characters a key cannot have".into());
+    }
+    if parts.path.contains('?') {
+        return Err("a DSN takes no query string".into());
+    }
+    let path = parts.path.trim_end_matches('/');
+    let (prefix, id) = path.rsplit_once('/').unwrap_or(("", ""));
+    if id.is_empty() {
+        return Err("the DSN has no project id (`…@host/PROJECT_ID`)".into());
+    }
+    let project_id = id
+        .parse::<u64>()
+        .map_err(|_| format!("the project id `{id}` is not a number"))?;
+    Ok(Dsn {
+        endpoint: endpoint(https, parts, prefix),
+        public_key: key.to_owned(),
+        project_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_local_collectors() {
+        assert_eq!(Collector::parse("stderr").unwrap(), Collector::Stderr);
+        assert_eq!(Collector::parse(" memory ").unwrap(), Collector::Memory);
+        assert_eq!(
+            Collector::parse("file:///tmp/x/reports.jsonl").unwrap(),
+            Collector::File(PathBuf::from("/tmp/x/reports.jsonl"))
+        );
+        assert_eq!(
+            Collector::parse("FILE://localhost/tmp/r.jsonl").unwrap(),
+            Collector::File(PathBuf::from("/tmp/r.jsonl"))
+        );
+    }
+
+    #[test]
+    fn parses_sentry_dsns() {
+        let Collector::Sentry(dsn) =
+            Collector::parse("sentry+https://abc123@o1.ingest.example.com:8443/sub/path/42")
+                .unwrap()
+        else {
+            panic!("not a DSN")
+        };
+        assert_eq!(dsn.project_id(), 42);
+        assert_eq!(
+            dsn.envelope_url(),
+            "https://o1.ingest.example.com:8443/sub/path/api/42/envelope/"
+        );
+        assert!(dsn.auth_header().contains("sentry_key=abc123"));
+        let debug = format!("{dsn:?}");
+        assert!(!debug.contains("abc123"), "{debug}");
+        let Collector::Sentry(dsn) =
+            Collector::parse("sentry+http://k:secret@127.0.0.1:9000/7").unwrap()
+        else {
+            panic!("not a DSN")
+        };
+        assert_eq!(dsn.envelope_url(), "http://127.0.0.1:9000/api/7/envelope/");
+        assert_eq!(dsn.to_sentry_string(), "http://k@127.0.0.1:9000/7");
+    }
+
+    #[test]
+    fn parses_http_and_otlp_endpoints() {
+        let Collector::Http(e) = Collector::parse("http://127.0.0.1:8080/ingest?token=x").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(e.url(), "http://127.0.0.1:8080/ingest?token=x");
+        let Collector::Otlp(e) = Collector::parse("otlp+https://[::1]:4318/").unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.url(), "https://[::1]:4318");
+    }
+
+    #[test]
+    fn rejects_malformed_collectors_naming_the_problem() {
+        for (input, needle) in [
+            ("", "empty"),
+            ("file://relative.jsonl", "absolute"),
+            ("file:///tmp/dir/", "directory"),
+            ("gopher://host", "unknown scheme `gopher`"),
+            ("stdout", "expected `stderr`"),
+            ("sentry+https://example.com/1", "no public key"),
+            ("sentry+https://@example.com/1", "key is empty"),
+            (
+                "sentry+https://k@example.com/abc",
+                "project id `abc` is not a number",
+            ),
+            ("sentry+https://k@example.com/", "no project id"),
+            ("http://:8080/x", "host is empty"),
+            ("http://exa%ffmple.com/x", "not a plain ASCII"),
+            ("http://exämple.com/x", "not a plain ASCII"),
+            ("http://example.com:70000/x", "70000 is out of range"),
+            ("http://example.com:0/x", "out of range"),
+            ("http://example.com:http/x", "not a number"),
+            (
+                "otlp+http://ex ample.com",
+                "characters a host name cannot have",
+            ),
+        ] {
+            let err = Collector::parse(input).unwrap_err().to_string();
+            assert!(err.contains(needle), "{input:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn credentials_never_appear_in_errors() {
+        let err = Collector::parse("sentry+https://secretkey@example.invalid/notanumber")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("secretkey"), "{err}");
+        assert!(err.contains("***@example.invalid"), "{err}");
+    }
+}

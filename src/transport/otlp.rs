@@ -1,0 +1,240 @@
+//! `otlp+http(s)://host:4318`: OTLP/HTTP JSON log records, one per report,
+//! with the OpenTelemetry exception semantic conventions.
+use std::fmt::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use super::http::{chunks_by_size, HttpClient, MAX_REQUEST_BYTES};
+use super::{ServiceInfo, Transport, TransportError};
+use crate::collector::Endpoint;
+use crate::report::{Level, Report};
+
+/// Posts batches of log records to `{endpoint}/v1/logs`.
+pub struct OtlpTransport {
+    client: HttpClient,
+    url: String,
+    resource: Value,
+}
+
+fn string_attr(key: &str, value: &str) -> Value {
+    json!({"key": key, "value": {"stringValue": value}})
+}
+
+/// OTLP JSON writes 64-bit integers as strings.
+fn int_attr(key: &str, value: i64) -> Value {
+    json!({"key": key, "value": {"intValue": value.to_string()}})
+}
+
+fn nanos(t: SystemTime) -> String {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        .to_string()
+}
+
+/// OpenTelemetry severity numbers: FATAL 21, ERROR 17, WARN 13, INFO 9, DEBUG 5.
+fn severity(level: Level) -> (u8, &'static str) {
+    match level {
+        Level::Fatal => (21, "FATAL"),
+        Level::Error => (17, "ERROR"),
+        Level::Warning => (13, "WARN"),
+        Level::Info => (9, "INFO"),
+        Level::Debug => (5, "DEBUG"),
+    }
+}
+
+/// The whole chain and stack as text, like `RUST_BACKTRACE` output.
+pub(crate) fn stacktrace_text(report: &Report) -> String {
+    let mut text = String::new();
+    for (i, e) in report.exceptions.iter().enumerate() {
+        if i == 0 {
+            let _ = writeln!(text, "{}: {}", e.ty, e.message);
+        } else {
+            let _ = writeln!(text, "Caused by: {}: {}", e.ty, e.message);
+        }
+    }
+    for (i, f) in report.frames.iter().enumerate() {
+        let _ = writeln!(
+            text,
+            "{i:4}: {}",
+            f.function.as_deref().unwrap_or("<unknown>")
+        );
+        if let Some(file) = &f.file {
+            let _ = writeln!(
+                text,
+                "             at {file}:{}:{}",
+                f.line.unwrap_or(0),
+                f.column.unwrap_or(0)
+            );
+        }
+    }
+    text
+}
+
+impl OtlpTransport {
+    pub(crate) fn new(endpoint: &Endpoint, service: ServiceInfo) -> Self {
+        let context = crate::context::get();
+        let mut attributes = vec![
+            string_attr("service.name", &service.name),
+            string_attr("deployment.environment.name", &service.environment),
+            string_attr("os.type", std::env::consts::OS),
+            int_attr("process.pid", i64::from(context.pid)),
+            string_attr("telemetry.sdk.name", "crashbox"),
+            string_attr("telemetry.sdk.language", "rust"),
+            string_attr("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+        ];
+        if let Some(version) = &service.version {
+            attributes.push(string_attr("service.version", version));
+        }
+        if let Some(host) = &context.hostname {
+            attributes.push(string_attr("host.name", host));
+        }
+        OtlpTransport {
+            client: HttpClient::new(),
+            url: format!("{}/v1/logs", endpoint.url()),
+            resource: json!({ "attributes": attributes }),
+        }
+    }
+
+    fn body(&self, records: &[Vec<u8>]) -> Vec<u8> {
+        // Splice the pre-serialized records into the envelope around them.
+        let head = json!({
+            "resourceLogs": [{
+                "resource": self.resource,
+                "scopeLogs": [{
+                    "scope": {"name": "crashbox", "version": env!("CARGO_PKG_VERSION")},
+                    "logRecords": ["RECORDS"]
+                }]
+            }]
+        })
+        .to_string();
+        let (before, after) = head.split_once("\"RECORDS\"").unwrap_or((&head, ""));
+        let mut body = Vec::with_capacity(
+            before.len()
+                + after.len()
+                + records.iter().map(Vec::len).sum::<usize>()
+                + records.len(),
+        );
+        body.extend_from_slice(before.as_bytes());
+        for (i, record) in records.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(record);
+        }
+        body.extend_from_slice(after.as_bytes());
+        body
+    }
+}
+
+/// One LogRecord for a report.
+pub(crate) fn log_record(report: &Report) -> Value {
+    let (number, text) = severity(report.level);
+    let mut attributes = vec![
+        string_attr("crashbox.report.id", &report.id.to_hex()),
+        string_attr(
+            "crashbox.report.kind",
+            match report.kind {
+                crate::Kind::Panic => "panic",
+                crate::Kind::Error => "error",
+                crate::Kind::Message => "message",
+            },
+        ),
+    ];
+    if let Some(outer) = report.exceptions.first() {
+        attributes.push(string_attr("exception.type", &outer.ty));
+        attributes.push(string_attr("exception.message", &outer.message));
+    }
+    if !report.exceptions.is_empty() || !report.frames.is_empty() {
+        attributes.push(string_attr(
+            "exception.stacktrace",
+            &stacktrace_text(report),
+        ));
+    }
+    if let Some(location) = &report.location {
+        attributes.push(string_attr("code.filepath", &location.file));
+        attributes.push(int_attr("code.lineno", i64::from(location.line)));
+        attributes.push(int_attr("code.column", i64::from(location.column)));
+    }
+    if let Some(name) = &report.thread.name {
+        attributes.push(string_attr("thread.name", name));
+    }
+    attributes.push(int_attr("thread.id", report.thread.id as i64));
+    if let Some(user) = report.user.as_ref().and_then(|u| u.id.as_deref()) {
+        attributes.push(string_attr("enduser.id", user));
+    }
+    for (key, value) in &report.tags {
+        attributes.push(string_attr(key, value));
+    }
+    let time = crate::time::parse_rfc3339_millis(&report.timestamp).unwrap_or_else(SystemTime::now);
+    json!({
+        "timeUnixNano": nanos(time),
+        "observedTimeUnixNano": nanos(SystemTime::now()),
+        "severityNumber": number,
+        "severityText": text,
+        "body": {"stringValue": report.message},
+        "attributes": attributes,
+    })
+}
+
+impl Transport for OtlpTransport {
+    fn send(&mut self, reports: &[Report]) -> Result<(), TransportError> {
+        let records: Vec<Vec<u8>> = reports
+            .iter()
+            .map(|r| serde_json::to_vec(&log_record(r)).unwrap_or_default())
+            .collect();
+        for range in chunks_by_size(&records, MAX_REQUEST_BYTES) {
+            let body = self.body(&records[range]);
+            self.client
+                .post(&self.url, "application/json", &[], &body)?
+                .into_result()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_records_follow_the_exception_conventions() {
+        let (_, reports) = crate::testing::capture(|| {
+            let err = std::io::Error::other("socket closed");
+            crate::configure_scope(|s| s.set_tag("shard", "7"));
+            crate::capture_error(&err);
+        });
+        let r = &reports[0];
+        let record = log_record(r);
+        assert_eq!(record["severityNumber"], 17);
+        assert_eq!(record["severityText"], "ERROR");
+        assert_eq!(record["body"]["stringValue"], "socket closed");
+        let attrs = record["attributes"].as_array().unwrap();
+        let get = |k: &str| {
+            attrs
+                .iter()
+                .find(|a| a["key"] == k)
+                .map(|a| a["value"].clone())
+        };
+        assert_eq!(
+            get("exception.type").unwrap()["stringValue"],
+            "std::io::error::Error"
+        );
+        assert_eq!(
+            get("exception.message").unwrap()["stringValue"],
+            "socket closed"
+        );
+        assert!(get("exception.stacktrace").unwrap()["stringValue"]
+            .as_str()
+            .unwrap()
+            .contains("log_records_follow_the_exception_conventions"));
+        assert_eq!(
+            get("code.lineno").unwrap()["intValue"],
+            r.location.as_ref().unwrap().line.to_string()
+        );
+        assert_eq!(get("shard").unwrap()["stringValue"], "7");
+        let t: u128 = record["timeUnixNano"].as_str().unwrap().parse().unwrap();
+        assert!(t > 1_700_000_000_000_000_000);
+    }
+}
