@@ -12,8 +12,26 @@ use crate::options::{ConfigError, Options};
 use crate::pipeline::Settings;
 use crate::report::ReportId;
 use crate::scope::Hub;
+use crate::spool::{EntryRef, LastRun, Spool};
 use crate::stats::STATS;
 use crate::worker::{Message, Worker};
+
+static LAST_RUN: RwLock<Option<LastRun>> = RwLock::new(None);
+
+/// How the previous run of this program ended, as recorded in its spool:
+/// whether it panicked, and how many runs in a row did. `None` before `init`,
+/// or when no spool is in use.
+///
+/// ```
+/// if let Some(last) = crashbox::last_run() {
+///     if last.consecutive_panics >= 3 {
+///         eprintln!("crashed {} times in a row: starting in safe mode", last.consecutive_panics);
+///     }
+/// }
+/// ```
+pub fn last_run() -> Option<LastRun> {
+    *LAST_RUN.read().unwrap_or_else(PoisonError::into_inner)
+}
 
 const UNINITIALIZED: u8 = 0;
 const INITIALIZING: u8 = 1;
@@ -59,6 +77,18 @@ pub(crate) fn current() -> Option<Arc<Client>> {
         .clone()
 }
 
+/// The spool directory of the installed client, if it uses one.
+///
+/// ```
+/// let guard = crashbox::init(crashbox::Options::new().collector("memory"))?;
+/// assert_eq!(crashbox::spool_dir(), None); // `memory` needs no spool
+/// # drop(guard);
+/// # Ok::<(), crashbox::ConfigError>(())
+/// ```
+pub fn spool_dir() -> Option<std::path::PathBuf> {
+    current()?.spool.as_ref().map(|s| s.dir().to_path_buf())
+}
+
 /// The live client's processing settings, if a client is installed.
 pub(crate) fn current_settings() -> Option<Arc<Settings>> {
     current().map(|c| c.settings.clone())
@@ -67,6 +97,10 @@ pub(crate) fn current_settings() -> Option<Arc<Settings>> {
 pub(crate) struct Client {
     tx: SyncSender<Message>,
     settings: Arc<Settings>,
+    spool: Option<Arc<Spool>>,
+    last_run: LastRun,
+    panicked: AtomicBool,
+    panic_flush_timeout: Duration,
     /// Set when shutdown stopped waiting: the worker counts what it still holds as dropped.
     abandoned: Arc<AtomicBool>,
 }
@@ -85,6 +119,42 @@ impl Client {
                 None
             }
         }
+    }
+
+    /// A panic's capture: written to the spool before the hook returns, then
+    /// queued; under `panic = "abort"` also waited for, since no destructor runs.
+    pub(crate) fn enqueue_panic(&self, pending: Pending) -> Option<ReportId> {
+        let Some(spool) = &self.spool else {
+            return self.enqueue(pending);
+        };
+        let id = pending.id;
+        let mut captured = pending.into_captured();
+        captured.locate_addresses();
+        if !self.panicked.swap(true, Ordering::SeqCst) {
+            spool.record_panic(self.last_run);
+        }
+        let spool_file = match spool.write(id, captured.timestamp_ms, EntryRef::Captured(&captured))
+        {
+            Ok(path) => Some(path),
+            Err(_) => {
+                STATS.spool_write_errors.inc();
+                None
+            }
+        };
+        let message = Message::Durable {
+            captured: Box::new(captured),
+            spool_file,
+        };
+        match self.tx.try_send(message) {
+            Ok(()) => {}
+            // In the spool: the next run sends it.
+            Err(TrySendError::Full(_)) => STATS.spooled.inc(),
+            Err(TrySendError::Disconnected(_)) => STATS.spooled.inc(),
+        }
+        if cfg!(panic = "abort") {
+            self.flush(self.panic_flush_timeout);
+        }
+        Some(id)
     }
 
     /// Sends a control message, waiting for room in the queue until `deadline`.
@@ -141,16 +211,26 @@ impl Client {
 /// client is already installed, or when the worker thread cannot start.
 pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     options.validate()?;
-    let transport = match options.transport.take() {
-        Some(transport) => transport,
+    let (transport, spool_wanted) = match options.transport.take() {
+        Some(transport) => (transport, true),
         None => {
             let collector = match options.collector.as_deref() {
                 Some(s) => Collector::parse(s)?,
                 None => Collector::Stderr,
             };
-            crate::transport::for_collector(&collector, options.service_info())?
+            let remote = matches!(
+                collector,
+                Collector::Http(_) | Collector::Sentry(_) | Collector::Otlp(_)
+            );
+            (
+                crate::transport::for_collector(&collector, options.service_info())?,
+                remote,
+            )
         }
     };
+    let spool_wanted = options
+        .spool
+        .unwrap_or(spool_wanted || options.spool_dir.is_some());
     if STATE
         .compare_exchange(
             UNINITIALIZED,
@@ -162,6 +242,15 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     {
         return Err(ConfigError::AlreadyInitialized);
     }
+    let spool = match open_spool(&options, spool_wanted) {
+        Ok(spool) => spool,
+        Err(e) => {
+            STATE.store(UNINITIALIZED, Ordering::Release);
+            return Err(e);
+        }
+    };
+    let last_run = spool.as_ref().map(|s| s.start_run());
+    *LAST_RUN.write().unwrap_or_else(PoisonError::into_inner) = last_run;
     let settings = Arc::new(Settings::from_options(&options));
     let (tx, rx) = mpsc::sync_channel(options.queue_capacity);
     let abandoned = Arc::new(AtomicBool::new(false));
@@ -170,6 +259,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
         transport,
         options.retry_policy(),
         abandoned.clone(),
+        spool.clone(),
     );
     let handle = match std::thread::Builder::new()
         .name("crashbox-worker".to_owned())
@@ -185,6 +275,10 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     *CLIENT.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Client {
         tx,
         settings,
+        spool,
+        last_run: last_run.unwrap_or_default(),
+        panicked: AtomicBool::new(false),
+        panic_flush_timeout: options.panic_flush_timeout,
         abandoned,
     }));
     #[cfg(feature = "panic")]
@@ -246,4 +340,28 @@ impl Drop for Guard {
         }
         STATE.store(UNINITIALIZED, Ordering::Release);
     }
+}
+
+/// The spool `options` ask for: an explicit directory must open; the default
+/// one falls back to the temp dir, and to no spool at all.
+fn open_spool(options: &Options, wanted: bool) -> Result<Option<Arc<Spool>>, ConfigError> {
+    if !wanted {
+        return Ok(None);
+    }
+    let (max, age) = (options.spool_max_reports, options.spool_max_age);
+    if let Some(dir) = &options.spool_dir {
+        return Spool::open(dir.clone(), max, age)
+            .map(|s| Some(Arc::new(s)))
+            .map_err(|e| ConfigError::InvalidOption {
+                option: "spool_dir",
+                reason: format!("cannot use {}: {e}", dir.display()),
+            });
+    }
+    let fallback = std::env::temp_dir()
+        .join("crashbox")
+        .join(crate::spool::default_dir().file_name().unwrap_or_default());
+    Ok(Spool::open(crate::spool::default_dir(), max, age)
+        .or_else(|_| Spool::open(fallback, max, age))
+        .ok()
+        .map(Arc::new))
 }

@@ -48,6 +48,7 @@ mod options;
 mod pipeline;
 mod report;
 mod scope;
+mod spool;
 mod stats;
 pub mod testing;
 pub mod thread;
@@ -59,7 +60,7 @@ use std::error::Error;
 use std::panic::Location as StdLocation;
 use std::time::Duration;
 
-pub use client::{init, Guard};
+pub use client::{init, last_run, spool_dir, Guard};
 pub use collector::{Collector, Dsn, Endpoint};
 pub use options::MAX_QUEUE_CAPACITY;
 pub use options::{BeforeSend, ConfigError, Options};
@@ -68,6 +69,7 @@ pub use report::{
     ThreadInfo, User,
 };
 pub use scope::Scope;
+pub use spool::LastRun;
 pub use stats::{stats, Stats};
 pub use thread::bind;
 pub use transport::memory::{reports as memory_reports, take as take_memory_reports};

@@ -1,5 +1,6 @@
 //! Configuration: the [`Options`] builder, [`Options::from_env`], and collector string parsing.
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,6 +78,11 @@ pub struct Options {
     pub(crate) retry_initial: Duration,
     pub(crate) retry_max: Duration,
     pub(crate) max_attempts: u32,
+    pub(crate) spool: Option<bool>,
+    pub(crate) spool_dir: Option<PathBuf>,
+    pub(crate) spool_max_reports: usize,
+    pub(crate) spool_max_age: Duration,
+    pub(crate) panic_flush_timeout: Duration,
 }
 
 impl Default for Options {
@@ -106,6 +112,11 @@ impl fmt::Debug for Options {
             .field("retry_initial", &self.retry_initial)
             .field("retry_max", &self.retry_max)
             .field("max_attempts", &self.max_attempts)
+            .field("spool", &self.spool)
+            .field("spool_dir", &self.spool_dir)
+            .field("spool_max_reports", &self.spool_max_reports)
+            .field("spool_max_age", &self.spool_max_age)
+            .field("panic_flush_timeout", &self.panic_flush_timeout)
             .finish()
     }
 }
@@ -139,11 +150,16 @@ impl Options {
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
             max_attempts: 6,
+            spool: None,
+            spool_dir: None,
+            spool_max_reports: 100,
+            spool_max_age: Duration::from_secs(30 * 86_400),
+            panic_flush_timeout: Duration::from_secs(2),
         }
     }
 
-    /// Defaults overridden by `CRASHBOX_COLLECTOR`, `CRASHBOX_RELEASE` and
-    /// `CRASHBOX_ENVIRONMENT` where they are set and not empty. When
+    /// Defaults overridden by `CRASHBOX_COLLECTOR`, `CRASHBOX_RELEASE`,
+    /// `CRASHBOX_ENVIRONMENT` and `CRASHBOX_SPOOL_DIR` where they are set and not empty. When
     /// `CRASHBOX_COLLECTOR` is not set, a `SENTRY_DSN` (`https://KEY@host/ID`)
     /// selects the Sentry collector.
     ///
@@ -169,6 +185,9 @@ impl Options {
         }
         if let Some(e) = var("CRASHBOX_ENVIRONMENT") {
             options.environment = e;
+        }
+        if let Some(dir) = var("CRASHBOX_SPOOL_DIR") {
+            options.spool_dir = Some(PathBuf::from(dir));
         }
         options
     }
@@ -278,6 +297,42 @@ impl Options {
     /// (default 6). Rate-limit waits do not count as attempts.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
+        self
+    }
+
+    /// Whether reports pass through the on-disk spool. By default they do
+    /// for network collectors and custom transports (and for any collector
+    /// when [`spool_dir`](Options::spool_dir) is set), and not for `memory`,
+    /// `stderr` and `file`.
+    pub fn spool(mut self, enabled: bool) -> Self {
+        self.spool = Some(enabled);
+        self
+    }
+
+    /// Where the spool lives (default `$XDG_STATE_HOME/crashbox/<program>`,
+    /// else `~/.local/state/crashbox/<program>`, else under the temp dir).
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
+    /// How many reports the spool keeps for replay (default 100); the oldest go first.
+    pub fn spool_max_reports(mut self, max: usize) -> Self {
+        self.spool_max_reports = max;
+        self
+    }
+
+    /// How old a spooled report may be and still be replayed (default 30 days).
+    pub fn spool_max_age(mut self, age: Duration) -> Self {
+        self.spool_max_age = age;
+        self
+    }
+
+    /// Under `panic = "abort"`, how long the panic hook waits for its report
+    /// to be delivered before the process aborts (default 2 s). The report is
+    /// in the spool either way.
+    pub fn panic_flush_timeout(mut self, timeout: Duration) -> Self {
+        self.panic_flush_timeout = timeout;
         self
     }
 

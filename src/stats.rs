@@ -78,6 +78,17 @@ counters! {
     addresses_resolved,
     /// Reports the `memory` collector let go of because it holds at most 10,000.
     memory_evicted,
+    /// Reports left in the spool for a later run (collector down, retries
+    /// exhausted, outbox full, or shutdown's time ran out).
+    spooled,
+    /// Reports loaded from the spool, written by an earlier (or dead) process.
+    replayed,
+    /// Spool files removed by retention (too many, or too old).
+    spool_discarded,
+    /// Spool files that could not be read (moved to `corrupt/`).
+    spool_corrupt,
+    /// Reports that could not be written to the spool (the report itself still goes out).
+    spool_write_errors,
 }
 
 impl Stats {

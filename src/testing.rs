@@ -66,7 +66,7 @@ impl TestSink {
         let _reentry = crate::capture::Reentry::enter();
         pending
             .into_iter()
-            .filter_map(|p| processor.process(p))
+            .filter_map(|p| processor.process(p.into_captured()))
             .collect()
     }
 }

@@ -8,9 +8,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::capture::Pending;
+use std::path::PathBuf;
+
+use crate::capture::{Captured, Pending};
 use crate::pipeline::{Processor, Settings};
 use crate::report::Report;
+use crate::spool::{Entry, EntryRef, Spool};
 use crate::stats::STATS;
 use crate::transport::{Transport, TransportError};
 
@@ -45,6 +48,11 @@ impl RetryPolicy {
 
 pub(crate) enum Message {
     Report(Box<Pending>),
+    /// A capture already in the spool (a panic's, written by the hook).
+    Durable {
+        captured: Box<Captured>,
+        spool_file: Option<PathBuf>,
+    },
     /// Answer once everything queued before this is delivered or dropped.
     Flush(SyncSender<()>),
     /// Deliver what can be delivered by the deadline, count the rest, answer, stop.
@@ -57,6 +65,8 @@ pub(crate) enum Message {
 struct Outgoing {
     seq: u64,
     report: Report,
+    /// The report's spool file, removed once the collector has it.
+    spool_file: Option<PathBuf>,
 }
 
 pub(crate) struct Worker {
@@ -73,6 +83,7 @@ pub(crate) struct Worker {
     /// No delivery before this instant (back-off or rate limit).
     not_before: Option<Instant>,
     abandoned: Arc<AtomicBool>,
+    spool: Option<Arc<Spool>>,
 }
 
 impl Worker {
@@ -81,6 +92,7 @@ impl Worker {
         transport: Box<dyn Transport>,
         retry: RetryPolicy,
         abandoned: Arc<AtomicBool>,
+        spool: Option<Arc<Spool>>,
     ) -> Self {
         Worker {
             processor: Processor::new(settings),
@@ -92,6 +104,7 @@ impl Worker {
             attempts: 0,
             not_before: None,
             abandoned,
+            spool,
         }
     }
 
@@ -101,6 +114,8 @@ impl Worker {
         let _reentry = crate::capture::Reentry::enter();
         // Gather the machine facts now, off every caller's thread.
         let _ = crate::context::get();
+        crate::capture::modules::preload();
+        self.replay();
         loop {
             let first = match self.wait_due() {
                 None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -146,11 +161,25 @@ impl Worker {
     fn handle(&mut self, message: Message, rx: &Receiver<Message>) -> bool {
         match message {
             Message::Report(pending) => self.accept(*pending),
+            Message::Durable {
+                captured,
+                spool_file,
+            } => {
+                self.received += 1;
+                self.admit(*captured, spool_file);
+            }
             Message::Flush(done) => self.waiters.push((self.received, done)),
             Message::Shutdown { done, deadline } => {
                 while let Ok(message) = rx.try_recv() {
                     match message {
                         Message::Report(pending) => self.accept(*pending),
+                        Message::Durable {
+                            captured,
+                            spool_file,
+                        } => {
+                            self.received += 1;
+                            self.admit(*captured, spool_file);
+                        }
                         Message::Flush(waiter) => self.waiters.push((self.received, waiter)),
                         Message::Shutdown { done, .. } => drop(done),
                     }
@@ -165,23 +194,104 @@ impl Worker {
 
     fn accept(&mut self, pending: Pending) {
         self.received += 1;
+        self.admit(pending.into_captured(), None);
+    }
+
+    /// Reports left by earlier or dead processes, oldest first.
+    fn replay(&mut self) {
+        let Some(spool) = self.spool.clone() else {
+            return;
+        };
+        for (path, entry) in spool.claim_orphans() {
+            STATS.replayed.inc();
+            self.received += 1;
+            match entry {
+                Entry::Captured(captured) => self.admit(*captured, Some(path)),
+                Entry::Report(report) => self.enqueue(report, Some(path)),
+            }
+        }
+    }
+
+    /// Processes a capture and puts the report in the outbox.
+    fn admit(&mut self, captured: Captured, spool_file: Option<PathBuf>) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.processor.process(pending)
+            self.processor.process(captured)
         }));
         match outcome {
-            Ok(Some(report)) => {
-                if self.outbox.len() >= OUTBOX_CAPACITY {
-                    STATS.dropped_backlog.inc();
-                } else {
-                    self.outbox.push_back(Outgoing {
-                        seq: self.received,
-                        report,
-                    });
+            Ok(Some(report)) => self.enqueue(report, spool_file),
+            Ok(None) => self.discard_file(spool_file),
+            // A bug in processing loses this report only, and says so.
+            Err(_) => {
+                STATS.dropped_internal.inc();
+                self.discard_file(spool_file);
+            }
+        }
+    }
+
+    /// Makes the report durable (when a spool is in use) and queues it for delivery.
+    fn enqueue(&mut self, report: Report, spool_file: Option<PathBuf>) {
+        let spool_file = match (&self.spool, spool_file) {
+            (Some(spool), None) => {
+                let timestamp_ms = crate::time::parse_rfc3339_millis(&report.timestamp)
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                match spool.write(report.id, timestamp_ms, EntryRef::Report(&report)) {
+                    Ok(path) => Some(path),
+                    Err(_) => {
+                        STATS.spool_write_errors.inc();
+                        None
+                    }
                 }
             }
-            Ok(None) => {}
-            // A bug in processing loses this report only, and says so.
-            Err(_) => STATS.dropped_internal.inc(),
+            (_, file) => file,
+        };
+        if self.outbox.len() >= OUTBOX_CAPACITY {
+            self.leave_for_later(spool_file, 1, &STATS.dropped_backlog);
+            return;
+        }
+        self.outbox.push_back(Outgoing {
+            seq: self.received,
+            report,
+            spool_file,
+        });
+    }
+
+    fn discard_file(&self, spool_file: Option<PathBuf>) {
+        if let (Some(spool), Some(path)) = (&self.spool, spool_file) {
+            spool.remove(&path);
+        }
+    }
+
+    /// A report this run gives up on: in the spool for the next run when it
+    /// has a file there, else dropped and counted under `reason`.
+    fn leave_for_later(
+        &self,
+        spool_file: Option<PathBuf>,
+        count: u64,
+        reason: &crate::stats::Counter,
+    ) {
+        if spool_file.is_some() {
+            STATS.spooled.add(count);
+        } else {
+            reason.add(count);
+        }
+    }
+
+    /// Takes the first `n` reports off the outbox, leaving each for a later
+    /// run if it is in the spool, else counting it under `reason`.
+    fn give_up(&mut self, n: usize, reason: &crate::stats::Counter) {
+        let gone: Vec<Outgoing> = self.outbox.drain(..n).collect();
+        for outgoing in gone {
+            self.leave_for_later(outgoing.spool_file, 1, reason);
+        }
+    }
+
+    /// Takes the first `n` reports off the outbox for good, removing their files.
+    fn settle(&mut self, n: usize) {
+        let gone: Vec<Outgoing> = self.outbox.drain(..n).collect();
+        for outgoing in gone {
+            self.discard_file(outgoing.spool_file);
         }
     }
 
@@ -209,8 +319,7 @@ impl Worker {
     fn pump(&mut self) {
         while !self.outbox.is_empty() {
             if self.abandoned.load(Ordering::SeqCst) {
-                STATS.dropped_shutdown.add(self.outbox.len() as u64);
-                self.outbox.clear();
+                self.give_up(self.outbox.len(), &STATS.dropped_shutdown);
                 return;
             }
             if self.not_before.is_some_and(|t| Instant::now() < t) {
@@ -242,7 +351,7 @@ impl Worker {
         match result {
             Ok(()) => {
                 STATS.sent.add(count);
-                self.outbox.drain(..n);
+                self.settle(n);
                 self.attempts = 0;
                 self.not_before = None;
             }
@@ -256,14 +365,13 @@ impl Worker {
                 self.not_before = Some(Instant::now() + self.retry.delay(self.attempts));
             }
             Err(TransportError::Retryable(_)) => {
-                STATS.dropped_retries_exhausted.add(count);
-                self.outbox.drain(..n);
+                self.give_up(n, &STATS.dropped_retries_exhausted);
                 self.attempts = 0;
                 self.not_before = None;
             }
             Err(TransportError::Permanent(_)) => {
                 STATS.dropped_rejected.add(count);
-                self.outbox.drain(..n);
+                self.settle(n);
                 self.attempts = 0;
                 self.not_before = None;
             }
@@ -284,8 +392,7 @@ impl Worker {
             }
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
-        STATS.dropped_shutdown.add(self.outbox.len() as u64);
-        self.outbox.clear();
+        self.give_up(self.outbox.len(), &STATS.dropped_shutdown);
         self.answer_waiters();
     }
 }

@@ -73,14 +73,21 @@ impl SymbolCache {
     /// Resolves `addresses` into frames, innermost first, drops crashbox's and
     /// the panic machinery's frames from the top, marks in-app frames and caps
     /// the count. Returns the frames and whether the cap cut any.
+    ///
+    /// `resolvable[i]` is where `addresses[i]` can be looked up in this
+    /// process (`None`: it cannot, and the frame keeps only its address).
     pub(crate) fn frames(
         &mut self,
         addresses: &[usize],
+        resolvable: &[Option<usize>],
         in_app: &InAppRules,
     ) -> (Vec<Frame>, bool) {
         let mut frames = Vec::with_capacity(addresses.len());
-        for &address in addresses {
-            let symbols = self.symbols(address);
+        for (i, &address) in addresses.iter().enumerate() {
+            let symbols = match resolvable.get(i).copied().flatten() {
+                Some(here) => self.symbols(here),
+                None => Arc::from(Vec::new()),
+            };
             let address_hex = format!("{address:#x}");
             if symbols.is_empty() {
                 frames.push(Frame {
@@ -312,9 +319,10 @@ mod tests {
         let mut cache = SymbolCache::new();
         let rules = InAppRules::default();
         let addresses = capture_here();
-        let (first, _) = cache.frames(&addresses, &rules);
+        let live: Vec<Option<usize>> = addresses.iter().map(|&a| Some(a)).collect();
+        let (first, _) = cache.frames(&addresses, &live, &rules);
         let cached = cache.map.len();
-        let (second, _) = cache.frames(&addresses, &rules);
+        let (second, _) = cache.frames(&addresses, &live, &rules);
         assert_eq!(cache.map.len(), cached, "no new entries for the same stack");
         assert_eq!(first, second);
         assert!(first.iter().any(|f| f

@@ -5,15 +5,24 @@
 //! test sink bound to the thread). Everything else happens in the pipeline.
 pub(crate) mod backtrace;
 pub(crate) mod error;
+#[cfg(target_os = "linux")]
+pub(crate) mod modules;
+#[cfg(not(target_os = "linux"))]
+#[path = "modules_fallback.rs"]
+pub(crate) mod modules;
 pub(crate) mod panic;
 
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::time::SystemTime;
 
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
 use crate::client;
-use crate::report::{ExceptionInfo, Kind, Level, Location, ReportId};
+use crate::report::{Breadcrumb, ExceptionInfo, Kind, Level, Location, ReportId, ThreadInfo, User};
 use crate::scope::{self, ScopeSnapshot};
 
 /// A captured report before symbolication and enrichment.
@@ -30,6 +39,109 @@ pub(crate) struct Pending {
     pub scope: ScopeSnapshot,
     /// Fields cut on the caller's thread.
     pub truncated: Vec<String>,
+}
+
+/// A capture with its scope merged: what the pipeline turns into a report,
+/// and what the spool keeps for a panic (its addresses tied to the files
+/// they belong to, so a later run of the same binary can resolve them).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Captured {
+    pub id: ReportId,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    pub level: Level,
+    pub kind: Kind,
+    pub message: String,
+    pub exceptions: Vec<ExceptionInfo>,
+    pub addresses: Vec<usize>,
+    /// Per address: module index and file offset, when known.
+    #[serde(default)]
+    pub located: Vec<Option<(u32, u64)>>,
+    #[serde(default)]
+    pub modules: Vec<modules::Module>,
+    /// Whether `addresses` belong to this process (not a replay from another run).
+    #[serde(skip, default)]
+    pub live: bool,
+    pub location: Option<Location>,
+    pub thread: ThreadInfo,
+    pub tags: BTreeMap<String, String>,
+    pub extra: BTreeMap<String, Value>,
+    pub user: Option<User>,
+    pub level_override: Option<Level>,
+    pub fingerprint: Option<Vec<String>>,
+    pub breadcrumbs: Vec<Breadcrumb>,
+    pub truncated: Vec<String>,
+}
+
+fn thread_info(thread: &std::thread::Thread) -> ThreadInfo {
+    // `ThreadId` prints as `ThreadId(N)`; its number is not otherwise exposed on stable.
+    let id = format!("{:?}", thread.id())
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or(0);
+    ThreadInfo {
+        name: thread.name().map(str::to_owned),
+        id,
+    }
+}
+
+impl Pending {
+    /// Merges the scope snapshot and reads the thread's name and id.
+    pub(crate) fn into_captured(self) -> Captured {
+        let merged = self.scope.merge();
+        let mut truncated = self.truncated;
+        truncated.extend(merged.truncated);
+        Captured {
+            id: self.id,
+            timestamp_ms: self
+                .timestamp
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            level: self.level,
+            kind: self.kind,
+            message: self.message,
+            exceptions: self.exceptions,
+            addresses: self.addresses,
+            located: Vec::new(),
+            modules: Vec::new(),
+            live: true,
+            location: self.location,
+            thread: thread_info(&self.thread),
+            tags: merged.tags,
+            extra: merged.extra,
+            user: merged.user,
+            level_override: merged.level,
+            fingerprint: merged.fingerprint,
+            breadcrumbs: merged.breadcrumbs,
+            truncated,
+        }
+    }
+}
+
+impl Captured {
+    /// Ties each address to its file, for resolution in a later run.
+    pub(crate) fn locate_addresses(&mut self) {
+        let (modules, located) = modules::locate(&self.addresses);
+        self.modules = modules;
+        self.located = located;
+    }
+
+    /// Addresses to resolve in this process: the captured ones when live,
+    /// else relocated from their files (`None` where that is impossible).
+    pub(crate) fn resolvable_addresses(&self) -> Vec<Option<usize>> {
+        if self.live {
+            return self.addresses.iter().map(|&a| Some(a)).collect();
+        }
+        (0..self.addresses.len())
+            .map(|i| {
+                let (module, offset) = (*self.located.get(i)?)?;
+                modules::relocate(self.modules.get(module as usize)?, offset)
+            })
+            .collect()
+    }
 }
 
 thread_local! {
@@ -108,6 +220,7 @@ impl Target {
     pub(crate) fn submit(self, pending: Pending) -> Option<ReportId> {
         crate::stats::STATS.captured.inc();
         match self {
+            Target::Client(client) if pending.kind == Kind::Panic => client.enqueue_panic(pending),
             Target::Client(client) => client.enqueue(pending),
             Target::Test(sink) => Some(sink.accept(pending)),
         }

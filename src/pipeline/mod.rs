@@ -5,11 +5,12 @@
 mod fit;
 
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::capture::backtrace::{InAppRules, SymbolCache};
-use crate::capture::Pending;
+use crate::capture::Captured;
 use crate::options::{BeforeSend, Options};
-use crate::report::{Kind, Report, Sdk, ThreadInfo};
+use crate::report::{Kind, Report, Sdk};
 use crate::stats::STATS;
 
 /// What processing needs from the options.
@@ -40,20 +41,6 @@ pub(crate) struct Processor {
     symbols: SymbolCache,
 }
 
-fn thread_info(thread: &std::thread::Thread) -> ThreadInfo {
-    // `ThreadId` prints as `ThreadId(N)`; its number is not otherwise exposed on stable.
-    let id = format!("{:?}", thread.id())
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap_or(0);
-    ThreadInfo {
-        name: thread.name().map(str::to_owned),
-        id,
-    }
-}
-
 impl Processor {
     pub(crate) fn new(settings: Arc<Settings>) -> Self {
         Processor {
@@ -63,10 +50,11 @@ impl Processor {
     }
 
     /// The finished report, or `None` when `before_send` dropped it.
-    pub(crate) fn process(&mut self, pending: Pending) -> Option<Report> {
-        let Pending {
+    pub(crate) fn process(&mut self, captured: Captured) -> Option<Report> {
+        let resolvable = captured.resolvable_addresses();
+        let Captured {
             id,
-            timestamp,
+            timestamp_ms,
             level,
             kind,
             message,
@@ -74,19 +62,26 @@ impl Processor {
             addresses,
             location,
             thread,
-            scope,
+            tags,
+            extra,
+            user,
+            level_override,
+            fingerprint,
+            breadcrumbs,
             mut truncated,
-        } = pending;
-        let (frames, cut) = self.symbols.frames(&addresses, &self.settings.in_app);
+            ..
+        } = captured;
+        let (frames, cut) = self
+            .symbols
+            .frames(&addresses, &resolvable, &self.settings.in_app);
         if cut && !truncated.iter().any(|t| t == "frames") {
             truncated.push("frames".to_owned());
         }
-        let merged = scope.merge();
-        truncated.extend(merged.truncated);
-        let level = match (kind, merged.level) {
+        let level = match (kind, level_override) {
             (Kind::Panic, _) | (_, None) => level,
             (_, Some(scope_level)) => scope_level,
         };
+        let timestamp = UNIX_EPOCH + Duration::from_millis(timestamp_ms);
         let mut report = Report {
             id,
             timestamp: crate::time::rfc3339_millis(timestamp),
@@ -96,16 +91,16 @@ impl Processor {
             exceptions,
             frames,
             location,
-            thread: thread_info(&thread),
-            tags: merged.tags,
-            extra: merged.extra,
-            user: merged.user,
-            breadcrumbs: merged.breadcrumbs,
+            thread,
+            tags,
+            extra,
+            user,
+            breadcrumbs,
             context: crate::context::get().clone(),
             release: self.settings.release.clone(),
             environment: self.settings.environment.clone(),
             sdk: Sdk::default(),
-            fingerprint: merged.fingerprint,
+            fingerprint,
             truncated,
         };
         fit::fit(&mut report);

@@ -1,0 +1,461 @@
+//! The on-disk outbox: every report bound for a network collector is a file
+//! here until the collector has it, so neither a dead collector nor a dead
+//! process loses it. The next run replays what is left, oldest first.
+//!
+//! A file is named `<capture ms>-<report id>.<owner>.report`, where the owner
+//! is the writing process's pid and start time: a file whose owner is alive
+//! belongs to that process, and a file whose owner is gone is claimed by
+//! renaming it to the claimer's own name, so two processes sharing a spool
+//! never send the same file twice. Files are written to a temporary name and
+//! renamed into place (mode 0600), so a reader never sees half a report.
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::capture::Captured;
+use crate::report::{Report, ReportId};
+use crate::stats::STATS;
+
+/// The spool file format this version writes and reads.
+const FORMAT: u32 = 1;
+const SUFFIX: &str = ".report";
+const RUN_STATE: &str = "run-state.json";
+
+/// What a spool file holds: a finished report, or a panic's raw capture to
+/// be resolved against the same binary by a later run.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub(crate) enum Entry {
+    Report(Report),
+    Captured(Box<Captured>),
+}
+
+#[derive(Deserialize)]
+struct SpoolFile {
+    format: u32,
+    entry: Entry,
+}
+
+/// The borrowed form of [`Entry`], for writing without a copy.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub(crate) enum EntryRef<'a> {
+    Report(&'a Report),
+    Captured(&'a Captured),
+}
+
+#[derive(Serialize)]
+struct SpoolFileRef<'a> {
+    format: u32,
+    entry: EntryRef<'a>,
+}
+
+/// How the previous run of this program ended, as its spool recorded it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LastRun {
+    /// The previous run panicked.
+    pub panicked: bool,
+    /// How many runs in a row, up to and including the previous one, panicked
+    /// (0 when the previous run did not): a crash-loop signal.
+    pub consecutive_panics: u32,
+}
+
+/// The spool directory and its limits.
+#[derive(Debug)]
+pub(crate) struct Spool {
+    dir: PathBuf,
+    owner: String,
+    max_reports: usize,
+    max_age: Duration,
+}
+
+/// This process's pid and start time (in clock ticks since boot), so a
+/// recycled pid is never mistaken for the process that wrote a file.
+fn owner_token(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields resume after its ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let start = after.split_whitespace().nth(19)?;
+    Some(format!("{pid}_{start}"))
+}
+
+fn own_token() -> String {
+    let pid = std::process::id();
+    owner_token(pid).unwrap_or_else(|| format!("{pid}_0"))
+}
+
+fn owner_alive(owner: &str) -> bool {
+    let Some(pid) = owner.split('_').next().and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    owner_token(pid).as_deref() == Some(owner)
+}
+
+/// The default spool directory: `$XDG_STATE_HOME/crashbox/<program>`, else
+/// `~/.local/state/crashbox/<program>`, else `<temp>/crashbox/<program>`.
+pub(crate) fn default_dir() -> PathBuf {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "program".to_owned());
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let base = var("XDG_STATE_HOME")
+        .or_else(|| var("HOME").map(|h| h.join(".local/state")))
+        .unwrap_or_else(|| std::env::temp_dir());
+    base.join("crashbox").join(program)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)
+}
+
+/// Parses `<ms>-<id>.<owner>.report` into (ms, owner).
+fn parse_name(name: &str) -> Option<(u64, &str)> {
+    let stem = name.strip_suffix(SUFFIX)?;
+    let (key, owner) = stem.rsplit_once('.')?;
+    let (ms, id) = key.split_once('-')?;
+    ReportId::parse(id)?;
+    Some((ms.parse().ok()?, owner))
+}
+
+impl Spool {
+    /// Opens (creating, mode 0700) the spool at `dir`.
+    pub(crate) fn open(dir: PathBuf, max_reports: usize, max_age: Duration) -> io::Result<Spool> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir)?;
+        Ok(Spool {
+            dir,
+            owner: own_token(),
+            max_reports,
+            max_age,
+        })
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file_name(&self, id: ReportId, timestamp_ms: u64) -> String {
+        format!("{timestamp_ms:016}-{id}.{}{SUFFIX}", self.owner)
+    }
+
+    /// Writes `entry` atomically; returns its path.
+    pub(crate) fn write(
+        &self,
+        id: ReportId,
+        timestamp_ms: u64,
+        entry: EntryRef<'_>,
+    ) -> io::Result<PathBuf> {
+        let bytes = serde_json::to_vec(&SpoolFileRef {
+            format: FORMAT,
+            entry,
+        })
+        .map_err(io::Error::other)?;
+        let name = self.file_name(id, timestamp_ms);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let path = self.dir.join(&name);
+        let _ = fs::remove_file(&tmp);
+        write_private(&tmp, &bytes)?;
+        fs::rename(&tmp, &path).inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })?;
+        Ok(path)
+    }
+
+    /// Removes a delivered (or hopeless) report's file.
+    pub(crate) fn remove(&self, path: &Path) {
+        let _ = fs::remove_file(path);
+    }
+
+    /// Moves an unreadable file aside into `corrupt/`, keeping the newest 100 there.
+    fn quarantine(&self, path: &Path) {
+        STATS.spool_corrupt.inc();
+        let corrupt = self.dir.join("corrupt");
+        let moved = fs::create_dir_all(&corrupt).is_ok()
+            && path
+                .file_name()
+                .is_some_and(|name| fs::rename(path, corrupt.join(name)).is_ok());
+        if !moved {
+            let _ = fs::remove_file(path);
+            return;
+        }
+        if let Ok(entries) = fs::read_dir(&corrupt) {
+            let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            if names.len() > 100 {
+                names.sort();
+                for old in &names[..names.len() - 100] {
+                    let _ = fs::remove_file(old);
+                }
+            }
+        }
+    }
+
+    /// Applies retention and claims every file whose owner is gone, oldest
+    /// first. Returns the claimed entries with their (new) paths.
+    pub(crate) fn claim_orphans(&self) -> Vec<(PathBuf, Entry)> {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let oldest_ms = now_ms.saturating_sub(self.max_age.as_millis() as u64);
+        let mut orphans: Vec<(String, u64)> = Vec::new();
+        let mut live_files = 0usize;
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                // A write that never finished: its writer died between write and rename.
+                let stale = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > Duration::from_secs(3600));
+                if stale {
+                    let _ = fs::remove_file(&path);
+                }
+                continue;
+            }
+            if !name.ends_with(SUFFIX) {
+                continue;
+            }
+            match parse_name(&name) {
+                None => self.quarantine(&path),
+                Some((_, owner)) if owner == self.owner || owner_alive(owner) => live_files += 1,
+                Some((ms, _)) => orphans.push((name, ms)),
+            }
+        }
+        orphans.sort();
+        let room = self.max_reports.saturating_sub(live_files);
+        let excess = orphans.len().saturating_sub(room);
+        let mut claimed = Vec::new();
+        for (i, (name, ms)) in orphans.into_iter().enumerate() {
+            let path = self.dir.join(&name);
+            if i < excess || ms < oldest_ms {
+                if fs::remove_file(&path).is_ok() {
+                    STATS.spool_discarded.inc();
+                }
+                continue;
+            }
+            let Some((key, _)) = name.strip_suffix(SUFFIX).and_then(|s| s.rsplit_once('.')) else {
+                continue;
+            };
+            let mine = self.dir.join(format!("{key}.{}{SUFFIX}", self.owner));
+            if fs::rename(&path, &mine).is_err() {
+                // Another process claimed it first.
+                continue;
+            }
+            let parsed = fs::read(&mine)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<SpoolFile>(&bytes).ok())
+                .filter(|file| file.format == FORMAT);
+            match parsed {
+                Some(file) => claimed.push((mine, file.entry)),
+                None => self.quarantine(&mine),
+            }
+        }
+        claimed
+    }
+
+    /// Reads how the previous run ended and records that this one started.
+    pub(crate) fn start_run(&self) -> LastRun {
+        let path = self.dir.join(RUN_STATE);
+        let previous: LastRun = fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let last = LastRun {
+            panicked: previous.panicked,
+            consecutive_panics: if previous.panicked {
+                previous.consecutive_panics
+            } else {
+                0
+            },
+        };
+        self.write_run_state(LastRun {
+            panicked: false,
+            consecutive_panics: last.consecutive_panics,
+        });
+        last
+    }
+
+    /// Records that this run panicked, following `last`.
+    pub(crate) fn record_panic(&self, last: LastRun) {
+        self.write_run_state(LastRun {
+            panicked: true,
+            consecutive_panics: last.consecutive_panics.saturating_add(1),
+        });
+    }
+
+    fn write_run_state(&self, state: LastRun) {
+        let Ok(bytes) = serde_json::to_vec(&state) else {
+            return;
+        };
+        let tmp = self.dir.join(format!(".{RUN_STATE}.{}.tmp", self.owner));
+        let _ = fs::remove_file(&tmp);
+        if write_private(&tmp, &bytes).is_ok() {
+            let _ = fs::rename(&tmp, self.dir.join(RUN_STATE));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Context, Kind, Level, Sdk, ThreadInfo};
+    use std::collections::BTreeMap;
+
+    fn temp_spool(label: &str) -> Spool {
+        let dir = std::env::temp_dir().join(format!(
+            "crashbox-spool-unit-{label}-{}-{}",
+            std::process::id(),
+            crate::capture::random_u128() as u32
+        ));
+        Spool::open(dir, 100, Duration::from_secs(30 * 86_400)).unwrap()
+    }
+
+    fn report(message: &str) -> Report {
+        Report {
+            id: ReportId::random(),
+            timestamp: "2026-01-01T00:00:00.000Z".into(),
+            level: Level::Error,
+            kind: Kind::Message,
+            message: message.into(),
+            exceptions: vec![],
+            frames: vec![],
+            location: None,
+            thread: ThreadInfo { name: None, id: 1 },
+            tags: BTreeMap::new(),
+            extra: BTreeMap::new(),
+            user: None,
+            breadcrumbs: vec![],
+            context: Context::default(),
+            release: None,
+            environment: "test".into(),
+            sdk: Sdk::default(),
+            fingerprint: None,
+            truncated: vec![],
+        }
+    }
+
+    #[test]
+    fn files_are_private_and_named_for_their_owner() {
+        let spool = temp_spool("private");
+        let r = report("x");
+        let path = spool.write(r.id, 5, EntryRef::Report(&r)).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            parse_name(&name).map(|(ms, o)| (ms, o.to_owned())),
+            Some((5, spool.owner.clone()))
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        // Its owner (this process) is alive: nobody may claim it.
+        assert!(spool.claim_orphans().is_empty());
+        fs::remove_dir_all(spool.dir()).unwrap();
+    }
+
+    #[test]
+    fn orphans_are_claimed_oldest_first_and_corrupt_files_set_aside() {
+        let spool = temp_spool("orphans");
+        let dead = "4194999_1";
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        for (i, message) in ["second", "first"].iter().enumerate() {
+            let r = report(message);
+            let bytes = serde_json::to_vec(&SpoolFileRef {
+                format: FORMAT,
+                entry: EntryRef::Report(&r),
+            })
+            .unwrap();
+            let ms = now_ms - 10 + (1 - i as u64);
+            fs::write(
+                spool
+                    .dir()
+                    .join(format!("{ms:016}-{}.{dead}{SUFFIX}", r.id)),
+                bytes,
+            )
+            .unwrap();
+        }
+        let junk = spool.dir().join(format!(
+            "{:016}-{}.{dead}{SUFFIX}",
+            now_ms,
+            ReportId::random()
+        ));
+        fs::write(&junk, b"{not json").unwrap();
+        let future = spool.dir().join(format!(
+            "{:016}-{}.{dead}{SUFFIX}",
+            now_ms,
+            ReportId::random()
+        ));
+        fs::write(&future, br#"{"format": 99, "entry": {}}"#).unwrap();
+        let corrupt_before = crate::stats().spool_corrupt;
+        let claimed = spool.claim_orphans();
+        let messages: Vec<String> = claimed
+            .iter()
+            .map(|(_, e)| match e {
+                Entry::Report(r) => r.message.clone(),
+                Entry::Captured(c) => c.message.clone(),
+            })
+            .collect();
+        assert_eq!(messages, vec!["first", "second"]);
+        assert!(claimed
+            .iter()
+            .all(|(p, _)| p.to_string_lossy().contains(&spool.owner)));
+        assert!(crate::stats().spool_corrupt >= corrupt_before + 2);
+        assert_eq!(
+            fs::read_dir(spool.dir().join("corrupt")).unwrap().count(),
+            2
+        );
+        fs::remove_dir_all(spool.dir()).unwrap();
+    }
+
+    #[test]
+    fn run_state_counts_panics_in_a_row() {
+        let spool = temp_spool("runs");
+        assert_eq!(spool.start_run(), LastRun::default());
+        let last = spool.start_run();
+        spool.record_panic(last);
+        let last = spool.start_run();
+        assert_eq!(
+            last,
+            LastRun {
+                panicked: true,
+                consecutive_panics: 1
+            }
+        );
+        spool.record_panic(last);
+        let last = spool.start_run();
+        assert_eq!(last.consecutive_panics, 2);
+        // A run that ends without panicking breaks the loop.
+        assert_eq!(spool.start_run(), LastRun::default());
+        fs::remove_dir_all(spool.dir()).unwrap();
+    }
+}
