@@ -29,7 +29,7 @@ const RUN_STATE: &str = "run-state.json";
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub(crate) enum Entry {
-    Report(Report),
+    Report(Box<Report>),
     Captured(Box<Captured>),
 }
 
@@ -109,7 +109,7 @@ pub(crate) fn default_dir() -> PathBuf {
     };
     let base = var("XDG_STATE_HOME")
         .or_else(|| var("HOME").map(|h| h.join(".local/state")))
-        .unwrap_or_else(|| std::env::temp_dir());
+        .unwrap_or_else(std::env::temp_dir);
     base.join("crashbox").join(program)
 }
 

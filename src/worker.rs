@@ -207,7 +207,7 @@ impl Worker {
             self.received += 1;
             match entry {
                 Entry::Captured(captured) => self.admit(*captured, Some(path)),
-                Entry::Report(report) => self.enqueue(report, Some(path)),
+                Entry::Report(report) => self.enqueue(*report, Some(path)),
             }
         }
     }
