@@ -12,9 +12,9 @@ use crate::options::{ConfigError, Options};
 use crate::pipeline::Settings;
 use crate::report::ReportId;
 use crate::scope::Hub;
-use crate::spool::{EntryRef, LastRun, Spool};
+use crate::spool::{LastRun, Spool};
 use crate::stats::STATS;
-use crate::worker::{Message, Worker};
+use crate::worker::{Message, Unsettled, Worker};
 
 static LAST_RUN: RwLock<Option<LastRun>> = RwLock::new(None);
 
@@ -101,20 +101,26 @@ pub(crate) struct Client {
     last_run: LastRun,
     panicked: AtomicBool,
     panic_flush_timeout: Duration,
-    /// Set when shutdown stopped waiting: the worker counts what it still holds as dropped.
+    /// Set when shutdown stopped waiting: the worker stops counting, and the
+    /// client counts what was unsettled.
     abandoned: Arc<AtomicBool>,
+    unsettled: Arc<Unsettled>,
 }
 
 impl Client {
     pub(crate) fn enqueue(&self, pending: Pending) -> Option<ReportId> {
         let id = pending.id;
+        // Counted before sending, so the worker never settles it first.
+        self.unsettled.add(false);
         match self.tx.try_send(Message::Report(Box::new(pending))) {
             Ok(()) => Some(id),
             Err(TrySendError::Full(_)) => {
+                self.unsettled.release(false);
                 STATS.dropped_queue_full.inc();
                 None
             }
             Err(TrySendError::Disconnected(_)) => {
+                self.unsettled.release(false);
                 STATS.dropped_shutdown.inc();
                 None
             }
@@ -133,23 +139,27 @@ impl Client {
         if !self.panicked.swap(true, Ordering::SeqCst) {
             spool.record_panic(self.last_run);
         }
-        let spool_file = match spool.write(id, captured.timestamp_ms, EntryRef::Captured(&captured))
-        {
+        let spool_file = match spool.write_panic(&captured) {
             Ok(path) => Some(path),
             Err(_) => {
                 STATS.spool_write_errors.inc();
                 None
             }
         };
+        let on_disk = spool_file.is_some();
         let message = Message::Durable {
             captured: Box::new(captured),
             spool_file,
         };
-        match self.tx.try_send(message) {
-            Ok(()) => {}
-            // In the spool: the next run sends it.
-            Err(TrySendError::Full(_)) => STATS.spooled.inc(),
-            Err(TrySendError::Disconnected(_)) => STATS.spooled.inc(),
+        self.unsettled.add(on_disk);
+        if self.tx.try_send(message).is_err() {
+            self.unsettled.release(on_disk);
+            if on_disk {
+                // The next run sends it.
+                STATS.spooled.inc();
+            } else {
+                STATS.dropped_queue_full.inc();
+            }
         }
         if cfg!(panic = "abort") {
             self.flush(self.panic_flush_timeout);
@@ -174,7 +184,7 @@ impl Client {
         make: impl Fn(SyncSender<()>, Instant) -> Message,
         timeout: Duration,
     ) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let (done_tx, done_rx) = mpsc::sync_channel(1);
         if !self.send_control(|| make(done_tx.clone(), deadline), deadline) {
             return false;
@@ -187,6 +197,14 @@ impl Client {
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         self.request(|done, _| Message::Flush(done), timeout)
     }
+}
+
+/// `now + timeout`, saturating: `Duration::MAX` means about a century.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 /// Installs the global client and starts its worker thread.
@@ -254,11 +272,13 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     let settings = Arc::new(Settings::from_options(&options));
     let (tx, rx) = mpsc::sync_channel(options.queue_capacity);
     let abandoned = Arc::new(AtomicBool::new(false));
+    let unsettled = Arc::new(Unsettled::default());
     let worker = Worker::new(
         settings.clone(),
         transport,
         options.retry_policy(),
         abandoned.clone(),
+        unsettled.clone(),
         spool.clone(),
     );
     let handle = match std::thread::Builder::new()
@@ -280,6 +300,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
         panicked: AtomicBool::new(false),
         panic_flush_timeout: options.panic_flush_timeout,
         abandoned,
+        unsettled,
     }));
     #[cfg(feature = "panic")]
     if options.panic_hook {
@@ -336,6 +357,7 @@ impl Drop for Guard {
                 }
             } else {
                 client.abandoned.store(true, Ordering::SeqCst);
+                client.unsettled.abandon();
             }
         }
         STATE.store(UNINITIALIZED, Ordering::Release);

@@ -131,6 +131,10 @@ impl Dsn {
 }
 
 /// Replaces the credentials in `scheme://user@host` with `***`, so a key never reaches a log.
+///
+/// A string that is not a well-formed URL (`sentry+https:/KEY@host/1`) is
+/// masked too: whatever stands before an `@`, back to the previous `/` or
+/// `:` (or the start), is hidden.
 pub(crate) fn redact(collector: &str) -> String {
     if let Some(scheme_end) = collector.find("://") {
         let rest = &collector[scheme_end + 3..];
@@ -139,7 +143,14 @@ pub(crate) fn redact(collector: &str) -> String {
             return format!("{}***{}", &collector[..scheme_end + 3], &rest[at..]);
         }
     }
-    collector.to_owned()
+    let Some(at) = collector.find('@') else {
+        return collector.to_owned();
+    };
+    let start = collector[..at]
+        .rfind(['/', ':'])
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    format!("{}***{}", &collector[..start], &collector[at..])
 }
 
 /// The parts of `scheme://[userinfo@]host[:port][/path]`.
@@ -429,6 +440,19 @@ mod tests {
         ] {
             let err = Collector::parse(input).unwrap_err().to_string();
             assert!(err.contains(needle), "{input:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_malformed_strings_are_masked_too() {
+        for input in [
+            "sentry+https:/s3cr3t@host/1",
+            "sentry+https//s3cr3t@host/1",
+            "sentry+https:s3cr3t@host/1",
+            "s3cr3t@host",
+        ] {
+            let err = Collector::parse(input).unwrap_err().to_string();
+            assert!(!err.contains("s3cr3t"), "{input}: {err}");
         }
     }
 

@@ -109,12 +109,15 @@ fn capture_error_at<E: Error + ?Sized>(
     location: &'static StdLocation<'static>,
 ) -> Option<ReportId> {
     capture::run(|target| {
-        let (exceptions, truncated) = capture::error::chain(err);
-        let mut message = exceptions
+        let (exceptions, mut truncated) = capture::error::chain(err);
+        // The headline is the outer error's text, cut where its exception entry was.
+        let message = exceptions
             .first()
             .map(|e| e.message.clone())
             .unwrap_or_default();
-        limits::truncate(&mut message, limits::MAX_MESSAGE_BYTES);
+        if truncated.iter().any(|t| t == "exceptions[0].message") {
+            truncated.push("message".to_owned());
+        }
         let pending = capture::pending(
             Level::Error,
             Kind::Error,

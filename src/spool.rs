@@ -8,9 +8,11 @@
 //! renaming it to the claimer's own name, so two processes sharing a spool
 //! never send the same file twice. Files are written to a temporary name and
 //! renamed into place (mode 0600), so a reader never sees half a report.
-use std::fs;
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -71,7 +73,19 @@ pub(crate) struct Spool {
     owner: String,
     max_reports: usize,
     max_age: Duration,
+    /// Empty files created ahead of time, so the panic hook only writes into
+    /// one: creating a file costs hundreds of microseconds on some disks.
+    spares: Mutex<Vec<(File, PathBuf)>>,
+    next_spare: AtomicU64,
+    /// The run-state file, kept open so the panic hook rewrites it in place.
+    run_state: Mutex<Option<File>>,
 }
+
+/// Spare files kept ready for panics.
+const SPARES: usize = 2;
+const SPARE_SUFFIX: &str = ".spare";
+/// The run-state record is rewritten in place at this fixed width.
+const RUN_STATE_WIDTH: usize = 64;
 
 /// This process's pid and start time (in clock ticks since boot), so a
 /// recycled pid is never mistaken for the process that wrote a file.
@@ -113,13 +127,20 @@ pub(crate) fn default_dir() -> PathBuf {
     base.join("crashbox").join(program)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn create_private(path: &Path) -> io::Result<File> {
     let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.read(true).write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)
+    options.open(path)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    create_private(path)?.write_all(bytes)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Parses `<ms>-<id>.<owner>.report` into (ms, owner).
@@ -144,7 +165,101 @@ impl Spool {
             owner: own_token(),
             max_reports,
             max_age,
+            spares: Mutex::new(Vec::new()),
+            next_spare: AtomicU64::new(0),
+            run_state: Mutex::new(None),
         })
+    }
+
+    /// Creates spare files until [`SPARES`] are ready (on the worker).
+    pub(crate) fn refill_spares(&self) {
+        while lock(&self.spares).len() < SPARES {
+            let n = self.next_spare.fetch_add(1, Ordering::Relaxed);
+            let path = self.dir.join(format!("{}-{n}{SPARE_SUFFIX}", self.owner));
+            match create_private(&path) {
+                Ok(file) => lock(&self.spares).push((file, path)),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Writes a panic's capture, into a spare file when one is ready (no
+    /// file creation, no rename: the panic hook's path), else atomically.
+    pub(crate) fn write_panic(&self, captured: &Captured) -> io::Result<PathBuf> {
+        let spare = lock(&self.spares).pop();
+        let Some((mut file, path)) = spare else {
+            return self.write(
+                captured.id,
+                captured.timestamp_ms,
+                EntryRef::Captured(captured),
+            );
+        };
+        let bytes = serde_json::to_vec(&SpoolFileRef {
+            format: FORMAT,
+            entry: EntryRef::Captured(captured),
+        })
+        .map_err(io::Error::other)?;
+        file.write_all(&bytes)?;
+        Ok(path)
+    }
+
+    /// Gives a filled spare file its report name (on the worker, after the hook).
+    pub(crate) fn adopt(&self, path: PathBuf, id: ReportId, timestamp_ms: u64) -> PathBuf {
+        if !path.to_string_lossy().ends_with(SPARE_SUFFIX) {
+            return path;
+        }
+        let named = self.dir.join(self.file_name(id, timestamp_ms));
+        match fs::rename(&path, &named) {
+            Ok(()) => named,
+            Err(_) => path,
+        }
+    }
+
+    /// Turns the filled spare files of dead processes into ordinary orphan
+    /// report files (empty ones are removed).
+    fn adopt_dead_spares(&self) {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(owner) = name
+                .strip_suffix(SPARE_SUFFIX)
+                .and_then(|s| s.rsplit_once('-'))
+                .map(|(owner, _)| owner.to_owned())
+            else {
+                continue;
+            };
+            if owner == self.owner || owner_alive(&owner) {
+                continue;
+            }
+            // Claim it first, so only one process handles it.
+            let n = self.next_spare.fetch_add(1, Ordering::Relaxed);
+            let mine = self.dir.join(format!("{}-c{n}.claim", self.owner));
+            if fs::rename(entry.path(), &mine).is_err() {
+                continue;
+            }
+            let bytes = fs::read(&mine).unwrap_or_default();
+            if bytes.is_empty() {
+                let _ = fs::remove_file(&mine);
+                continue;
+            }
+            let key = serde_json::from_slice::<SpoolFile>(&bytes)
+                .ok()
+                .and_then(|file| match file.entry {
+                    Entry::Captured(c) => Some((c.timestamp_ms, c.id)),
+                    Entry::Report(_) => None,
+                });
+            match key {
+                Some((ms, id)) => {
+                    let orphan = self.dir.join(format!("{ms:016}-{id}.{owner}{SUFFIX}"));
+                    if fs::rename(&mine, &orphan).is_err() {
+                        self.quarantine(&mine);
+                    }
+                }
+                None => self.quarantine(&mine),
+            }
+        }
     }
 
     pub(crate) fn dir(&self) -> &Path {
@@ -209,6 +324,7 @@ impl Spool {
     /// Applies retention and claims every file whose owner is gone, oldest
     /// first. Returns the claimed entries with their (new) paths.
     pub(crate) fn claim_orphans(&self) -> Vec<(PathBuf, Entry)> {
+        self.adopt_dead_spares();
         let Ok(dir) = fs::read_dir(&self.dir) else {
             return Vec::new();
         };
@@ -222,7 +338,7 @@ impl Spool {
         for entry in dir.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if name.starts_with('.') && name.ends_with(".tmp") {
+            if (name.starts_with('.') && name.ends_with(".tmp")) || name.ends_with(".claim") {
                 // A write that never finished: its writer died between write and rename.
                 let stale = entry
                     .metadata()
@@ -291,6 +407,11 @@ impl Spool {
                 0
             },
         };
+        let mut options = fs::OpenOptions::new();
+        options.read(true).write(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        *lock(&self.run_state) = options.open(&path).ok();
         self.write_run_state(LastRun {
             panicked: false,
             consecutive_panics: last.consecutive_panics,
@@ -306,14 +427,17 @@ impl Spool {
         });
     }
 
+    /// Rewrites the open run-state file in place, padded to a fixed width.
     fn write_run_state(&self, state: LastRun) {
-        let Ok(bytes) = serde_json::to_vec(&state) else {
+        let Ok(mut bytes) = serde_json::to_vec(&state) else {
             return;
         };
-        let tmp = self.dir.join(format!(".{RUN_STATE}.{}.tmp", self.owner));
-        let _ = fs::remove_file(&tmp);
-        if write_private(&tmp, &bytes).is_ok() {
-            let _ = fs::rename(&tmp, self.dir.join(RUN_STATE));
+        bytes.resize(RUN_STATE_WIDTH.max(bytes.len()), b' ');
+        if let Some(file) = lock(&self.run_state).as_mut() {
+            let _ = file
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| file.write_all(&bytes))
+                .and_then(|()| file.set_len(bytes.len() as u64));
         }
     }
 }

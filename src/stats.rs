@@ -62,7 +62,7 @@ counters! {
     dropped_retries_exhausted,
     /// Reports dropped because the outbox was full while the collector was unavailable.
     dropped_backlog,
-    /// Reports still undelivered when shutdown's time ran out, or captured after it.
+    /// Reports still undelivered, and not in the spool, when shutdown's time ran out.
     dropped_shutdown,
     /// Reports lost to a bug in crashbox's own processing (caught, never propagated).
     dropped_internal,

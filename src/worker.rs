@@ -3,7 +3,7 @@
 //! back-off and jitter and honouring rate limits, without ever sleeping
 //! through a flush or shutdown request.
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +46,43 @@ impl RetryPolicy {
     }
 }
 
+/// Reports captured but not yet delivered or dropped, by where they are;
+/// shared with the client, so a shutdown that stops waiting for a stuck
+/// worker can still say what became of them.
+#[derive(Debug, Default)]
+pub(crate) struct Unsettled {
+    in_memory: AtomicU64,
+    on_disk: AtomicU64,
+}
+
+impl Unsettled {
+    fn counter(&self, on_disk: bool) -> &AtomicU64 {
+        if on_disk {
+            &self.on_disk
+        } else {
+            &self.in_memory
+        }
+    }
+
+    pub(crate) fn add(&self, on_disk: bool) {
+        self.counter(on_disk).fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn release(&self, on_disk: bool) {
+        let _ = self
+            .counter(on_disk)
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// Counts what is still unsettled: lost if only in memory, in the spool otherwise.
+    pub(crate) fn abandon(&self) {
+        STATS
+            .dropped_shutdown
+            .add(self.in_memory.swap(0, Ordering::SeqCst));
+        STATS.spooled.add(self.on_disk.swap(0, Ordering::SeqCst));
+    }
+}
+
 pub(crate) enum Message {
     Report(Box<Pending>),
     /// A capture already in the spool (a panic's, written by the hook).
@@ -83,6 +120,7 @@ pub(crate) struct Worker {
     /// No delivery before this instant (back-off or rate limit).
     not_before: Option<Instant>,
     abandoned: Arc<AtomicBool>,
+    unsettled: Arc<Unsettled>,
     spool: Option<Arc<Spool>>,
 }
 
@@ -92,6 +130,7 @@ impl Worker {
         transport: Box<dyn Transport>,
         retry: RetryPolicy,
         abandoned: Arc<AtomicBool>,
+        unsettled: Arc<Unsettled>,
         spool: Option<Arc<Spool>>,
     ) -> Self {
         Worker {
@@ -104,6 +143,7 @@ impl Worker {
             attempts: 0,
             not_before: None,
             abandoned,
+            unsettled,
             spool,
         }
     }
@@ -164,10 +204,7 @@ impl Worker {
             Message::Durable {
                 captured,
                 spool_file,
-            } => {
-                self.received += 1;
-                self.admit(*captured, spool_file);
-            }
+            } => self.admit_durable(*captured, spool_file),
             Message::Flush(done) => self.waiters.push((self.received, done)),
             Message::Shutdown { done, deadline } => {
                 while let Ok(message) = rx.try_recv() {
@@ -176,10 +213,7 @@ impl Worker {
                         Message::Durable {
                             captured,
                             spool_file,
-                        } => {
-                            self.received += 1;
-                            self.admit(*captured, spool_file);
-                        }
+                        } => self.admit_durable(*captured, spool_file),
                         Message::Flush(waiter) => self.waiters.push((self.received, waiter)),
                         Message::Shutdown { done, .. } => drop(done),
                     }
@@ -197,13 +231,29 @@ impl Worker {
         self.admit(pending.into_captured(), None);
     }
 
+    /// A panic's capture, already in the spool (in a spare file, when one was ready).
+    fn admit_durable(&mut self, captured: Captured, spool_file: Option<PathBuf>) {
+        self.received += 1;
+        let spool_file = match (&self.spool, spool_file) {
+            (Some(spool), Some(path)) => {
+                let named = spool.adopt(path, captured.id, captured.timestamp_ms);
+                spool.refill_spares();
+                Some(named)
+            }
+            (_, file) => file,
+        };
+        self.admit(captured, spool_file);
+    }
+
     /// Reports left by earlier or dead processes, oldest first.
     fn replay(&mut self) {
         let Some(spool) = self.spool.clone() else {
             return;
         };
+        spool.refill_spares();
         for (path, entry) in spool.claim_orphans() {
             STATS.replayed.inc();
+            self.unsettled.add(true);
             self.received += 1;
             match entry {
                 Entry::Captured(captured) => self.admit(*captured, Some(path)),
@@ -219,10 +269,13 @@ impl Worker {
         }));
         match outcome {
             Ok(Some(report)) => self.enqueue(report, spool_file),
-            Ok(None) => self.discard_file(spool_file),
+            Ok(None) => {
+                self.leave(spool_file.is_some(), None);
+                self.discard_file(spool_file);
+            }
             // A bug in processing loses this report only, and says so.
             Err(_) => {
-                STATS.dropped_internal.inc();
+                self.leave(spool_file.is_some(), Some(&STATS.dropped_internal));
                 self.discard_file(spool_file);
             }
         }
@@ -237,7 +290,11 @@ impl Worker {
                     .map(|d| d.as_millis() as u64)
                     .unwrap_or(0);
                 match spool.write(report.id, timestamp_ms, EntryRef::Report(&report)) {
-                    Ok(path) => Some(path),
+                    Ok(path) => {
+                        self.unsettled.release(false);
+                        self.unsettled.add(true);
+                        Some(path)
+                    }
                     Err(_) => {
                         STATS.spool_write_errors.inc();
                         None
@@ -247,7 +304,7 @@ impl Worker {
             (_, file) => file,
         };
         if self.outbox.len() >= OUTBOX_CAPACITY {
-            self.leave_for_later(spool_file, 1, &STATS.dropped_backlog);
+            self.leave_for_later(spool_file.is_some(), &STATS.dropped_backlog);
             return;
         }
         self.outbox.push_back(Outgoing {
@@ -263,19 +320,25 @@ impl Worker {
         }
     }
 
+    /// A report leaves this run, counted under `counter`. Once shutdown has
+    /// stopped waiting, the client has counted everything unsettled already.
+    fn leave(&self, had_file: bool, counter: Option<&crate::stats::Counter>) {
+        if self.abandoned.load(Ordering::SeqCst) {
+            return;
+        }
+        self.unsettled.release(had_file);
+        if let Some(counter) = counter {
+            counter.inc();
+        }
+    }
+
     /// A report this run gives up on: in the spool for the next run when it
     /// has a file there, else dropped and counted under `reason`.
-    fn leave_for_later(
-        &self,
-        spool_file: Option<PathBuf>,
-        count: u64,
-        reason: &crate::stats::Counter,
-    ) {
-        if spool_file.is_some() {
-            STATS.spooled.add(count);
-        } else {
-            reason.add(count);
-        }
+    fn leave_for_later(&self, has_file: bool, reason: &crate::stats::Counter) {
+        self.leave(
+            has_file,
+            Some(if has_file { &STATS.spooled } else { reason }),
+        );
     }
 
     /// Takes the first `n` reports off the outbox, leaving each for a later
@@ -283,14 +346,16 @@ impl Worker {
     fn give_up(&mut self, n: usize, reason: &crate::stats::Counter) {
         let gone: Vec<Outgoing> = self.outbox.drain(..n).collect();
         for outgoing in gone {
-            self.leave_for_later(outgoing.spool_file, 1, reason);
+            self.leave_for_later(outgoing.spool_file.is_some(), reason);
         }
     }
 
-    /// Takes the first `n` reports off the outbox for good, removing their files.
-    fn settle(&mut self, n: usize) {
+    /// Takes the first `n` reports off the outbox for good (delivered, or
+    /// refused for good), counting each under `counter` and removing its file.
+    fn settle(&mut self, n: usize, counter: &crate::stats::Counter) {
         let gone: Vec<Outgoing> = self.outbox.drain(..n).collect();
         for outgoing in gone {
+            self.leave(outgoing.spool_file.is_some(), Some(counter));
             self.discard_file(outgoing.spool_file);
         }
     }
@@ -347,31 +412,42 @@ impl Worker {
                 .unwrap_or_else(|_| {
                     Err(TransportError::Permanent("the transport panicked".into()))
                 });
-        let count = n as u64;
-        match result {
+        let (n, error) = match result {
             Ok(()) => {
-                STATS.sent.add(count);
-                self.settle(n);
+                self.settle(n, &STATS.sent);
                 self.attempts = 0;
                 self.not_before = None;
+                return;
             }
-            Err(TransportError::RateLimited { retry_after, .. }) => {
+            Err(TransportError::Partial { delivered, cause }) => {
+                // Count what the collector has; the rest of the batch meets the cause.
+                let delivered = delivered.min(n);
+                self.settle(delivered, &STATS.sent);
+                if delivered > 0 {
+                    self.attempts = 0;
+                }
+                (n - delivered, *cause)
+            }
+            Err(error) => (n, error),
+        };
+        match error {
+            TransportError::RateLimited { retry_after, .. } => {
                 STATS.rate_limited.inc();
-                self.not_before = Some(Instant::now() + retry_after);
+                self.not_before = Some(crate::client::deadline_after(retry_after));
             }
-            Err(TransportError::Retryable(_)) if self.attempts + 1 < self.retry.attempts => {
+            TransportError::Retryable(_) if self.attempts + 1 < self.retry.attempts => {
                 self.attempts += 1;
                 STATS.retries.inc();
-                self.not_before = Some(Instant::now() + self.retry.delay(self.attempts));
+                let delay = self.retry.delay(self.attempts);
+                self.not_before = Some(crate::client::deadline_after(delay));
             }
-            Err(TransportError::Retryable(_)) => {
+            TransportError::Retryable(_) => {
                 self.give_up(n, &STATS.dropped_retries_exhausted);
                 self.attempts = 0;
                 self.not_before = None;
             }
-            Err(TransportError::Permanent(_)) => {
-                STATS.dropped_rejected.add(count);
-                self.settle(n);
+            TransportError::Permanent(_) | TransportError::Partial { .. } => {
+                self.settle(n, &STATS.dropped_rejected);
                 self.attempts = 0;
                 self.not_before = None;
             }

@@ -12,14 +12,26 @@ use crate::report::Frame;
 pub(crate) fn capture_addresses() -> (Vec<usize>, bool) {
     let mut addresses = Vec::with_capacity(64);
     let mut cut = false;
-    backtrace::trace(|frame| {
+    let mut visit = |frame: &backtrace::Frame| {
         if addresses.len() == limits::MAX_RAW_FRAMES {
             cut = true;
             return false;
         }
         addresses.push(frame.ip() as usize);
         true
-    });
+    };
+    // `backtrace::trace` takes the crate's global lock, which the worker holds
+    // while it loads debug info (tens of milliseconds): a capture must not
+    // wait for that. The lock exists for Windows' dbghelp; the unwinder used
+    // elsewhere is thread-safe.
+    #[cfg(unix)]
+    // SAFETY: on unix the walk uses the system unwinder (`_Unwind_Backtrace`),
+    // which is safe to call from several threads at once.
+    unsafe {
+        backtrace::trace_unsynchronized(&mut visit)
+    };
+    #[cfg(not(unix))]
+    backtrace::trace(&mut visit);
     (addresses, cut)
 }
 

@@ -3,6 +3,7 @@
 //! (module, file offset), and the next start of the same binary maps it back.
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +24,20 @@ struct Mapping {
     module: Module,
 }
 
-static MAPPINGS: Mutex<Vec<Mapping>> = Mutex::new(Vec::new());
+/// The mapping table and when it was read.
+struct Table {
+    mappings: Vec<Mapping>,
+    read_at: Option<Instant>,
+}
+
+static MAPPINGS: Mutex<Table> = Mutex::new(Table {
+    mappings: Vec::new(),
+    read_at: None,
+});
+
+/// The table is read again for an unknown address at most this often: some
+/// addresses (the vDSO, generated code) belong to no file and never will.
+const REREAD_INTERVAL: Duration = Duration::from_secs(1);
 
 fn identity(path: &str) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
@@ -91,25 +105,35 @@ fn read_mappings() -> Vec<Mapping> {
 /// rarely pays for it).
 pub(crate) fn preload() {
     let mut table = MAPPINGS.lock().unwrap_or_else(PoisonError::into_inner);
-    if table.is_empty() {
-        *table = read_mappings();
+    if table.read_at.is_none() {
+        table.mappings = read_mappings();
+        table.read_at = Some(Instant::now());
     }
 }
 
 /// For each address: an index into the returned modules and the file offset,
 /// or `None` when no mapped file holds it.
 pub(crate) fn locate(addresses: &[usize]) -> (Vec<Module>, Vec<Option<(u32, u64)>>) {
-    let mut table = MAPPINGS.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut guard = MAPPINGS.lock().unwrap_or_else(PoisonError::into_inner);
     let find = |table: &[Mapping], a: usize| table.iter().position(|m| m.start <= a && a < m.end);
-    if table.is_empty() || addresses.iter().any(|&a| find(&table, a).is_none()) {
-        // A library loaded since the table was read: read it again.
-        *table = read_mappings();
+    let stale = guard
+        .read_at
+        .is_none_or(|at| at.elapsed() >= REREAD_INTERVAL);
+    if stale
+        && addresses
+            .iter()
+            .any(|&a| find(&guard.mappings, a).is_none())
+    {
+        // Perhaps a library loaded since the table was read: read it again.
+        guard.mappings = read_mappings();
+        guard.read_at = Some(Instant::now());
     }
+    let table = &guard.mappings;
     let mut modules: Vec<Module> = Vec::new();
     let located = addresses
         .iter()
         .map(|&a| {
-            let mapping = &table[find(&table, a)?];
+            let mapping = &table[find(table, a)?];
             let index = match modules.iter().position(|m| *m == mapping.module) {
                 Some(i) => i,
                 None => {
@@ -132,7 +156,7 @@ pub(crate) fn relocate(module: &Module, offset: u64) -> Option<usize> {
     preload();
     let table = MAPPINGS.lock().unwrap_or_else(PoisonError::into_inner);
     let offset = usize::try_from(offset).ok()?;
-    table.iter().find_map(|m| {
+    table.mappings.iter().find_map(|m| {
         let fits = m.module == *module
             && m.file_offset <= offset
             && offset - m.file_offset < m.end - m.start;
@@ -146,7 +170,7 @@ mod tests {
 
     #[test]
     fn an_address_of_this_binary_relocates_to_itself() {
-        let here = an_address_of_this_binary_relocates_to_itself as usize;
+        let here = an_address_of_this_binary_relocates_to_itself as *const () as usize;
         let (modules, located) = locate(&[here]);
         let (index, offset) = located[0].expect("own code is mapped from a file");
         let module = &modules[index as usize];

@@ -4,10 +4,14 @@
 use crate::limits::MAX_REPORT_BYTES;
 use crate::report::Report;
 
-fn size(report: &Report) -> usize {
-    serde_json::to_vec(report)
+fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    serde_json::to_vec(value)
         .map(|v| v.len())
         .unwrap_or(usize::MAX)
+}
+
+fn size(report: &Report) -> usize {
+    json_len(report)
 }
 
 fn note(report: &mut Report, what: &str) {
@@ -16,29 +20,60 @@ fn note(report: &mut Report, what: &str) {
     }
 }
 
+/// Serializes the report once, then takes away parts while subtracting
+/// their sizes (re-serializing a several-MiB report after every step would
+/// cost far more than the report is worth).
 pub(crate) fn fit(report: &mut Report) {
-    while size(report) > MAX_REPORT_BYTES {
-        if !report.breadcrumbs.is_empty() {
-            let keep = report.breadcrumbs.len() / 2;
-            report.breadcrumbs.drain(..report.breadcrumbs.len() - keep);
-            note(report, "breadcrumbs");
-        } else if !report.extra.is_empty() {
-            report.extra.clear();
-            note(report, "extra");
-        } else if report.frames.len() > 16 {
-            let keep_each_end = report.frames.len() / 4;
-            let end = report.frames.len() - keep_each_end;
-            report.frames.drain(keep_each_end..end);
-            note(report, "frames");
-        } else if !report.tags.is_empty() {
-            report.tags.clear();
-            note(report, "tags");
-        } else {
-            // Only the capped message and chain remain; they fit by construction.
-            report.exceptions.truncate(4);
-            note(report, "exceptions");
+    let mut size = size(report);
+    if size <= MAX_REPORT_BYTES {
+        return;
+    }
+    // Breadcrumbs, oldest first.
+    let mut dropped = false;
+    while size > MAX_REPORT_BYTES && !report.breadcrumbs.is_empty() {
+        let crumb = report.breadcrumbs.remove(0);
+        size = size.saturating_sub(json_len(&crumb) + 1);
+        dropped = true;
+    }
+    if dropped {
+        note(report, "breadcrumbs");
+    }
+    // Extra, largest first.
+    let mut by_size: Vec<(usize, String)> = report
+        .extra
+        .iter()
+        .map(|(k, v)| (json_len(k) + json_len(v) + 2, k.clone()))
+        .collect();
+    by_size.sort();
+    while size > MAX_REPORT_BYTES {
+        let Some((bytes, key)) = by_size.pop() else {
             break;
-        }
+        };
+        report.extra.remove(&key);
+        size = size.saturating_sub(bytes);
+        note(report, "extra");
+    }
+    // Frames from the middle of the stack: the top and the bottom say the most.
+    while size > MAX_REPORT_BYTES && report.frames.len() > 16 {
+        let frame = report.frames.remove(report.frames.len() / 2);
+        size = size.saturating_sub(json_len(&frame) + 1);
+        note(report, "frames");
+    }
+    while size > MAX_REPORT_BYTES {
+        let Some((key, value)) = report.tags.pop_last() else {
+            break;
+        };
+        size = size.saturating_sub(json_len(&key) + json_len(&value) + 2);
+        note(report, "tags");
+    }
+    if size > MAX_REPORT_BYTES || self::size(report) > MAX_REPORT_BYTES {
+        // Only the capped message and chain remain; a few links always fit.
+        report.breadcrumbs.clear();
+        report.extra.clear();
+        report.tags.clear();
+        report.frames.truncate(16);
+        report.exceptions.truncate(4);
+        note(report, "exceptions");
     }
 }
 

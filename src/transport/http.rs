@@ -26,8 +26,10 @@ impl Answer {
     /// How long `Retry-After` asks to wait (seconds or an HTTP date).
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         let value = self.retry_after.as_deref()?.trim();
+        // A day at most: a wild value must not silence a collector for good.
+        const MAX_WAIT: Duration = Duration::from_secs(86_400);
         if let Ok(secs) = value.parse::<u64>() {
-            return Some(Duration::from_secs(secs));
+            return Some(Duration::from_secs(secs).min(MAX_WAIT));
         }
         let at = crate::time::parse_http_date(value)?;
         Some(
@@ -110,6 +112,18 @@ impl HttpClient {
     }
 }
 
+/// `cause`, saying that the first `delivered` reports of the batch got through.
+pub(crate) fn partial(delivered: usize, cause: TransportError) -> TransportError {
+    if delivered == 0 {
+        cause
+    } else {
+        TransportError::Partial {
+            delivered,
+            cause: Box::new(cause),
+        }
+    }
+}
+
 /// Splits serialized items into groups whose total stays under `max_bytes`
 /// (a single larger item still travels alone).
 pub(crate) fn chunks_by_size(items: &[Vec<u8>], max_bytes: usize) -> Vec<std::ops::Range<usize>> {
@@ -154,6 +168,7 @@ impl Transport for HttpTransport {
             .map(|r| serde_json::to_vec(r).unwrap_or_default())
             .collect();
         for range in chunks_by_size(&items, MAX_REQUEST_BYTES) {
+            let delivered = range.start;
             let mut body = Vec::with_capacity(MAX_REQUEST_BYTES.min(64 * 1024));
             body.push(b'[');
             for (i, item) in items[range].iter().enumerate() {
@@ -164,8 +179,9 @@ impl Transport for HttpTransport {
             }
             body.push(b']');
             self.client
-                .post(&self.url, "application/json", &[], &body)?
-                .into_result()?;
+                .post(&self.url, "application/json", &[], &body)
+                .and_then(|answer| answer.into_result())
+                .map_err(|e| partial(delivered, e))?;
         }
         Ok(())
     }

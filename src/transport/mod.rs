@@ -37,6 +37,16 @@ pub enum TransportError {
     /// Will fail again the same way (a rejected payload, bad credentials).
     #[error("permanent transport failure: {0}")]
     Permanent(String),
+    /// The first `delivered` reports of the batch reached the collector; the
+    /// rest failed with `cause` (a transport that splits a batch into several
+    /// requests says so).
+    #[error("{delivered} reports delivered, then: {cause}")]
+    Partial {
+        /// How many reports, from the start of the batch, were delivered.
+        delivered: usize,
+        /// Why the rest were not.
+        cause: Box<TransportError>,
+    },
     /// The collector asked for nothing to be sent for `retry_after`.
     #[error("rate limited for {retry_after:?}: {reason}")]
     RateLimited {
@@ -50,10 +60,11 @@ pub enum TransportError {
 impl TransportError {
     /// Whether retrying may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            TransportError::Retryable(_) | TransportError::RateLimited { .. }
-        )
+        match self {
+            TransportError::Retryable(_) | TransportError::RateLimited { .. } => true,
+            TransportError::Partial { cause, .. } => cause.is_retryable(),
+            TransportError::Permanent(_) => false,
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use super::http::{chunks_by_size, HttpClient, MAX_REQUEST_BYTES};
+use super::http::{chunks_by_size, partial, HttpClient, MAX_REQUEST_BYTES};
 use super::{ServiceInfo, Transport, TransportError};
 use crate::collector::Endpoint;
 use crate::report::{Level, Report};
@@ -185,10 +185,12 @@ impl Transport for OtlpTransport {
             .map(|r| serde_json::to_vec(&log_record(r)).unwrap_or_default())
             .collect();
         for range in chunks_by_size(&records, MAX_REQUEST_BYTES) {
+            let delivered = range.start;
             let body = self.body(&records[range]);
             self.client
-                .post(&self.url, "application/json", &[], &body)?
-                .into_result()?;
+                .post(&self.url, "application/json", &[], &body)
+                .and_then(|answer| answer.into_result())
+                .map_err(|e| partial(delivered, e))?;
         }
         Ok(())
     }

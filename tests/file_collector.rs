@@ -1,0 +1,343 @@
+//! The `file:///path.jsonl` collector: directory creation, whole lines under
+//! concurrency, and the documented JSON schema of each line.
+//!
+//! Each scenario calls `init`, so it runs in a child process; the parent
+//! reads the file the child wrote.
+mod common;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{
+    file_collector, is_child, is_lower_hex_32, is_rfc3339_utc_millis, read_lines, read_reports,
+    report_value, run_child, TempDir,
+};
+use crashbox::{Breadcrumb, Level, Options, User};
+use serde_json::Value;
+
+/// Where the parent tells the child to write.
+const PATH_ENV: &str = "CRASHBOX_TEST_REPORTS";
+
+fn child_path() -> PathBuf {
+    PathBuf::from(std::env::var_os(PATH_ENV).expect("CRASHBOX_TEST_REPORTS"))
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn file_collector_creates_missing_parent_directories() {
+    let dir = TempDir::new("nested");
+    let path = dir.path().join("nested/dir/reports.jsonl");
+    assert!(!path.parent().unwrap().exists());
+    let out = run_child("child_write_one_report", &[(PATH_ENV, path.clone().into())]);
+    out.assert_success();
+    let reports = read_reports(&path);
+    assert_eq!(reports.len(), 1, "{}", out.dump());
+    assert_eq!(reports[0].message, "into a directory that did not exist");
+    assert_eq!(reports[0].id.to_hex(), out.value("id"));
+}
+
+/// Run by `file_collector_creates_missing_parent_directories`.
+#[test]
+fn child_write_one_report() {
+    if !is_child() {
+        return;
+    }
+    let guard =
+        crashbox::init(Options::new().collector(file_collector(&child_path()))).expect("init");
+    let id = crashbox::capture_message("into a directory that did not exist", Level::Info)
+        .expect("captured");
+    report_value("id", id);
+    drop(guard);
+}
+
+// ---------------------------------------------------------------------------
+
+const THREADS: usize = 8;
+const PER_THREAD: usize = 200;
+
+#[test]
+fn concurrent_captures_from_8_threads_write_1600_whole_distinct_lines() {
+    let dir = TempDir::new("concurrent");
+    let path = dir.path().join("reports.jsonl");
+    let out = run_child(
+        "child_concurrent_captures",
+        &[(PATH_ENV, path.clone().into())],
+    );
+    out.assert_success();
+    assert_eq!(out.value("dropped"), "0", "{}", out.dump());
+
+    let lines = read_lines(&path);
+    assert_eq!(lines.len(), THREADS * PER_THREAD);
+    let mut ids = HashSet::new();
+    let mut messages = HashSet::new();
+    for line in &lines {
+        let value: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a whole JSON line ({e}): {line}"));
+        assert!(value.is_object(), "{line}");
+        let report: crashbox::Report =
+            serde_json::from_value(value).unwrap_or_else(|e| panic!("not a Report ({e}): {line}"));
+        let hex = report.id.to_hex();
+        assert!(is_lower_hex_32(&hex), "{hex}");
+        assert!(line.contains(&format!("\"id\":\"{hex}\"")), "{line}");
+        assert!(ids.insert(hex), "duplicate id in {line}");
+        assert!(messages.insert(report.message.clone()), "duplicate message");
+    }
+    let expected: HashSet<String> = (0..THREADS)
+        .flat_map(|t| (0..PER_THREAD).map(move |i| format!("thread {t} capture {i}")))
+        .collect();
+    assert_eq!(messages, expected);
+    let returned: HashSet<String> = out.values("id").into_iter().collect();
+    assert_eq!(
+        returned, ids,
+        "the ids capture_message returned must be the ids written"
+    );
+}
+
+/// Run by `concurrent_captures_from_8_threads_write_1600_whole_distinct_lines`.
+#[test]
+fn child_concurrent_captures() {
+    if !is_child() {
+        return;
+    }
+    let guard = crashbox::init(
+        Options::new()
+            .collector(file_collector(&child_path()))
+            // Room for every capture: this test is about the file, not the queue.
+            .queue_capacity(4 * THREADS * PER_THREAD)
+            .shutdown_timeout(Duration::from_secs(60)),
+    )
+    .expect("init");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                (0..PER_THREAD)
+                    .map(|i| {
+                        crashbox::capture_message(format!("thread {t} capture {i}"), Level::Info)
+                            .expect("captured")
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for handle in handles {
+        for id in handle.join().unwrap() {
+            report_value("id", id);
+        }
+    }
+    drop(guard);
+    report_value("dropped", crashbox::stats().dropped());
+}
+
+// ---------------------------------------------------------------------------
+
+/// An error with a cause, so `exceptions` has two links.
+#[derive(Debug)]
+struct LoadError(std::io::Error);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("could not load the ledger")
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[track_caller]
+fn object<'a>(value: &'a Value, key: &str) -> &'a serde_json::Map<String, Value> {
+    value
+        .get(key)
+        .and_then(Value::as_object)
+        .unwrap_or_else(|| panic!("`{key}` should be an object in {value}"))
+}
+
+#[track_caller]
+fn has_keys(map: &serde_json::Map<String, Value>, keys: &[&str], what: &str) {
+    for key in keys {
+        assert!(map.contains_key(*key), "{what} lacks `{key}`: {map:?}");
+    }
+}
+
+#[test]
+fn each_line_carries_every_documented_schema_field() {
+    let dir = TempDir::new("schema");
+    let path = dir.path().join("reports.jsonl");
+    let out = run_child("child_rich_report", &[(PATH_ENV, path.clone().into())]);
+    out.assert_success();
+    let lines = read_lines(&path);
+    assert_eq!(lines.len(), 1, "{}", out.dump());
+    let v: Value = serde_json::from_str(&lines[0]).unwrap();
+    let top = v.as_object().expect("a JSON object");
+    has_keys(
+        top,
+        &[
+            "id",
+            "timestamp",
+            "level",
+            "kind",
+            "message",
+            "exceptions",
+            "frames",
+            "location",
+            "thread",
+            "tags",
+            "extra",
+            "user",
+            "breadcrumbs",
+            "context",
+            "release",
+            "environment",
+            "sdk",
+        ],
+        "report",
+    );
+
+    assert!(is_lower_hex_32(v["id"].as_str().unwrap()), "{}", v["id"]);
+    let timestamp = v["timestamp"].as_str().unwrap();
+    assert!(is_rfc3339_utc_millis(timestamp), "{timestamp}");
+    assert_eq!(v["level"], "error");
+    assert_eq!(v["kind"], "error");
+    assert_eq!(v["message"], "could not load the ledger");
+
+    let exceptions = v["exceptions"].as_array().unwrap();
+    assert_eq!(exceptions.len(), 2, "{exceptions:?}");
+    for e in exceptions {
+        has_keys(e.as_object().unwrap(), &["type", "message"], "exception");
+    }
+    assert!(exceptions[0]["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("LoadError"));
+    assert_eq!(exceptions[1]["type"], "std::io::Error");
+    assert_eq!(exceptions[1]["message"], "ledger.db is missing");
+
+    let frames = v["frames"].as_array().unwrap();
+    assert!(!frames.is_empty());
+    for f in frames {
+        has_keys(
+            f.as_object().unwrap(),
+            &["function", "file", "line", "column", "in_app", "address"],
+            "frame",
+        );
+        assert!(f["in_app"].is_boolean());
+        assert!(f["address"].as_str().unwrap().starts_with("0x"), "{f}");
+    }
+
+    let location = object(&v, "location");
+    has_keys(location, &["file", "line", "column"], "location");
+    assert!(location["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("file_collector.rs"));
+    assert_eq!(
+        location["line"].as_u64().unwrap().to_string(),
+        out.value("capture_line")
+    );
+
+    let thread = object(&v, "thread");
+    has_keys(thread, &["name", "id"], "thread");
+    assert_eq!(thread["name"], "schema-writer");
+    assert!(thread["id"].as_u64().unwrap() > 0);
+
+    assert_eq!(object(&v, "tags")["component"], "ledger");
+    assert_eq!(object(&v, "extra")["attempt"], 3);
+    assert_eq!(object(&v, "user")["id"], "user-7");
+    let crumbs = v["breadcrumbs"].as_array().unwrap();
+    assert_eq!(crumbs.len(), 1);
+    has_keys(
+        crumbs[0].as_object().unwrap(),
+        &["timestamp", "category", "message", "level", "data"],
+        "breadcrumb",
+    );
+    assert_eq!(crumbs[0]["message"], "opened the ledger");
+    assert_eq!(crumbs[0]["category"], "io");
+    assert!(is_rfc3339_utc_millis(
+        crumbs[0]["timestamp"].as_str().unwrap()
+    ));
+
+    let context = object(&v, "context");
+    has_keys(
+        context,
+        &[
+            "os",
+            "os_version",
+            "kernel",
+            "arch",
+            "hostname",
+            "pid",
+            "executable",
+            "rustc",
+            "cpu_count",
+        ],
+        "context",
+    );
+    assert_eq!(context["arch"], std::env::consts::ARCH);
+    assert!(
+        context["executable"]
+            .as_str()
+            .is_some_and(|e| e.contains("file_collector")),
+        "the child test binary: {}",
+        context["executable"]
+    );
+    assert_eq!(
+        context["pid"].as_u64().unwrap().to_string(),
+        out.value("pid"),
+        "the child's pid"
+    );
+    assert!(context["rustc"].as_str().unwrap().starts_with("rustc "));
+
+    assert_eq!(v["release"], "schema-app@0.9.0");
+    assert_eq!(v["environment"], "schema-test");
+    let sdk = object(&v, "sdk");
+    assert_eq!(sdk["name"], "crashbox");
+    assert_eq!(sdk["version"], env!("CARGO_PKG_VERSION"));
+
+    // And the line reads back as a Report equal in content.
+    let report: crashbox::Report = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(report.to_json(), lines[0]);
+}
+
+/// Run by `each_line_carries_every_documented_schema_field`.
+#[test]
+fn child_rich_report() {
+    if !is_child() {
+        return;
+    }
+    let guard = crashbox::init(
+        Options::new()
+            .collector(file_collector(&child_path()))
+            .release("schema-app@0.9.0")
+            .environment("schema-test"),
+    )
+    .expect("init");
+    crashbox::configure_scope(|scope| {
+        scope.set_tag("component", "ledger");
+        scope.set_extra("attempt", 3);
+        scope.set_user(Some(User::with_id("user-7")));
+    });
+    crashbox::add_breadcrumb(Breadcrumb::new("opened the ledger").category("io"));
+    std::thread::Builder::new()
+        .name("schema-writer".into())
+        .spawn(|| {
+            let err = LoadError(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "ledger.db is missing",
+            ));
+            let line = line!() + 1;
+            crashbox::capture_error(&err).expect("captured");
+            report_value("capture_line", line);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    report_value("pid", std::process::id());
+    drop(guard);
+}
