@@ -131,7 +131,11 @@ impl Client {
     /// queued; under `panic = "abort"` also waited for, since no destructor runs.
     pub(crate) fn enqueue_panic(&self, pending: Pending) -> Option<ReportId> {
         let Some(spool) = &self.spool else {
-            return self.enqueue(pending);
+            let id = self.enqueue(pending);
+            if cfg!(panic = "abort") {
+                self.flush(self.panic_flush_timeout);
+            }
+            return id;
         };
         let id = pending.id;
         let mut captured = pending.into_captured();

@@ -419,14 +419,18 @@ impl Worker {
                 self.not_before = None;
                 return;
             }
-            Err(TransportError::Partial { delivered, cause }) => {
-                // Count what the collector has; the rest of the batch meets the cause.
+            Err(TransportError::Partial {
+                delivered,
+                failed,
+                cause,
+            }) => {
+                // Count what the collector has; `cause` applies to the failed part.
                 let delivered = delivered.min(n);
                 self.settle(delivered, &STATS.sent);
                 if delivered > 0 {
                     self.attempts = 0;
                 }
-                (n - delivered, *cause)
+                (failed.min(n - delivered), *cause)
             }
             Err(error) => (n, error),
         };
@@ -447,6 +451,7 @@ impl Worker {
                 self.not_before = None;
             }
             TransportError::Permanent(_) | TransportError::Partial { .. } => {
+                // Refused for good; whatever follows is offered again at once.
                 self.settle(n, &STATS.dropped_rejected);
                 self.attempts = 0;
                 self.not_before = None;

@@ -112,13 +112,19 @@ impl HttpClient {
     }
 }
 
-/// `cause`, saying that the first `delivered` reports of the batch got through.
-pub(crate) fn partial(delivered: usize, cause: TransportError) -> TransportError {
-    if delivered == 0 {
+/// `cause` for the reports in `failed` (a range of the batch), saying that
+/// the ones before got through and the ones after were not tried.
+pub(crate) fn partial(
+    failed: std::ops::Range<usize>,
+    total: usize,
+    cause: TransportError,
+) -> TransportError {
+    if failed.start == 0 && failed.end == total {
         cause
     } else {
         TransportError::Partial {
-            delivered,
+            delivered: failed.start,
+            failed: failed.len(),
             cause: Box::new(cause),
         }
     }
@@ -168,10 +174,9 @@ impl Transport for HttpTransport {
             .map(|r| serde_json::to_vec(r).unwrap_or_default())
             .collect();
         for range in chunks_by_size(&items, MAX_REQUEST_BYTES) {
-            let delivered = range.start;
             let mut body = Vec::with_capacity(MAX_REQUEST_BYTES.min(64 * 1024));
             body.push(b'[');
-            for (i, item) in items[range].iter().enumerate() {
+            for (i, item) in items[range.clone()].iter().enumerate() {
                 if i > 0 {
                     body.push(b',');
                 }
@@ -181,7 +186,7 @@ impl Transport for HttpTransport {
             self.client
                 .post(&self.url, "application/json", &[], &body)
                 .and_then(|answer| answer.into_result())
-                .map_err(|e| partial(delivered, e))?;
+                .map_err(|e| partial(range, items.len(), e))?;
         }
         Ok(())
     }

@@ -37,14 +37,17 @@ pub enum TransportError {
     /// Will fail again the same way (a rejected payload, bad credentials).
     #[error("permanent transport failure: {0}")]
     Permanent(String),
-    /// The first `delivered` reports of the batch reached the collector; the
-    /// rest failed with `cause` (a transport that splits a batch into several
-    /// requests says so).
-    #[error("{delivered} reports delivered, then: {cause}")]
+    /// Part of the batch got through: a transport that splits a batch into
+    /// several requests says which. The first `delivered` reports reached the
+    /// collector, the next `failed` met `cause`, and any after those were not
+    /// tried (the worker offers them again at once).
+    #[error("{delivered} reports delivered, {failed} failed: {cause}")]
     Partial {
         /// How many reports, from the start of the batch, were delivered.
         delivered: usize,
-        /// Why the rest were not.
+        /// How many reports after those failed.
+        failed: usize,
+        /// Why they failed.
         cause: Box<TransportError>,
     },
     /// The collector asked for nothing to be sent for `retry_after`.

@@ -14,7 +14,9 @@ use crate::report::{Level, Report};
 pub struct OtlpTransport {
     client: HttpClient,
     url: String,
-    resource: Value,
+    service: ServiceInfo,
+    /// Built on first use, on the worker: it reads the machine context.
+    resource: Option<Value>,
 }
 
 fn string_attr(key: &str, value: &str) -> Value {
@@ -74,6 +76,15 @@ pub(crate) fn stacktrace_text(report: &Report) -> String {
 
 impl OtlpTransport {
     pub(crate) fn new(endpoint: &Endpoint, service: ServiceInfo) -> Self {
+        OtlpTransport {
+            client: HttpClient::new(),
+            url: format!("{}/v1/logs", endpoint.url()),
+            service,
+            resource: None,
+        }
+    }
+
+    fn resource(service: &ServiceInfo) -> Value {
         let context = crate::context::get();
         let mut attributes = vec![
             string_attr("service.name", &service.name),
@@ -90,18 +101,16 @@ impl OtlpTransport {
         if let Some(host) = &context.hostname {
             attributes.push(string_attr("host.name", host));
         }
-        OtlpTransport {
-            client: HttpClient::new(),
-            url: format!("{}/v1/logs", endpoint.url()),
-            resource: json!({ "attributes": attributes }),
-        }
+        json!({ "attributes": attributes })
     }
 
-    fn body(&self, records: &[Vec<u8>]) -> Vec<u8> {
+    fn body(&mut self, records: &[Vec<u8>]) -> Vec<u8> {
+        let service = &self.service;
+        let resource = self.resource.get_or_insert_with(|| Self::resource(service));
         // Splice the pre-serialized records into the envelope around them.
         let head = json!({
             "resourceLogs": [{
-                "resource": self.resource,
+                "resource": resource,
                 "scopeLogs": [{
                     "scope": {"name": "crashbox", "version": env!("CARGO_PKG_VERSION")},
                     "logRecords": ["RECORDS"]
@@ -185,12 +194,11 @@ impl Transport for OtlpTransport {
             .map(|r| serde_json::to_vec(&log_record(r)).unwrap_or_default())
             .collect();
         for range in chunks_by_size(&records, MAX_REQUEST_BYTES) {
-            let delivered = range.start;
-            let body = self.body(&records[range]);
+            let body = self.body(&records[range.clone()]);
             self.client
                 .post(&self.url, "application/json", &[], &body)
                 .and_then(|answer| answer.into_result())
-                .map_err(|e| partial(delivered, e))?;
+                .map_err(|e| partial(range, records.len(), e))?;
         }
         Ok(())
     }

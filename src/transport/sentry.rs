@@ -100,9 +100,13 @@ impl Transport for SentryTransport {
                     let wait = answer.retry_after().unwrap_or(DEFAULT_RATE_LIMIT);
                     self.limit("", wait);
                 }
-                return Err(TransportError::RateLimited {
-                    retry_after: self.blocked_for().unwrap_or(DEFAULT_RATE_LIMIT),
-                    reason: "HTTP 429 Too Many Requests".into(),
+                return Err(match self.blocked_for() {
+                    Some(retry_after) => TransportError::RateLimited {
+                        retry_after,
+                        reason: "HTTP 429 Too Many Requests".into(),
+                    },
+                    // The limits named other categories: try again with the usual back-off.
+                    None => TransportError::Retryable("HTTP 429 for other data categories".into()),
                 });
             }
             answer.into_result()?;

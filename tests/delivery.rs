@@ -1,0 +1,291 @@
+//! Delivery as the application sees it, over the `http://` collector and a
+//! loopback server: what `flush` promises, and reports captured while the
+//! collector is down reaching it, each once, when it comes back.
+//!
+//! `init` installs per-process state, so every scenario runs in a child
+//! process (see `common::run_child`); the server lives in the parent.
+mod common;
+#[path = "support/http_server.rs"]
+mod http_server;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::{is_child, report_value, run_child};
+use crashbox::{Level, Options};
+use http_server::{parse_stats, Behavior, Request, Server};
+
+/// Where the parent tells the child to send reports.
+const COLLECTOR_ENV: &str = "CRASHBOX_TEST_COLLECTOR";
+
+fn collector() -> String {
+    std::env::var(COLLECTOR_ENV).expect("CRASHBOX_TEST_COLLECTOR")
+}
+
+/// The parent's collector, without the on-disk spool: reports given up on
+/// are counted as dropped, and children never replay each other's leftovers.
+fn options() -> Options {
+    Options::new().collector(collector()).spool(false)
+}
+
+fn run_against(name: &str, server: &Server) -> common::ChildOutput {
+    let out = run_child(name, &[(COLLECTOR_ENV, server.url("/ingest").into())]);
+    out.assert_success();
+    out
+}
+
+fn print_stats(key: &str) {
+    report_value(key, format!("{:?}", crashbox::stats()));
+}
+
+fn stats(out: &common::ChildOutput, key: &str) -> BTreeMap<String, u64> {
+    let stats = parse_stats(&out.value(key));
+    assert!(stats.contains_key("sent"), "{}", out.dump());
+    stats
+}
+
+/// Polls `stats()` until `pred` holds; panics after `timeout`.
+#[track_caller]
+fn wait_for_stats(timeout: Duration, pred: impl Fn(&crashbox::Stats) -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !pred(&crashbox::stats()) {
+        assert!(
+            Instant::now() < deadline,
+            "stats never matched: {:?}",
+            crashbox::stats()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The report ids in one request body (a JSON array of reports).
+#[track_caller]
+fn ids(request: &Request) -> Vec<String> {
+    request
+        .json()
+        .as_array()
+        .expect("the body is a JSON array")
+        .iter()
+        .map(|r| r["id"].as_str().expect("a string id").to_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// flush
+
+/// How long the server takes to acknowledge in the flush test.
+const ACK_DELAY: Duration = Duration::from_millis(700);
+
+#[test]
+fn flush_returns_true_once_the_server_acknowledged() {
+    let server = Server::with_behavior(Behavior::delayed(ACK_DELAY, Behavior::ok()));
+    let out = run_against("child_flush_acknowledged", &server);
+    assert_eq!(out.value("flushed"), "true", "{}", out.dump());
+    let flush_ms: u64 = out.value("flush_ms").parse().unwrap();
+    assert!(
+        flush_ms >= ACK_DELAY.as_millis() as u64 - 50,
+        "flush returned after {flush_ms} ms, before the server answered (after {ACK_DELAY:?})"
+    );
+    assert_eq!(
+        out.value("sent_when_flushed"),
+        "1",
+        "flush returned true before the transport was done"
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(ids(&requests[0]), vec![out.value("id")]);
+}
+
+/// Run by `flush_returns_true_once_the_server_acknowledged`.
+#[test]
+fn child_flush_acknowledged() {
+    if !is_child() {
+        return;
+    }
+    let guard = crashbox::init(options()).expect("init");
+    let id = crashbox::capture_message("acknowledge me", Level::Error).expect("captured");
+    let start = Instant::now();
+    let flushed = crashbox::flush(Duration::from_secs(8));
+    report_value("flush_ms", start.elapsed().as_millis());
+    report_value("sent_when_flushed", crashbox::stats().sent);
+    report_value("flushed", flushed);
+    report_value("id", id);
+    drop(guard);
+}
+
+#[test]
+fn flush_waits_for_a_retry_to_succeed() {
+    let server = Server::start();
+    server.script([Behavior::status(503), Behavior::status(503)]);
+    let out = run_against("child_flush_after_retries", &server);
+    assert_eq!(out.value("flushed"), "true", "{}", out.dump());
+    let stats = stats(&out, "stats_when_flushed");
+    assert_eq!(stats["sent"], 1, "{stats:?}");
+    assert_eq!(stats["retries"], 2, "{stats:?}");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    assert!(requests[2].acknowledged());
+}
+
+/// Run by `flush_waits_for_a_retry_to_succeed`.
+#[test]
+fn child_flush_after_retries() {
+    if !is_child() {
+        return;
+    }
+    let guard = crashbox::init(
+        options()
+            .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
+            .max_attempts(5),
+    )
+    .expect("init");
+    crashbox::capture_message("retry me", Level::Error).expect("captured");
+    report_value("flushed", crashbox::flush(Duration::from_secs(8)));
+    print_stats("stats_when_flushed");
+    drop(guard);
+}
+
+const FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
+
+#[test]
+fn flush_with_a_hanging_server_returns_false_within_its_timeout() {
+    let server = Server::with_behavior(Behavior::Hang);
+    let out = run_against("child_flush_hanging", &server);
+    assert_eq!(
+        out.value("flushed"),
+        "false",
+        "nothing was acknowledged\n{}",
+        out.dump()
+    );
+    let flush_ms: u64 = out.value("flush_ms").parse().unwrap();
+    let timeout_ms = FLUSH_TIMEOUT.as_millis() as u64;
+    assert!(
+        flush_ms + 20 >= timeout_ms && flush_ms < timeout_ms + 1000,
+        "flush({FLUSH_TIMEOUT:?}) returned after {flush_ms} ms"
+    );
+    assert_eq!(server.request_count(), 1);
+    assert!(
+        out.elapsed < Duration::from_secs(8),
+        "the child waited for the hanging request: {:?}",
+        out.elapsed
+    );
+}
+
+/// Run by `flush_with_a_hanging_server_returns_false_within_its_timeout`.
+#[test]
+fn child_flush_hanging() {
+    if !is_child() {
+        return;
+    }
+    let guard =
+        crashbox::init(options().shutdown_timeout(Duration::from_millis(300))).expect("init");
+    // Symbolicate up front so the worker's first report is quick, then give
+    // it time to get into the request that will never be answered.
+    let _ = crashbox::testing::capture(|| crashbox::capture_message("warm-up", Level::Info));
+    crashbox::capture_message("never acknowledged", Level::Error).expect("captured");
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let flushed = crashbox::flush(FLUSH_TIMEOUT);
+    report_value("flush_ms", start.elapsed().as_millis());
+    report_value("flushed", flushed);
+    drop(guard);
+}
+
+// ---------------------------------------------------------------------------
+// An outage.
+
+/// Captures per phase: before the outage is noticed, during connection
+/// drops, during 500s, after recovery.
+const PER_PHASE: usize = 5;
+
+#[test]
+fn captures_while_the_collector_is_down_are_all_delivered_once_it_is_up() {
+    let server = Server::with_behavior(Behavior::Close);
+    let driver = std::thread::scope(|scope| {
+        let driver = scope.spawn(|| {
+            // Down (connections dropped) for a few attempts, then 500s, then up.
+            let seen = server.wait_for_requests(3, Duration::from_secs(20));
+            assert!(seen.len() >= 3, "the child never tried to deliver");
+            server.set_behavior(Behavior::status(500));
+            let seen = server.wait_until(Duration::from_secs(20), |r| {
+                r.iter().filter(|r| r.answered() == Some(500)).count() >= 3
+            });
+            assert!(seen.iter().filter(|r| r.answered() == Some(500)).count() >= 3);
+            server.set_behavior(Behavior::ok());
+        });
+        let out = run_against("child_outage", &server);
+        (driver.join(), out)
+    });
+    let (driven, out) = driver;
+    driven.expect("the server driver failed");
+
+    let captured: Vec<String> = out.value("ids").split(',').map(str::to_owned).collect();
+    assert_eq!(captured.len(), 4 * PER_PHASE);
+    let distinct: BTreeSet<&String> = captured.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        captured.len(),
+        "capture returned a repeated id"
+    );
+
+    let requests = server.requests();
+    assert!(
+        requests.iter().any(|r| r.answered().is_none()),
+        "no connection was dropped"
+    );
+    assert!(requests.iter().any(|r| r.answered() == Some(500)));
+    let mut delivered: BTreeMap<String, usize> = BTreeMap::new();
+    for request in requests.iter().filter(|r| r.acknowledged()) {
+        for id in ids(request) {
+            *delivered.entry(id).or_default() += 1;
+        }
+    }
+    let twice: Vec<_> = delivered.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "acknowledged more than once: {twice:?}");
+    let delivered: BTreeSet<&String> = delivered.keys().collect();
+    assert_eq!(delivered, distinct, "every captured report is delivered");
+    let stats = stats(&out, "stats");
+    assert_eq!(stats["sent"], (4 * PER_PHASE) as u64, "{stats:?}");
+    assert_eq!(stats["dropped"], 0, "{stats:?}");
+    assert_eq!(stats["dropped_retries_exhausted"], 0, "{stats:?}");
+}
+
+/// Run by `captures_while_the_collector_is_down_are_all_delivered_once_it_is_up`.
+#[test]
+fn child_outage() {
+    if !is_child() {
+        return;
+    }
+    let guard = crashbox::init(
+        options()
+            .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
+            .max_attempts(50),
+    )
+    .expect("init");
+    let mut ids = Vec::new();
+    let mut capture = |phase: &str| {
+        for i in 0..PER_PHASE {
+            let id =
+                crashbox::capture_message(format!("{phase} {i}"), Level::Error).expect("captured");
+            ids.push(id.to_hex());
+        }
+    };
+    capture("before");
+    // Connections are being dropped.
+    wait_for_stats(Duration::from_secs(20), |s| s.retries >= 1);
+    capture("dropped");
+    // The parent switches to 500s after three attempts.
+    wait_for_stats(Duration::from_secs(20), |s| s.retries >= 4);
+    capture("failing");
+    // Up again.
+    wait_for_stats(Duration::from_secs(20), |s| s.sent >= 1);
+    capture("recovered");
+    report_value("flushed", crashbox::flush(Duration::from_secs(20)));
+    report_value("ids", ids.join(","));
+    let stats = crashbox::stats();
+    report_value(
+        "stats",
+        format!("{stats:?}").replace('}', &format!(", dropped: {} }}", stats.dropped())),
+    );
+    drop(guard);
+}
