@@ -115,13 +115,15 @@ impl Client {
         match self.tx.try_send(Message::Report(Box::new(pending))) {
             Ok(()) => Some(id),
             Err(TrySendError::Full(_)) => {
-                self.unsettled.release(false);
-                STATS.dropped_queue_full.inc();
+                if self.unsettled.release(false) {
+                    STATS.dropped_queue_full.inc();
+                }
                 None
             }
             Err(TrySendError::Disconnected(_)) => {
-                self.unsettled.release(false);
-                STATS.dropped_shutdown.inc();
+                if self.unsettled.release(false) {
+                    STATS.dropped_shutdown.inc();
+                }
                 None
             }
         }
@@ -140,6 +142,8 @@ impl Client {
         let id = pending.id;
         let mut captured = pending.into_captured();
         captured.locate_addresses();
+        captured.release = self.settings.release.clone();
+        captured.environment = Some(self.settings.environment.clone());
         if !self.panicked.swap(true, Ordering::SeqCst) {
             spool.record_panic(self.last_run);
         }
@@ -156,8 +160,7 @@ impl Client {
             spool_file,
         };
         self.unsettled.add(on_disk);
-        if self.tx.try_send(message).is_err() {
-            self.unsettled.release(on_disk);
+        if self.tx.try_send(message).is_err() && self.unsettled.release(on_disk) {
             if on_disk {
                 // The next run sends it.
                 STATS.spooled.inc();
@@ -368,8 +371,8 @@ impl Drop for Guard {
     }
 }
 
-/// The spool `options` ask for: an explicit directory must open; the default
-/// one falls back to the temp dir, and to no spool at all.
+/// The spool `options` ask for: an explicit directory must open; without the
+/// default one (no `$XDG_STATE_HOME` or `$HOME`, or not writable) there is no spool.
 fn open_spool(options: &Options, wanted: bool) -> Result<Option<Arc<Spool>>, ConfigError> {
     if !wanted {
         return Ok(None);
@@ -383,11 +386,7 @@ fn open_spool(options: &Options, wanted: bool) -> Result<Option<Arc<Spool>>, Con
                 reason: format!("cannot use {}: {e}", dir.display()),
             });
     }
-    let fallback = std::env::temp_dir()
-        .join("crashbox")
-        .join(crate::spool::default_dir().file_name().unwrap_or_default());
-    Ok(Spool::open(crate::spool::default_dir(), max, age)
-        .or_else(|_| Spool::open(fallback, max, age))
-        .ok()
+    Ok(crate::spool::default_dir()
+        .and_then(|dir| Spool::open(dir, max, age).ok())
         .map(Arc::new))
 }

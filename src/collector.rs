@@ -143,13 +143,18 @@ pub(crate) fn redact(collector: &str) -> String {
             return format!("{}***{}", &collector[..scheme_end + 3], &rest[at..]);
         }
     }
-    let Some(at) = collector.find('@') else {
+    let Some(at) = collector.rfind('@') else {
         return collector.to_owned();
     };
-    let start = collector[..at]
-        .rfind(['/', ':'])
-        .map(|i| i + 1)
+    // Everything from the end of the scheme (`://`, `:/`, `:`, `//`) to the `@`.
+    let head = &collector[..at];
+    let start = head
+        .find("://")
+        .map(|i| i + 3)
+        .or_else(|| head.find(':').map(|i| i + 1))
+        .or_else(|| head.find("//").map(|i| i + 2))
         .unwrap_or(0);
+    let start = start + (head[start..].len() - head[start..].trim_start_matches(['/', ':']).len());
     format!("{}***{}", &collector[..start], &collector[at..])
 }
 
@@ -293,6 +298,11 @@ impl Collector {
                 if parts.userinfo.is_some() {
                     return Err(invalid(
                         "credentials in the URL are not supported for this collector",
+                    ));
+                }
+                if kind == "otlp" && parts.path.contains('?') {
+                    return Err(invalid(
+                        "an OTLP endpoint takes no query string (`/v1/logs` is appended to it)",
                     ));
                 }
                 let e = endpoint(https, &parts, parts.path.trim_end_matches('/'));
@@ -449,6 +459,7 @@ mod tests {
             "sentry+https:/s3cr3t@host/1",
             "sentry+https//s3cr3t@host/1",
             "sentry+https:s3cr3t@host/1",
+            "sentry+https://ab/s3cr3t@host/1",
             "s3cr3t@host",
         ] {
             let err = Collector::parse(input).unwrap_err().to_string();

@@ -17,6 +17,10 @@ pub const MAX_TAG_VALUE_BYTES: usize = 1024;
 pub const MAX_EXTRA_BYTES: usize = 16 * 1024;
 /// Bytes kept of a breadcrumb message.
 pub const MAX_BREADCRUMB_MESSAGE_BYTES: usize = 1024;
+/// Bytes kept of a breadcrumb category, a user field, a fingerprint part or a thread name.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Parts kept of a fingerprint, and data entries kept per breadcrumb.
+pub const MAX_PARTS: usize = 32;
 /// Breadcrumbs kept unless [`Options::max_breadcrumbs`](crate::Options::max_breadcrumbs) says otherwise.
 pub const DEFAULT_MAX_BREADCRUMBS: usize = 100;
 /// The largest serialized report; bigger ones lose breadcrumbs, extra, then frames.

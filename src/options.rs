@@ -364,11 +364,14 @@ impl Options {
                 reason: "at least one attempt is needed".to_owned(),
             });
         }
-        if self.retry_initial.is_zero() || self.retry_max < self.retry_initial {
+        if self.retry_initial.is_zero()
+            || self.retry_max < self.retry_initial
+            || self.retry_max > Duration::from_secs(86_400)
+        {
             return Err(ConfigError::InvalidOption {
                 option: "retry_backoff",
                 reason: format!(
-                    "initial {:?} must be above zero and at most max {:?}",
+                    "initial {:?} must be above zero and at most max {:?}, which is at most a day",
                     self.retry_initial, self.retry_max
                 ),
             });

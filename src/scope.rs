@@ -98,7 +98,22 @@ impl Scope {
 
     /// Sets (or with `None`, clears) the user.
     pub fn set_user(&mut self, user: Option<User>) {
-        self.user = user;
+        self.user = user.map(|mut user| {
+            for field in [
+                &mut user.id,
+                &mut user.username,
+                &mut user.email,
+                &mut user.ip_address,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if limits::truncate(field, limits::MAX_NAME_BYTES) {
+                    self.note_truncated("user".to_owned());
+                }
+            }
+            user
+        });
     }
 
     /// Overrides the level of errors and messages captured in this scope.
@@ -113,7 +128,21 @@ impl Scope {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.fingerprint = Some(parts.into_iter().map(Into::into).collect());
+        let mut cut = false;
+        let mut fingerprint: Vec<String> = Vec::new();
+        for part in parts {
+            if fingerprint.len() == limits::MAX_PARTS {
+                cut = true;
+                break;
+            }
+            let mut part: String = part.into();
+            cut |= limits::truncate(&mut part, limits::MAX_NAME_BYTES);
+            fingerprint.push(part);
+        }
+        if cut {
+            self.note_truncated("fingerprint".to_owned());
+        }
+        self.fingerprint = Some(fingerprint);
     }
 
     /// The tags set so far.
@@ -265,6 +294,20 @@ impl Hub {
 
     pub(crate) fn add_breadcrumb(&self, mut crumb: Breadcrumb) {
         limits::truncate(&mut crumb.message, limits::MAX_BREADCRUMB_MESSAGE_BYTES);
+        if let Some(category) = &mut crumb.category {
+            limits::truncate(category, limits::MAX_NAME_BYTES);
+        }
+        while crumb.data.len() > limits::MAX_PARTS {
+            crumb.data.pop_last();
+        }
+        for value in crumb.data.values_mut() {
+            let json = value.to_string();
+            if json.len() > limits::MAX_EXTRA_BYTES {
+                let mut cut = json;
+                limits::truncate(&mut cut, limits::MAX_EXTRA_BYTES);
+                *value = Value::String(cut);
+            }
+        }
         let max = self.max_breadcrumbs.load(Ordering::Relaxed);
         lock(&self.crumbs).push(crumb, max);
     }

@@ -79,6 +79,8 @@ pub(crate) struct Spool {
     next_spare: AtomicU64,
     /// The run-state file, kept open so the panic hook rewrites it in place.
     run_state: Mutex<Option<File>>,
+    /// Held (locked) while the spool is open: says this owner is alive.
+    _lock: File,
 }
 
 /// Spare files kept ready for panics.
@@ -87,44 +89,74 @@ const SPARE_SUFFIX: &str = ".spare";
 /// The run-state record is rewritten in place at this fixed width.
 const RUN_STATE_WIDTH: usize = 64;
 
-/// This process's pid and start time (in clock ticks since boot), so a
-/// recycled pid is never mistaken for the process that wrote a file.
-fn owner_token(pid: u32) -> Option<String> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces; fields resume after its ')'.
-    let after = &stat[stat.rfind(')')? + 1..];
-    let start = after.split_whitespace().nth(19)?;
-    Some(format!("{pid}_{start}"))
+/// A fresh owner token for one open spool: the pid (for people reading the
+/// directory) and 32 random bits, so a recycled pid, a pid namespace or a
+/// second `init` in the same process is never mistaken for the writer.
+fn new_owner() -> String {
+    format!(
+        "{}_{:08x}",
+        std::process::id(),
+        crate::capture::random_u128() as u32
+    )
 }
 
-fn own_token() -> String {
-    let pid = std::process::id();
-    owner_token(pid).unwrap_or_else(|| format!("{pid}_0"))
+fn lock_path(dir: &Path, owner: &str) -> PathBuf {
+    dir.join(format!("{owner}.lock"))
 }
 
-fn owner_alive(owner: &str) -> bool {
-    let Some(pid) = owner.split('_').next().and_then(|p| p.parse::<u32>().ok()) else {
-        return false;
-    };
-    owner_token(pid).as_deref() == Some(owner)
+/// Whether the process that owns `owner`'s files is still running: it holds
+/// an exclusive lock on `<owner>.lock` for as long as its spool is open, and
+/// the system releases the lock when the process ends, however it ends.
+fn owner_alive(dir: &Path, owner: &str) -> bool {
+    match File::open(lock_path(dir, owner)) {
+        Ok(file) => matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
 }
 
-/// The default spool directory: `$XDG_STATE_HOME/crashbox/<program>`, else
-/// `~/.local/state/crashbox/<program>`, else `<temp>/crashbox/<program>`.
-pub(crate) fn default_dir() -> PathBuf {
-    let program = std::env::current_exe()
-        .ok()
+/// Creates `<owner>.lock`, locked, under a temporary name first, so no other
+/// process ever sees it unlocked.
+fn hold_lock(dir: &Path, owner: &str) -> io::Result<File> {
+    let tmp = dir.join(format!(".{owner}.lock.tmp"));
+    let file = create_private(&tmp)?;
+    file.try_lock().map_err(io::Error::other)?;
+    fs::rename(&tmp, lock_path(dir, owner))?;
+    Ok(file)
+}
+
+/// A short stable hash (FNV-1a), so programs of the same name in different
+/// places get different spools.
+fn short_hash(bytes: &[u8]) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in bytes {
+        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
+}
+
+/// The default spool directory: `$XDG_STATE_HOME/crashbox/<program>-<hash>`,
+/// else `~/.local/state/crashbox/<program>-<hash>`, where the hash is of the
+/// executable's full path. `None` without either variable: a shared temp
+/// directory would let other users meddle with the spool.
+pub(crate) fn default_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok();
+    let program = exe
+        .as_ref()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "program".to_owned());
+    let hash = short_hash(
+        exe.as_ref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .as_bytes(),
+    );
     let var = |name: &str| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     };
-    let base = var("XDG_STATE_HOME")
-        .or_else(|| var("HOME").map(|h| h.join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("crashbox").join(program)
+    let base = var("XDG_STATE_HOME").or_else(|| var("HOME").map(|h| h.join(".local/state")))?;
+    Some(base.join("crashbox").join(format!("{program}-{hash}")))
 }
 
 fn create_private(path: &Path) -> io::Result<File> {
@@ -160,14 +192,20 @@ impl Spool {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(&dir)?;
+        if fs::symlink_metadata(&dir)?.file_type().is_symlink() {
+            return Err(io::Error::other("the spool directory is a symbolic link"));
+        }
+        let owner = new_owner();
+        let lock = hold_lock(&dir, &owner)?;
         Ok(Spool {
             dir,
-            owner: own_token(),
+            owner,
             max_reports,
             max_age,
             spares: Mutex::new(Vec::new()),
             next_spare: AtomicU64::new(0),
             run_state: Mutex::new(None),
+            _lock: lock,
         })
     }
 
@@ -230,7 +268,7 @@ impl Spool {
             else {
                 continue;
             };
-            if owner == self.owner || owner_alive(&owner) {
+            if owner == self.owner || owner_alive(&self.dir, &owner) {
                 continue;
             }
             // Claim it first, so only one process handles it.
@@ -302,7 +340,9 @@ impl Spool {
     fn quarantine(&self, path: &Path) {
         STATS.spool_corrupt.inc();
         let corrupt = self.dir.join("corrupt");
-        let moved = fs::create_dir_all(&corrupt).is_ok()
+        let is_real_dir = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_dir());
+        let moved = (is_real_dir(&corrupt) || fs::create_dir(&corrupt).is_ok())
+            && is_real_dir(&corrupt)
             && path
                 .file_name()
                 .is_some_and(|name| fs::rename(path, corrupt.join(name)).is_ok());
@@ -356,7 +396,9 @@ impl Spool {
             }
             match parse_name(&name) {
                 None => self.quarantine(&path),
-                Some((_, owner)) if owner == self.owner || owner_alive(owner) => live_files += 1,
+                Some((_, owner)) if owner == self.owner || owner_alive(&self.dir, owner) => {
+                    live_files += 1
+                }
                 Some((ms, _)) => orphans.push((name, ms)),
             }
         }
@@ -389,7 +431,27 @@ impl Spool {
                 None => self.quarantine(&mine),
             }
         }
+        self.remove_dead_locks();
         claimed
+    }
+
+    /// Removes the lock files of owners that are gone (locked first, so a
+    /// live owner's file is never touched).
+    fn remove_dead_locks(&self) {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".lock") || name == format!("{}.lock", self.owner) {
+                continue;
+            }
+            if let Ok(file) = File::open(entry.path()) {
+                if file.try_lock().is_ok() {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
     }
 
     /// Reads how the previous run ended and records that this one started.
@@ -407,6 +469,9 @@ impl Spool {
                 0
             },
         };
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            let _ = fs::remove_file(&path);
+        }
         let mut options = fs::OpenOptions::new();
         options.read(true).write(true).create(true);
         #[cfg(unix)]

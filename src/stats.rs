@@ -32,7 +32,8 @@ macro_rules! counters {
         ///
         /// ```
         /// let stats = crashbox::stats();
-        /// assert!(stats.sent <= stats.captured);
+        /// // Replayed reports were captured by an earlier run.
+        /// assert!(stats.sent <= stats.captured + stats.replayed);
         /// ```
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         #[non_exhaustive]

@@ -43,8 +43,11 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 fn to_system_time(days: i64, secs_of_day: u64, nanos: u32) -> Option<SystemTime> {
-    let secs = u64::try_from(days).ok()? * 86_400 + secs_of_day;
-    Some(UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+    let secs = u64::try_from(days)
+        .ok()?
+        .checked_mul(86_400)?
+        .checked_add(secs_of_day)?;
+    UNIX_EPOCH.checked_add(std::time::Duration::new(secs, nanos))
 }
 
 /// Parses the `rfc3339_millis` form (`2026-11-25T12:37:17.438Z`) back.
@@ -60,6 +63,9 @@ pub(crate) fn parse_rfc3339_millis(s: &str) -> Option<SystemTime> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
+    if !s.is_ascii() {
+        return None;
+    }
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
@@ -80,6 +86,9 @@ pub(crate) fn parse_http_date(s: &str) -> Option<SystemTime> {
     let month = parts.next()?;
     let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as u32 + 1;
     let year: i64 = parts.next()?.parse().ok()?;
+    if !(1970..=9999).contains(&year) {
+        return None;
+    }
     let mut hms = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
     let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
     if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {

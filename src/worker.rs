@@ -22,6 +22,10 @@ pub const MAX_BATCH: usize = 64;
 /// Processed reports waiting for delivery, at most; beyond it new reports are
 /// dropped and counted in [`Stats::dropped_backlog`](crate::Stats::dropped_backlog).
 pub const OUTBOX_CAPACITY: usize = 1024;
+/// The shortest wait a rate limit imposes, whatever the collector said.
+const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
+/// Flush requests remembered at most; older ones (long timed out) are let go.
+const MAX_WAITERS: usize = 256;
 /// Messages taken from the queue between two delivery attempts.
 const RECEIVE_BURST: usize = 256;
 
@@ -41,8 +45,8 @@ impl RetryPolicy {
             .initial
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
             .min(self.max);
-        let jitter = (crate::capture::random_u128() % 1000) as u32;
-        exp / 2 + exp / 2 * jitter / 1000
+        let jitter = (crate::capture::random_u128() % 1000) as f64 / 1000.0;
+        exp.mul_f64(0.5 + jitter / 2.0)
     }
 }
 
@@ -68,10 +72,11 @@ impl Unsettled {
         self.counter(on_disk).fetch_add(1, Ordering::SeqCst);
     }
 
-    pub(crate) fn release(&self, on_disk: bool) {
-        let _ = self
-            .counter(on_disk)
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    /// Takes one away; `false` when there was none (shutdown already counted it).
+    pub(crate) fn release(&self, on_disk: bool) -> bool {
+        self.counter(on_disk)
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// Counts what is still unsettled: lost if only in memory, in the spool otherwise.
@@ -205,7 +210,7 @@ impl Worker {
                 captured,
                 spool_file,
             } => self.admit_durable(*captured, spool_file),
-            Message::Flush(done) => self.waiters.push((self.received, done)),
+            Message::Flush(done) => self.wait_for_flush(done),
             Message::Shutdown { done, deadline } => {
                 while let Ok(message) = rx.try_recv() {
                     match message {
@@ -214,16 +219,33 @@ impl Worker {
                             captured,
                             spool_file,
                         } => self.admit_durable(*captured, spool_file),
-                        Message::Flush(waiter) => self.waiters.push((self.received, waiter)),
+                        Message::Flush(waiter) => self.wait_for_flush(waiter),
                         Message::Shutdown { done, .. } => drop(done),
                     }
                 }
                 self.finish(deadline);
                 let _ = done.try_send(());
+                // Captures that slipped in while finishing: counted, not silently dropped.
+                while let Ok(message) = rx.try_recv() {
+                    match message {
+                        Message::Report(_) => self.leave(false, Some(&STATS.dropped_shutdown)),
+                        Message::Durable { spool_file, .. } => {
+                            self.leave_for_later(spool_file.is_some(), &STATS.dropped_shutdown)
+                        }
+                        Message::Flush(_) | Message::Shutdown { .. } => {}
+                    }
+                }
                 return true;
             }
         }
         false
+    }
+
+    fn wait_for_flush(&mut self, done: SyncSender<()>) {
+        if self.waiters.len() >= MAX_WAITERS {
+            self.waiters.remove(0);
+        }
+        self.waiters.push((self.received, done));
     }
 
     fn accept(&mut self, pending: Pending) {
@@ -291,8 +313,9 @@ impl Worker {
                     .unwrap_or(0);
                 match spool.write(report.id, timestamp_ms, EntryRef::Report(&report)) {
                     Ok(path) => {
-                        self.unsettled.release(false);
-                        self.unsettled.add(true);
+                        if self.unsettled.release(false) {
+                            self.unsettled.add(true);
+                        }
                         Some(path)
                     }
                     Err(_) => {
@@ -323,10 +346,10 @@ impl Worker {
     /// A report leaves this run, counted under `counter`. Once shutdown has
     /// stopped waiting, the client has counted everything unsettled already.
     fn leave(&self, had_file: bool, counter: Option<&crate::stats::Counter>) {
-        if self.abandoned.load(Ordering::SeqCst) {
+        // After `abandon` took the count, `release` finds nothing left to take.
+        if self.abandoned.load(Ordering::SeqCst) || !self.unsettled.release(had_file) {
             return;
         }
-        self.unsettled.release(had_file);
         if let Some(counter) = counter {
             counter.inc();
         }
@@ -380,18 +403,20 @@ impl Worker {
         });
     }
 
-    /// Sends batches while deliveries are due.
+    /// Sends one batch if a delivery is due. One at a time, so the queue
+    /// (new captures, flush and shutdown requests) is read between batches.
     fn pump(&mut self) {
-        while !self.outbox.is_empty() {
-            if self.abandoned.load(Ordering::SeqCst) {
-                self.give_up(self.outbox.len(), &STATS.dropped_shutdown);
-                return;
-            }
-            if self.not_before.is_some_and(|t| Instant::now() < t) {
-                return;
-            }
-            self.attempt();
+        if self.outbox.is_empty() {
+            return;
         }
+        if self.abandoned.load(Ordering::SeqCst) {
+            self.give_up(self.outbox.len(), &STATS.dropped_shutdown);
+            return;
+        }
+        if self.not_before.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        self.attempt();
     }
 
     /// One delivery attempt of the batch at the front of the outbox.
@@ -430,14 +455,18 @@ impl Worker {
                 if delivered > 0 {
                     self.attempts = 0;
                 }
-                (failed.min(n - delivered), *cause)
+                let rest = n - delivered;
+                let failed = if failed == 0 { rest } else { failed.min(rest) };
+                (failed, *cause)
             }
             Err(error) => (n, error),
         };
         match error {
             TransportError::RateLimited { retry_after, .. } => {
                 STATS.rate_limited.inc();
-                self.not_before = Some(crate::client::deadline_after(retry_after));
+                // A zero or past wait must not turn into a busy loop against the collector.
+                let wait = retry_after.max(MIN_RATE_LIMIT_WAIT);
+                self.not_before = Some(crate::client::deadline_after(wait));
             }
             TransportError::Retryable(_) if self.attempts + 1 < self.retry.attempts => {
                 self.attempts += 1;

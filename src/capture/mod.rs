@@ -71,6 +71,12 @@ pub(crate) struct Captured {
     pub fingerprint: Option<Vec<String>>,
     pub breadcrumbs: Vec<Breadcrumb>,
     pub truncated: Vec<String>,
+    /// The release and environment of the run that captured it, for a
+    /// replay by a later (perhaps upgraded) run; `None`: the current ones.
+    #[serde(default)]
+    pub release: Option<String>,
+    #[serde(default)]
+    pub environment: Option<String>,
 }
 
 fn thread_info(thread: &std::thread::Thread) -> ThreadInfo {
@@ -82,7 +88,11 @@ fn thread_info(thread: &std::thread::Thread) -> ThreadInfo {
         .parse()
         .unwrap_or(0);
     ThreadInfo {
-        name: thread.name().map(str::to_owned),
+        name: thread.name().map(|name| {
+            let mut name = name.to_owned();
+            crate::limits::truncate(&mut name, crate::limits::MAX_NAME_BYTES);
+            name
+        }),
         id,
     }
 }
@@ -117,6 +127,8 @@ impl Pending {
             fingerprint: merged.fingerprint,
             breadcrumbs: merged.breadcrumbs,
             truncated,
+            release: None,
+            environment: None,
         }
     }
 }

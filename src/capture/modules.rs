@@ -39,8 +39,12 @@ static MAPPINGS: Mutex<Table> = Mutex::new(Table {
 /// addresses (the vDSO, generated code) belong to no file and never will.
 const REREAD_INTERVAL: Duration = Duration::from_secs(1);
 
-fn identity(path: &str) -> Option<String> {
+/// The identity of the file at `path`, if it is still the mapped one (`inode`).
+fn identity(path: &str, inode: u64) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
+    if meta.ino() != inode {
+        return None;
+    }
     Some(format!(
         "{}:{}:{}:{}",
         meta.dev(),
@@ -58,17 +62,25 @@ fn read_mappings() -> Vec<Mapping> {
     let mut identities: Vec<(String, Option<String>)> = Vec::new();
     let mut out = Vec::new();
     for line in maps.lines() {
-        // start-end perms offset dev inode path
-        let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms), Some(offset)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
+        // start-end perms offset dev inode path (the path may hold spaces)
+        let mut fields = line.splitn(6, ' ');
+        let (Some(range), Some(perms), Some(offset), Some(_dev), Some(inode)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
             continue;
         };
-        let path = fields.nth(2).unwrap_or("");
-        if !perms.contains('x') || !path.starts_with('/') {
+        let path = fields.next().unwrap_or("").trim_start();
+        // A file replaced since it was mapped is not the file at that path now.
+        if !perms.contains('x') || !path.starts_with('/') || path.ends_with(" (deleted)") {
             continue;
         }
+        let Ok(inode) = inode.parse::<u64>() else {
+            continue;
+        };
         let Some((start, end)) = range.split_once('-') else {
             continue;
         };
@@ -82,7 +94,7 @@ fn read_mappings() -> Vec<Mapping> {
         let id = match identities.iter().find(|(p, _)| p == path) {
             Some((_, id)) => id.clone(),
             None => {
-                let id = identity(path);
+                let id = identity(path, inode);
                 identities.push((path.to_owned(), id.clone()));
                 id
             }

@@ -73,6 +73,7 @@ pub(crate) fn fit(report: &mut Report) {
         report.tags.clear();
         report.frames.truncate(16);
         report.exceptions.truncate(4);
+        report.fingerprint = None;
         note(report, "exceptions");
     }
 }

@@ -69,6 +69,8 @@ impl Processor {
             fingerprint,
             breadcrumbs,
             mut truncated,
+            release,
+            environment,
             ..
         } = captured;
         let (frames, cut) = self
@@ -97,8 +99,8 @@ impl Processor {
             user,
             breadcrumbs,
             context: crate::context::get().clone(),
-            release: self.settings.release.clone(),
-            environment: self.settings.environment.clone(),
+            release: release.or_else(|| self.settings.release.clone()),
+            environment: environment.unwrap_or_else(|| self.settings.environment.clone()),
             sdk: Sdk::default(),
             fingerprint,
             truncated,

@@ -12,6 +12,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Back-off after a 429 that says nothing about how long to wait.
 pub const DEFAULT_RATE_LIMIT: Duration = Duration::from_secs(60);
+/// The longest wait a collector can impose: a wild value must not silence it for good.
+const MAX_WAIT: Duration = Duration::from_secs(86_400);
 /// Request body size the batching collectors aim to stay under.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
@@ -26,8 +28,6 @@ impl Answer {
     /// How long `Retry-After` asks to wait (seconds or an HTTP date).
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         let value = self.retry_after.as_deref()?.trim();
-        // A day at most: a wild value must not silence a collector for good.
-        const MAX_WAIT: Duration = Duration::from_secs(86_400);
         if let Ok(secs) = value.parse::<u64>() {
             return Some(Duration::from_secs(secs).min(MAX_WAIT));
         }

@@ -62,7 +62,10 @@ impl SentryTransport {
             let Some(Ok(secs)) = fields.next().map(|s| s.trim().parse::<f64>()) else {
                 continue;
             };
-            let duration = Duration::from_secs_f64(secs.clamp(0.0, 86_400.0));
+            // `nan`, `inf` and negative values parse as floats: ignore them.
+            let Ok(duration) = Duration::try_from_secs_f64(secs.min(86_400.0)) else {
+                continue;
+            };
             let categories = fields.next().unwrap_or("");
             if categories.is_empty() {
                 self.limit("", duration);
