@@ -2,7 +2,7 @@
 //! its queue to the worker, and the [`Guard`] that shuts it down.
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use crate::options::{ConfigError, Options};
 use crate::pipeline::Settings;
 use crate::report::ReportId;
 use crate::scope::Hub;
-use crate::spool::{LastRun, Spool};
+use crate::spool::{EntryRef, LastRun, Spool};
 use crate::stats::STATS;
 use crate::worker::{Message, Unsettled, Worker};
 
@@ -37,6 +37,10 @@ const UNINITIALIZED: u8 = 0;
 const INITIALIZING: u8 = 1;
 const INITIALIZED: u8 = 2;
 const SHUTTING_DOWN: u8 = 3;
+
+/// How long, past `shutdown_timeout`, shutdown may spend moving queued reports
+/// to the spool when the worker is stuck in a send.
+const SPOOL_GRACE: Duration = Duration::from_millis(500);
 
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALIZED);
 static CLIENT: RwLock<Option<Arc<Client>>> = RwLock::new(None);
@@ -96,6 +100,8 @@ pub(crate) fn current_settings() -> Option<Arc<Settings>> {
 
 pub(crate) struct Client {
     tx: SyncSender<Message>,
+    /// The queue's other end, shared with the worker (see `Worker::run`).
+    rx: Arc<Mutex<mpsc::Receiver<Message>>>,
     settings: Arc<Settings>,
     spool: Option<Arc<Spool>>,
     last_run: LastRun,
@@ -172,6 +178,45 @@ impl Client {
             self.flush(self.panic_flush_timeout);
         }
         Some(id)
+    }
+
+    /// After shutdown gave up on a worker stuck in a send: moves what is still
+    /// queued to the spool (its raw form, resolved by the next run), until
+    /// `deadline`. Does nothing when the worker is reading the queue itself.
+    fn spool_queued(&self, deadline: Instant) {
+        let Some(spool) = &self.spool else { return };
+        let Ok(rx) = self.rx.try_lock() else { return };
+        while Instant::now() < deadline {
+            let Ok(message) = rx.try_recv() else { break };
+            match message {
+                Message::Report(pending) => {
+                    let mut captured = pending.into_captured();
+                    captured.locate_addresses();
+                    captured.release = self.settings.release.clone();
+                    captured.environment = Some(self.settings.environment.clone());
+                    let written = spool
+                        .write(
+                            captured.id,
+                            captured.timestamp_ms,
+                            EntryRef::Captured(&captured),
+                        )
+                        .is_ok();
+                    if written && self.unsettled.release(false) {
+                        STATS.spooled.inc();
+                    }
+                }
+                Message::Durable {
+                    spool_file: Some(_),
+                    ..
+                } => {
+                    if self.unsettled.release(true) {
+                        STATS.spooled.inc();
+                    }
+                }
+                // Counted by `Unsettled::abandon`.
+                Message::Durable { .. } | Message::Flush(_) | Message::Shutdown { .. } => {}
+            }
+        }
     }
 
     /// Sends a control message, waiting for room in the queue until `deadline`.
@@ -278,6 +323,8 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     *LAST_RUN.write().unwrap_or_else(PoisonError::into_inner) = last_run;
     let settings = Arc::new(Settings::from_options(&options));
     let (tx, rx) = mpsc::sync_channel(options.queue_capacity);
+    let rx = Arc::new(Mutex::new(rx));
+    let worker_rx = rx.clone();
     let abandoned = Arc::new(AtomicBool::new(false));
     let unsettled = Arc::new(Unsettled::default());
     let worker = Worker::new(
@@ -290,7 +337,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     );
     let handle = match std::thread::Builder::new()
         .name("crashbox-worker".to_owned())
-        .spawn(move || worker.run(rx))
+        .spawn(move || worker.run(worker_rx))
     {
         Ok(handle) => handle,
         Err(e) => {
@@ -301,6 +348,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     Hub::global().set_max_breadcrumbs(options.max_breadcrumbs);
     *CLIENT.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Client {
         tx,
+        rx,
         settings,
         spool,
         last_run: last_run.unwrap_or_default(),
@@ -364,6 +412,7 @@ impl Drop for Guard {
                 }
             } else {
                 client.abandoned.store(true, Ordering::SeqCst);
+                client.spool_queued(deadline_after(SPOOL_GRACE));
                 client.unsettled.abandon();
             }
         }

@@ -192,8 +192,17 @@ impl Spool {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(&dir)?;
-        if fs::symlink_metadata(&dir)?.file_type().is_symlink() {
+        let meta = fs::symlink_metadata(&dir)?;
+        if meta.file_type().is_symlink() {
             return Err(io::Error::other("the spool directory is a symbolic link"));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                // Tighten a directory made before (by us, or with a lax umask).
+                let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
+            }
         }
         let owner = new_owner();
         let lock = hold_lock(&dir, &owner)?;
@@ -341,7 +350,10 @@ impl Spool {
         STATS.spool_corrupt.inc();
         let corrupt = self.dir.join("corrupt");
         let is_real_dir = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_dir());
-        let moved = (is_real_dir(&corrupt) || fs::create_dir(&corrupt).is_ok())
+        let mut builder = fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        let moved = (is_real_dir(&corrupt) || builder.create(&corrupt).is_ok())
             && is_real_dir(&corrupt)
             && path
                 .file_name()

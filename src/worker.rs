@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use std::path::PathBuf;
@@ -153,7 +153,11 @@ impl Worker {
         }
     }
 
-    pub(crate) fn run(mut self, rx: Receiver<Message>) {
+    /// The worker's loop. The queue's receiving end is shared with the
+    /// client behind a mutex that the worker holds only while it reads the
+    /// queue, never while it sends: a shutdown that gives up on a worker stuck
+    /// in a send can still move what is queued to the spool.
+    pub(crate) fn run(mut self, rx: Arc<Mutex<Receiver<Message>>>) {
         // A panic on this thread (a transport's, a before_send's) is caught and
         // counted where it happens; reporting it would feed the worker its own failures.
         let _reentry = crate::capture::Reentry::enter();
@@ -162,27 +166,40 @@ impl Worker {
         crate::capture::modules::preload();
         self.replay();
         loop {
-            let first = match self.wait_due() {
-                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(wait) => rx.recv_timeout(wait),
-            };
-            match first {
-                Ok(message) => {
-                    if self.handle(message, &rx) {
-                        return;
-                    }
-                    for _ in 1..RECEIVE_BURST {
-                        let Ok(message) = rx.try_recv() else { break };
+            let wait = self.wait_due();
+            let deliver_now = wait == Some(Duration::ZERO);
+            // With deliveries due and the outbox full, send before taking more.
+            if !(deliver_now && self.outbox.len() >= OUTBOX_CAPACITY) {
+                let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
+                let first = match wait {
+                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    Some(wait) => rx.recv_timeout(wait),
+                };
+                match first {
+                    Ok(message) => {
+                        // Take about as much as one delivery sends, so the
+                        // outbox drains while captures keep coming.
+                        let burst = if deliver_now {
+                            self.transport.max_batch().clamp(1, MAX_BATCH)
+                        } else {
+                            RECEIVE_BURST
+                        };
                         if self.handle(message, &rx) {
                             return;
                         }
+                        for _ in 1..burst {
+                            let Ok(message) = rx.try_recv() else { break };
+                            if self.handle(message, &rx) {
+                                return;
+                            }
+                        }
                     }
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    let deadline = Instant::now();
-                    self.finish(deadline);
-                    return;
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        drop(rx);
+                        self.finish(Instant::now());
+                        return;
+                    }
                 }
             }
             self.pump();

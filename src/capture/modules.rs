@@ -130,7 +130,7 @@ pub(crate) fn locate(addresses: &[usize]) -> (Vec<Module>, Vec<Option<(u32, u64)
     let find = |table: &[Mapping], a: usize| table.iter().position(|m| m.start <= a && a < m.end);
     let stale = guard
         .read_at
-        .map_or(true, |at| at.elapsed() >= REREAD_INTERVAL);
+        .is_none_or(|at| at.elapsed() >= REREAD_INTERVAL);
     if stale
         && addresses
             .iter()
