@@ -422,6 +422,34 @@ impl Report {
 }
 
 #[cfg(test)]
+impl Report {
+    /// A minimal message report, for unit tests.
+    pub(crate) fn sample(message: &str) -> Report {
+        Report {
+            id: ReportId::random(),
+            timestamp: "2026-01-01T00:00:00.000Z".into(),
+            level: Level::Error,
+            kind: Kind::Message,
+            message: message.into(),
+            exceptions: vec![],
+            frames: vec![],
+            location: None,
+            thread: ThreadInfo { name: None, id: 1 },
+            tags: BTreeMap::new(),
+            extra: BTreeMap::new(),
+            user: None,
+            breadcrumbs: vec![],
+            context: Context::default(),
+            release: None,
+            environment: "test".into(),
+            sdk: Sdk::default(),
+            fingerprint: None,
+            truncated: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

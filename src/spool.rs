@@ -522,8 +522,6 @@ impl Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Context, Kind, Level, Sdk, ThreadInfo};
-    use std::collections::BTreeMap;
 
     fn temp_spool(label: &str) -> Spool {
         let dir = std::env::temp_dir().join(format!(
@@ -534,34 +532,10 @@ mod tests {
         Spool::open(dir, 100, Duration::from_secs(30 * 86_400)).unwrap()
     }
 
-    fn report(message: &str) -> Report {
-        Report {
-            id: ReportId::random(),
-            timestamp: "2026-01-01T00:00:00.000Z".into(),
-            level: Level::Error,
-            kind: Kind::Message,
-            message: message.into(),
-            exceptions: vec![],
-            frames: vec![],
-            location: None,
-            thread: ThreadInfo { name: None, id: 1 },
-            tags: BTreeMap::new(),
-            extra: BTreeMap::new(),
-            user: None,
-            breadcrumbs: vec![],
-            context: Context::default(),
-            release: None,
-            environment: "test".into(),
-            sdk: Sdk::default(),
-            fingerprint: None,
-            truncated: vec![],
-        }
-    }
-
     #[test]
     fn files_are_private_and_named_for_their_owner() {
         let spool = temp_spool("private");
-        let r = report("x");
+        let r = Report::sample("x");
         let path = spool.write(r.id, 5, EntryRef::Report(&r)).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(
@@ -590,7 +564,7 @@ mod tests {
             .unwrap()
             .as_millis() as u64;
         for (i, message) in ["second", "first"].iter().enumerate() {
-            let r = report(message);
+            let r = Report::sample(message);
             let bytes = serde_json::to_vec(&SpoolFileRef {
                 format: FORMAT,
                 entry: EntryRef::Report(&r),

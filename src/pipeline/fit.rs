@@ -81,36 +81,11 @@ pub(crate) fn fit(report: &mut Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Breadcrumb, Context, Kind, Level, ReportId, Sdk, ThreadInfo};
-    use std::collections::BTreeMap;
-
-    fn report() -> Report {
-        Report {
-            id: ReportId::random(),
-            timestamp: "2026-01-01T00:00:00.000Z".into(),
-            level: Level::Error,
-            kind: Kind::Message,
-            message: "m".into(),
-            exceptions: vec![],
-            frames: vec![],
-            location: None,
-            thread: ThreadInfo { name: None, id: 1 },
-            tags: BTreeMap::new(),
-            extra: BTreeMap::new(),
-            user: None,
-            breadcrumbs: vec![],
-            context: Context::default(),
-            release: None,
-            environment: "test".into(),
-            sdk: Sdk::default(),
-            fingerprint: None,
-            truncated: vec![],
-        }
-    }
+    use crate::report::Breadcrumb;
 
     #[test]
     fn oversized_reports_shrink_below_the_limit_and_say_so() {
-        let mut r = report();
+        let mut r = Report::sample("m");
         for i in 0..200 {
             r.extra.insert(
                 format!("k{i}"),
@@ -129,7 +104,7 @@ mod tests {
 
     #[test]
     fn small_reports_are_untouched() {
-        let mut r = report();
+        let mut r = Report::sample("m");
         r.breadcrumbs.push(Breadcrumb::new("kept"));
         let before = r.clone();
         fit(&mut r);
