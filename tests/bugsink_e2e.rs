@@ -10,9 +10,10 @@
 //! tests/e2e/bugsink.sh stop
 //! ```
 mod common;
+#[path = "support/errors.rs"]
+mod errors;
 
 use std::ffi::OsString;
-use std::fmt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -20,28 +21,16 @@ use serde_json::Value;
 
 const DSN_ENV: &str = "CRASHBOX_E2E_BUGSINK_DSN";
 
-#[derive(Debug)]
-struct StoreError {
-    source: std::io::Error,
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("could not open the ledger store")
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
+errors::test_error! {
+    StoreError => "could not open the ledger store", source: io::Error
 }
 
 #[inline(never)]
 fn open_ledger() -> Result<(), StoreError> {
-    Err(StoreError {
-        source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "ledger.db is locked"),
-    })
+    Err(StoreError::new(
+        std::io::ErrorKind::PermissionDenied,
+        "ledger.db is locked",
+    ))
 }
 
 #[inline(never)]
@@ -97,15 +86,9 @@ fn script() -> PathBuf {
 }
 
 fn stored_events() -> Vec<Value> {
-    let out = Command::new("bash")
-        .arg(script())
-        .arg("events")
-        .output()
-        .expect("run bugsink.sh events");
-    assert!(
-        out.status.success(),
-        "bugsink.sh events failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::run_command(
+        Command::new("bash").arg(script()).arg("events"),
+        "bugsink.sh events",
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::TempDir;
+use common::{temp_reports_file, TempDir};
 use crashbox::{testing, Level};
 
 fn check(args: &[&std::ffi::OsStr]) -> Output {
@@ -33,8 +33,7 @@ fn check_of_a_missing_file_succeeds() {
 
 #[test]
 fn check_of_an_empty_file_succeeds() {
-    let dir = TempDir::new("check-empty");
-    let path = dir.path().join("reports.jsonl");
+    let (_dir, path) = temp_reports_file("check-empty");
     std::fs::write(&path, "").unwrap();
     let out = check_path(&path);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -52,8 +51,7 @@ fn check_of_a_file_with_two_reports_fails_and_prints_both() {
         crashbox::capture_error(&err);
     });
     assert_eq!(reports.len(), 2);
-    let dir = TempDir::new("check-two");
-    let path = dir.path().join("reports.jsonl");
+    let (_dir, path) = temp_reports_file("check-two");
     let body: String = reports.iter().map(|r| r.to_json() + "\n").collect();
     std::fs::write(&path, body).unwrap();
 
@@ -70,8 +68,7 @@ fn check_of_a_file_with_two_reports_fails_and_prints_both() {
 
 #[test]
 fn check_counts_an_unreadable_line_as_a_report() {
-    let dir = TempDir::new("check-garbage");
-    let path = dir.path().join("reports.jsonl");
+    let (_dir, path) = temp_reports_file("check-garbage");
     std::fs::write(&path, "{\"id\": \"truncated-by-a-crash\n").unwrap();
     let out = check_path(&path);
     let stderr = text(&out.stderr);

@@ -11,64 +11,12 @@ mod http_server;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::{is_child, report_value, run_child};
-use crashbox::{Level, Options};
-use http_server::{parse_stats, Behavior, Request, Server};
-
-/// Where the parent tells the child to send reports.
-const COLLECTOR_ENV: &str = "CRASHBOX_TEST_COLLECTOR";
-
-fn collector() -> String {
-    std::env::var(COLLECTOR_ENV).expect("CRASHBOX_TEST_COLLECTOR")
-}
-
-/// The parent's collector, without the on-disk spool: reports given up on
-/// are counted as dropped, and children never replay each other's leftovers.
-fn options() -> Options {
-    Options::new().collector(collector()).spool(false)
-}
-
-fn run_against(name: &str, server: &Server) -> common::ChildOutput {
-    let out = run_child(name, &[(COLLECTOR_ENV, server.url("/ingest").into())]);
-    out.assert_success();
-    out
-}
-
-fn print_stats(key: &str) {
-    report_value(key, format!("{:?}", crashbox::stats()));
-}
-
-fn stats(out: &common::ChildOutput, key: &str) -> BTreeMap<String, u64> {
-    let stats = parse_stats(&out.value(key));
-    assert!(stats.contains_key("sent"), "{}", out.dump());
-    stats
-}
-
-/// Polls `stats()` until `pred` holds; panics after `timeout`.
-#[track_caller]
-fn wait_for_stats(timeout: Duration, pred: impl Fn(&crashbox::Stats) -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !pred(&crashbox::stats()) {
-        assert!(
-            Instant::now() < deadline,
-            "stats never matched: {:?}",
-            crashbox::stats()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// The report ids in one request body (a JSON array of reports).
-#[track_caller]
-fn ids(request: &Request) -> Vec<String> {
-    request
-        .json()
-        .as_array()
-        .expect("the body is a JSON array")
-        .iter()
-        .map(|r| r["id"].as_str().expect("a string id").to_owned())
-        .collect()
-}
+use common::{
+    child_options, fast_options, http_collector, is_child, print_stats, report_value, run_against,
+    stats, wait_for_stats,
+};
+use crashbox::Level;
+use http_server::{Behavior, Server};
 
 // ---------------------------------------------------------------------------
 // flush
@@ -79,9 +27,13 @@ const ACK_DELAY: Duration = Duration::from_millis(700);
 #[test]
 fn flush_returns_true_once_the_server_acknowledged() {
     let server = Server::with_behavior(Behavior::delayed(ACK_DELAY, Behavior::ok()));
-    let out = run_against("child_flush_acknowledged", &server);
+    let out = run_against(
+        "child_flush_acknowledged",
+        &http_collector(server.port()),
+        &[],
+    );
     assert_eq!(out.value("flushed"), "true", "{}", out.dump());
-    let flush_ms: u64 = out.value("flush_ms").parse().unwrap();
+    let flush_ms = out.number("flush_ms");
     assert!(
         flush_ms >= ACK_DELAY.as_millis() as u64 - 50,
         "flush returned after {flush_ms} ms, before the server answered (after {ACK_DELAY:?})"
@@ -93,7 +45,7 @@ fn flush_returns_true_once_the_server_acknowledged() {
     );
     let requests = server.requests();
     assert_eq!(requests.len(), 1);
-    assert_eq!(ids(&requests[0]), vec![out.value("id")]);
+    assert_eq!(requests[0].report_ids(), vec![out.value("id")]);
 }
 
 /// Run by `flush_returns_true_once_the_server_acknowledged`.
@@ -102,7 +54,7 @@ fn child_flush_acknowledged() {
     if !is_child() {
         return;
     }
-    let guard = crashbox::init(options()).expect("init");
+    let guard = crashbox::init(child_options()).expect("init");
     let id = crashbox::capture_message("acknowledge me", Level::Error).expect("captured");
     let start = Instant::now();
     let flushed = crashbox::flush(Duration::from_secs(8));
@@ -117,7 +69,11 @@ fn child_flush_acknowledged() {
 fn flush_waits_for_a_retry_to_succeed() {
     let server = Server::start();
     server.script([Behavior::status(503), Behavior::status(503)]);
-    let out = run_against("child_flush_after_retries", &server);
+    let out = run_against(
+        "child_flush_after_retries",
+        &http_collector(server.port()),
+        &[],
+    );
     assert_eq!(out.value("flushed"), "true", "{}", out.dump());
     let stats = stats(&out, "stats_when_flushed");
     assert_eq!(stats["sent"], 1, "{stats:?}");
@@ -133,12 +89,7 @@ fn child_flush_after_retries() {
     if !is_child() {
         return;
     }
-    let guard = crashbox::init(
-        options()
-            .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
-            .max_attempts(5),
-    )
-    .expect("init");
+    let guard = crashbox::init(fast_options().max_attempts(5)).expect("init");
     crashbox::capture_message("retry me", Level::Error).expect("captured");
     report_value("flushed", crashbox::flush(Duration::from_secs(8)));
     print_stats("stats_when_flushed");
@@ -150,14 +101,14 @@ const FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
 #[test]
 fn flush_with_a_hanging_server_returns_false_within_its_timeout() {
     let server = Server::with_behavior(Behavior::Hang);
-    let out = run_against("child_flush_hanging", &server);
+    let out = run_against("child_flush_hanging", &http_collector(server.port()), &[]);
     assert_eq!(
         out.value("flushed"),
         "false",
         "nothing was acknowledged\n{}",
         out.dump()
     );
-    let flush_ms: u64 = out.value("flush_ms").parse().unwrap();
+    let flush_ms = out.number("flush_ms");
     let timeout_ms = FLUSH_TIMEOUT.as_millis() as u64;
     assert!(
         flush_ms + 20 >= timeout_ms && flush_ms < timeout_ms + 1000,
@@ -178,7 +129,7 @@ fn child_flush_hanging() {
         return;
     }
     let guard =
-        crashbox::init(options().shutdown_timeout(Duration::from_millis(300))).expect("init");
+        crashbox::init(child_options().shutdown_timeout(Duration::from_millis(300))).expect("init");
     // Symbolicate up front so the worker's first report is quick, then give
     // it time to get into the request that will never be answered.
     let _ = crashbox::testing::capture(|| crashbox::capture_message("warm-up", Level::Info));
@@ -213,7 +164,7 @@ fn captures_while_the_collector_is_down_are_all_delivered_once_it_is_up() {
             assert!(seen.iter().filter(|r| r.answered() == Some(500)).count() >= 3);
             server.set_behavior(Behavior::ok());
         });
-        let out = run_against("child_outage", &server);
+        let out = run_against("child_outage", &http_collector(server.port()), &[]);
         (driver.join(), out)
     });
     let (driven, out) = driver;
@@ -236,7 +187,7 @@ fn captures_while_the_collector_is_down_are_all_delivered_once_it_is_up() {
     assert!(requests.iter().any(|r| r.answered() == Some(500)));
     let mut delivered: BTreeMap<String, usize> = BTreeMap::new();
     for request in requests.iter().filter(|r| r.acknowledged()) {
-        for id in ids(request) {
+        for id in request.report_ids() {
             *delivered.entry(id).or_default() += 1;
         }
     }
@@ -256,12 +207,7 @@ fn child_outage() {
     if !is_child() {
         return;
     }
-    let guard = crashbox::init(
-        options()
-            .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
-            .max_attempts(50),
-    )
-    .expect("init");
+    let guard = crashbox::init(fast_options().max_attempts(50)).expect("init");
     let mut ids = Vec::new();
     let mut capture = |phase: &str| {
         for i in 0..PER_PHASE {

@@ -4,24 +4,20 @@
 //! Each scenario calls `init`, so it runs in a child process; the parent
 //! reads the file the child wrote.
 mod common;
+#[path = "support/errors.rs"]
+mod errors;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{
-    file_collector, is_child, is_lower_hex_32, is_rfc3339_utc_millis, read_lines, read_reports,
-    report_value, run_child, TempDir,
+    assert_keys, child_file_collector, is_child, is_lower_hex_32, is_rfc3339_utc_millis,
+    read_lines, read_reports, report_value, run_writing_to, temp_reports_file, TempDir,
+    BREADCRUMB_KEYS, CONTEXT_KEYS, EXCEPTION_KEYS, FRAME_KEYS, LOCATION_KEYS, REPORT_KEYS,
+    THREAD_KEYS,
 };
 use crashbox::{Breadcrumb, Level, Options, User};
 use serde_json::Value;
-
-/// Where the parent tells the child to write.
-const PATH_ENV: &str = "CRASHBOX_TEST_REPORTS";
-
-fn child_path() -> PathBuf {
-    PathBuf::from(std::env::var_os(PATH_ENV).expect("CRASHBOX_TEST_REPORTS"))
-}
 
 // ---------------------------------------------------------------------------
 
@@ -30,8 +26,7 @@ fn file_collector_creates_missing_parent_directories() {
     let dir = TempDir::new("nested");
     let path = dir.path().join("nested/dir/reports.jsonl");
     assert!(!path.parent().unwrap().exists());
-    let out = run_child("child_write_one_report", &[(PATH_ENV, path.clone().into())]);
-    out.assert_success();
+    let out = run_writing_to("child_write_one_report", &path);
     let reports = read_reports(&path);
     assert_eq!(reports.len(), 1, "{}", out.dump());
     assert_eq!(reports[0].message, "into a directory that did not exist");
@@ -44,8 +39,7 @@ fn child_write_one_report() {
     if !is_child() {
         return;
     }
-    let guard =
-        crashbox::init(Options::new().collector(file_collector(&child_path()))).expect("init");
+    let guard = crashbox::init(Options::new().collector(child_file_collector())).expect("init");
     let id = crashbox::capture_message("into a directory that did not exist", Level::Info)
         .expect("captured");
     report_value("id", id);
@@ -59,13 +53,8 @@ const PER_THREAD: usize = 200;
 
 #[test]
 fn concurrent_captures_from_8_threads_write_1600_whole_distinct_lines() {
-    let dir = TempDir::new("concurrent");
-    let path = dir.path().join("reports.jsonl");
-    let out = run_child(
-        "child_concurrent_captures",
-        &[(PATH_ENV, path.clone().into())],
-    );
-    out.assert_success();
+    let (_dir, path) = temp_reports_file("concurrent");
+    let out = run_writing_to("child_concurrent_captures", &path);
     assert_eq!(out.value("dropped"), "0", "{}", out.dump());
 
     let lines = read_lines(&path);
@@ -103,7 +92,7 @@ fn child_concurrent_captures() {
     }
     let guard = crashbox::init(
         Options::new()
-            .collector(file_collector(&child_path()))
+            .collector(child_file_collector())
             // Room for every capture: this test is about the file, not the queue.
             .queue_capacity(4 * THREADS * PER_THREAD)
             .shutdown_timeout(Duration::from_secs(60)),
@@ -135,20 +124,9 @@ fn child_concurrent_captures() {
 
 // ---------------------------------------------------------------------------
 
-/// An error with a cause, so `exceptions` has two links.
-#[derive(Debug)]
-struct LoadError(std::io::Error);
-
-impl std::fmt::Display for LoadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("could not load the ledger")
-    }
-}
-
-impl std::error::Error for LoadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
+errors::test_error! {
+    /// An error with a cause, so `exceptions` has two links.
+    LoadError => "could not load the ledger", source: io::Error
 }
 
 #[track_caller]
@@ -159,46 +137,14 @@ fn object<'a>(value: &'a Value, key: &str) -> &'a serde_json::Map<String, Value>
         .unwrap_or_else(|| panic!("`{key}` should be an object in {value}"))
 }
 
-#[track_caller]
-fn has_keys(map: &serde_json::Map<String, Value>, keys: &[&str], what: &str) {
-    for key in keys {
-        assert!(map.contains_key(*key), "{what} lacks `{key}`: {map:?}");
-    }
-}
-
 #[test]
 fn each_line_carries_every_documented_schema_field() {
-    let dir = TempDir::new("schema");
-    let path = dir.path().join("reports.jsonl");
-    let out = run_child("child_rich_report", &[(PATH_ENV, path.clone().into())]);
-    out.assert_success();
+    let (_dir, path) = temp_reports_file("schema");
+    let out = run_writing_to("child_rich_report", &path);
     let lines = read_lines(&path);
     assert_eq!(lines.len(), 1, "{}", out.dump());
     let v: Value = serde_json::from_str(&lines[0]).unwrap();
-    let top = v.as_object().expect("a JSON object");
-    has_keys(
-        top,
-        &[
-            "id",
-            "timestamp",
-            "level",
-            "kind",
-            "message",
-            "exceptions",
-            "frames",
-            "location",
-            "thread",
-            "tags",
-            "extra",
-            "user",
-            "breadcrumbs",
-            "context",
-            "release",
-            "environment",
-            "sdk",
-        ],
-        "report",
-    );
+    assert_keys(&v, REPORT_KEYS, "report");
 
     assert!(is_lower_hex_32(v["id"].as_str().unwrap()), "{}", v["id"]);
     let timestamp = v["timestamp"].as_str().unwrap();
@@ -210,7 +156,7 @@ fn each_line_carries_every_documented_schema_field() {
     let exceptions = v["exceptions"].as_array().unwrap();
     assert_eq!(exceptions.len(), 2, "{exceptions:?}");
     for e in exceptions {
-        has_keys(e.as_object().unwrap(), &["type", "message"], "exception");
+        assert_keys(e, EXCEPTION_KEYS, "exception");
     }
     assert!(exceptions[0]["type"]
         .as_str()
@@ -222,17 +168,13 @@ fn each_line_carries_every_documented_schema_field() {
     let frames = v["frames"].as_array().unwrap();
     assert!(!frames.is_empty());
     for f in frames {
-        has_keys(
-            f.as_object().unwrap(),
-            &["function", "file", "line", "column", "in_app", "address"],
-            "frame",
-        );
+        assert_keys(f, FRAME_KEYS, "frame");
         assert!(f["in_app"].is_boolean());
         assert!(f["address"].as_str().unwrap().starts_with("0x"), "{f}");
     }
 
+    assert_keys(&v["location"], LOCATION_KEYS, "location");
     let location = object(&v, "location");
-    has_keys(location, &["file", "line", "column"], "location");
     assert!(location["file"]
         .as_str()
         .unwrap()
@@ -242,8 +184,8 @@ fn each_line_carries_every_documented_schema_field() {
         out.value("capture_line")
     );
 
+    assert_keys(&v["thread"], THREAD_KEYS, "thread");
     let thread = object(&v, "thread");
-    has_keys(thread, &["name", "id"], "thread");
     assert_eq!(thread["name"], "schema-writer");
     assert!(thread["id"].as_u64().unwrap() > 0);
 
@@ -252,33 +194,15 @@ fn each_line_carries_every_documented_schema_field() {
     assert_eq!(object(&v, "user")["id"], "user-7");
     let crumbs = v["breadcrumbs"].as_array().unwrap();
     assert_eq!(crumbs.len(), 1);
-    has_keys(
-        crumbs[0].as_object().unwrap(),
-        &["timestamp", "category", "message", "level", "data"],
-        "breadcrumb",
-    );
+    assert_keys(&crumbs[0], BREADCRUMB_KEYS, "breadcrumb");
     assert_eq!(crumbs[0]["message"], "opened the ledger");
     assert_eq!(crumbs[0]["category"], "io");
     assert!(is_rfc3339_utc_millis(
         crumbs[0]["timestamp"].as_str().unwrap()
     ));
 
+    assert_keys(&v["context"], CONTEXT_KEYS, "context");
     let context = object(&v, "context");
-    has_keys(
-        context,
-        &[
-            "os",
-            "os_version",
-            "kernel",
-            "arch",
-            "hostname",
-            "pid",
-            "executable",
-            "rustc",
-            "cpu_count",
-        ],
-        "context",
-    );
     assert_eq!(context["arch"], std::env::consts::ARCH);
     assert!(
         context["executable"]
@@ -313,7 +237,7 @@ fn child_rich_report() {
     }
     let guard = crashbox::init(
         Options::new()
-            .collector(file_collector(&child_path()))
+            .collector(child_file_collector())
             .release("schema-app@0.9.0")
             .environment("schema-test"),
     )
@@ -327,10 +251,7 @@ fn child_rich_report() {
     std::thread::Builder::new()
         .name("schema-writer".into())
         .spawn(|| {
-            let err = LoadError(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "ledger.db is missing",
-            ));
+            let err = LoadError::new(std::io::ErrorKind::NotFound, "ledger.db is missing");
             let line = line!() + 1;
             crashbox::capture_error(&err).expect("captured");
             report_value("capture_line", line);

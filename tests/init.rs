@@ -5,11 +5,16 @@
 //! `init` installs per-process state, so every scenario that calls it runs in
 //! a child process (see `common::run_child`).
 mod common;
+#[path = "support/errors.rs"]
+mod errors;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{file_collector, is_child, read_reports, report_value, run_child, TempDir};
+use common::{
+    file_collector, is_child, read_reports, report_init_outcome, report_value, run_child,
+    temp_reports_file,
+};
 use crashbox::{ConfigError, Level, Options, Report, ResultExt, Transport, TransportError};
 
 /// A credential that must never show up in an error message.
@@ -143,24 +148,11 @@ fn child_malformed_collectors() {
         return;
     }
     for (i, (input, _)) in malformed_collectors().into_iter().enumerate() {
-        match crashbox::init(Options::new().collector(input)) {
-            Ok(guard) => {
-                report_value(&format!("variant{i}"), "Ok");
-                drop(guard);
-            }
-            Err(e) => {
-                let variant = match &e {
-                    ConfigError::InvalidCollector { collector, reason } => {
-                        assert!(!collector.contains(SECRET), "collector field leaks");
-                        assert!(!reason.is_empty());
-                        "InvalidCollector"
-                    }
-                    _ => "other",
-                };
-                report_value(&format!("variant{i}"), variant);
-                report_value(&format!("display{i}"), &e);
-                report_value(&format!("debug{i}"), format!("{e:?}"));
-            }
+        if let Some(ConfigError::InvalidCollector { collector, reason }) =
+            report_init_outcome(i, input)
+        {
+            assert!(!collector.contains(SECRET), "collector field leaks");
+            assert!(!reason.is_empty());
         }
         assert_eq!(
             crashbox::capture_message("no client yet", Level::Error),
@@ -201,8 +193,7 @@ fn a_dsn_with_a_mistyped_separator_does_not_leak_its_key() {
 
 #[test]
 fn options_from_env_reads_collector_release_and_environment() {
-    let dir = TempDir::new("from-env");
-    let path = dir.path().join("reports.jsonl");
+    let (_dir, path) = temp_reports_file("from-env");
     let out = run_child(
         "child_from_env",
         &[
@@ -293,7 +284,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_millis(300);
 fn guard_drop_with_a_stuck_transport_returns_within_the_shutdown_timeout() {
     let out = run_child("child_stuck_transport", &[]);
     out.assert_success();
-    let drop_ms: u64 = out.value("drop_ms").parse().unwrap();
+    let drop_ms = out.number("drop_ms");
     assert!(
         drop_ms < SHUTDOWN_TIMEOUT.as_millis() as u64 + 1_500,
         "Guard::drop took {drop_ms} ms with a {SHUTDOWN_TIMEOUT:?} shutdown timeout"
@@ -310,9 +301,9 @@ fn guard_drop_with_a_stuck_transport_returns_within_the_shutdown_timeout() {
 fn guard_drop_with_a_stuck_transport_counts_undelivered_reports_as_dropped_shutdown() {
     let out = run_child("child_stuck_transport", &[]);
     out.assert_success();
-    let queued: u64 = out.value("queued_behind_stuck_send").parse().unwrap();
+    let queued = out.number("queued_behind_stuck_send");
     assert!(queued > 0, "{}", out.dump());
-    let dropped: u64 = out.value("dropped_shutdown").parse().unwrap();
+    let dropped = out.number("dropped_shutdown");
     assert!(
         dropped > 0,
         "{queued} reports were still queued when shutdown gave up, \
@@ -405,16 +396,7 @@ fn child_unbounded_timeouts() {
 // ---------------------------------------------------------------------------
 // The no-client fast path (no init in this process: no child needed).
 
-#[derive(Debug)]
-struct Unreported;
-
-impl std::fmt::Display for Unreported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("nobody is listening")
-    }
-}
-
-impl std::error::Error for Unreported {}
+errors::test_error!(Unreported => "nobody is listening");
 
 #[test]
 fn captures_without_a_client_return_none() {

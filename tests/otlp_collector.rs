@@ -5,60 +5,26 @@
 //! `init` installs per-process state, so every scenario runs in a child
 //! process (see `common::run_child`); the server lives in the parent.
 mod common;
+#[path = "support/errors.rs"]
+mod errors;
 #[path = "support/http_server.rs"]
 mod http_server;
 
 use std::collections::BTreeMap;
-use std::fmt;
+use std::ffi::OsString;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{is_child, report_value, run_child};
-use crashbox::Options;
-use http_server::{parse_stats, Behavior, Request, Server};
+use common::{
+    fast_options, is_child, otlp_collector, print_stats, report_value, run_against, stats,
+    ChildOutput,
+};
+use errors::{load_error, panic_on_thread};
+use http_server::{Behavior, Request, Server};
 use serde_json::Value;
 
-/// Where the parent tells the child to send reports.
-const COLLECTOR_ENV: &str = "CRASHBOX_TEST_COLLECTOR";
 /// Set when the child should name the service itself.
 const SERVICE_NAME_ENV: &str = "CRASHBOX_TEST_SERVICE_NAME";
-
-fn collector() -> String {
-    std::env::var(COLLECTOR_ENV).expect("CRASHBOX_TEST_COLLECTOR")
-}
-
-fn otlp(server: &Server) -> String {
-    format!("otlp+http://127.0.0.1:{}", server.port())
-}
-
-/// Options every child starts from: the parent's collector, fast retries,
-/// and no on-disk spool (reports given up on are then counted as dropped,
-/// and children never replay each other's leftovers).
-fn fast_options() -> Options {
-    Options::new()
-        .collector(collector())
-        .spool(false)
-        .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
-        .max_attempts(4)
-}
-
-fn run_against(name: &str, server: &Server, envs: &[(&str, &str)]) -> common::ChildOutput {
-    let mut all = vec![(COLLECTOR_ENV, otlp(server).into())];
-    all.extend(envs.iter().map(|(k, v)| (*k, (*v).into())));
-    let out = run_child(name, &all);
-    out.assert_success();
-    out
-}
-
-fn print_stats(key: &str) {
-    report_value(key, format!("{:?}", crashbox::stats()));
-}
-
-fn stats(out: &common::ChildOutput, key: &str) -> BTreeMap<String, u64> {
-    let stats = parse_stats(&out.value(key));
-    assert!(stats.contains_key("sent"), "{}", out.dump());
-    stats
-}
 
 fn now_nanos() -> u128 {
     SystemTime::now()
@@ -103,8 +69,11 @@ fn int_value(attrs: &BTreeMap<String, Value>, key: &str) -> i64 {
         .unwrap_or_else(|_| panic!("{key}'s intValue {text:?} is not a decimal"))
 }
 
+/// A log record, with the resource attributes of the request that carried it.
+type Record = (BTreeMap<String, Value>, Value);
+
 /// The log records of every request, with the request's resource attributes.
-fn records(requests: &[Request]) -> Vec<(BTreeMap<String, Value>, Value)> {
+fn records(requests: &[Request]) -> Vec<Record> {
     let mut out = Vec::new();
     for request in requests {
         let body = request.json();
@@ -122,7 +91,7 @@ fn records(requests: &[Request]) -> Vec<(BTreeMap<String, Value>, Value)> {
 
 /// The record whose `crashbox.report.id` attribute is `id`.
 #[track_caller]
-fn record_for(records: &[(BTreeMap<String, Value>, Value)], id: &str) -> Value {
+fn record_for(records: &[Record], id: &str) -> Value {
     records
         .iter()
         .map(|(_, r)| r)
@@ -134,30 +103,6 @@ fn record_for(records: &[(BTreeMap<String, Value>, Value)], id: &str) -> Value {
         })
         .unwrap_or_else(|| panic!("no record for report {id}: {records:#?}"))
         .clone()
-}
-
-/// An application error with an I/O cause.
-#[derive(Debug)]
-struct LoadError {
-    source: std::io::Error,
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("could not load the ingest configuration")
-    }
-}
-
-impl std::error::Error for LoadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-fn load_error() -> LoadError {
-    LoadError {
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, "app.toml is missing"),
-    }
 }
 
 const PANIC_PAYLOAD: &str = "ingest batch is empty";
@@ -186,15 +131,10 @@ fn child_error_and_panic() {
     let err = load_error();
     let (error_id, error_line) = (crashbox::capture_error(&err), line!());
     let (line_tx, line_rx) = mpsc::channel();
-    let panicked = std::thread::Builder::new()
-        .name("ingest-worker".into())
-        .spawn(move || {
-            line_tx.send(line!() + 1).unwrap();
-            panic!("{PANIC_PAYLOAD}");
-        })
-        .expect("spawn")
-        .join();
-    assert!(panicked.is_err(), "the thread should have panicked");
+    panic_on_thread("ingest-worker", move || {
+        line_tx.send(line!() + 1).unwrap();
+        panic!("{PANIC_PAYLOAD}");
+    });
     assert!(crashbox::flush(Duration::from_secs(10)), "flush timed out");
     report_value("end_nanos", now_nanos());
     report_value("error_id", error_id.expect("captured"));
@@ -204,10 +144,22 @@ fn child_error_and_panic() {
     drop(guard);
 }
 
+/// Runs `child_error_and_panic` (with `envs`) against a fresh server;
+/// returns the child's output and the log records the server received.
+fn run_error_and_panic(envs: &[(&str, OsString)]) -> (ChildOutput, Vec<Record>) {
+    let server = Server::start();
+    let out = run_against(
+        "child_error_and_panic",
+        &otlp_collector(server.port()),
+        envs,
+    );
+    (out, records(&server.requests()))
+}
+
 #[test]
 fn log_records_are_posted_to_v1_logs_with_the_resource_attributes() {
     let server = Server::start();
-    let out = run_against("child_error_and_panic", &server, &[]);
+    let out = run_against("child_error_and_panic", &otlp_collector(server.port()), &[]);
     let requests = server.requests();
     assert!(!requests.is_empty(), "{}", out.dump());
     for request in &requests {
@@ -233,13 +185,7 @@ fn log_records_are_posted_to_v1_logs_with_the_resource_attributes() {
 
 #[test]
 fn service_name_option_overrides_the_release_crate_name() {
-    let server = Server::start();
-    let out = run_against(
-        "child_error_and_panic",
-        &server,
-        &[(SERVICE_NAME_ENV, "checkout")],
-    );
-    let records = records(&server.requests());
+    let (out, records) = run_error_and_panic(&[(SERVICE_NAME_ENV, "checkout".into())]);
     assert!(!records.is_empty(), "{}", out.dump());
     for (resource, _) in &records {
         assert_eq!(string_value(resource, "service.name"), "checkout");
@@ -249,9 +195,7 @@ fn service_name_option_overrides_the_release_crate_name() {
 
 #[test]
 fn error_log_records_follow_the_exception_conventions() {
-    let server = Server::start();
-    let out = run_against("child_error_and_panic", &server, &[]);
-    let records = records(&server.requests());
+    let (out, records) = run_error_and_panic(&[]);
     let record = record_for(&records, &out.value("error_id"));
     assert_eq!(record["severityNumber"], 17, "{record}");
     assert_eq!(record["severityText"], "ERROR");
@@ -306,9 +250,7 @@ fn error_log_records_follow_the_exception_conventions() {
 
 #[test]
 fn panic_log_records_are_fatal() {
-    let server = Server::start();
-    let out = run_against("child_error_and_panic", &server, &[]);
-    let records = records(&server.requests());
+    let (out, records) = run_error_and_panic(&[]);
     let panics: Vec<&Value> = records
         .iter()
         .map(|(_, r)| r)
@@ -357,7 +299,7 @@ fn report_ids(request: &Request) -> Vec<String> {
 fn a_500_is_retried_and_the_same_record_delivered() {
     let server = Server::start();
     server.script([Behavior::status(500)]);
-    let out = run_against("child_one_report", &server, &[]);
+    let out = run_against("child_one_report", &otlp_collector(server.port()), &[]);
     assert_eq!(out.value("flushed"), "true");
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "{requests:#?}");
@@ -375,7 +317,7 @@ fn a_500_is_retried_and_the_same_record_delivered() {
 fn a_429_retry_after_is_honoured() {
     let server = Server::start();
     server.script([Behavior::respond(429, &[("Retry-After", "2")], "{}")]);
-    let out = run_against("child_one_report", &server, &[]);
+    let out = run_against("child_one_report", &otlp_collector(server.port()), &[]);
     assert_eq!(out.value("flushed"), "true", "{}", out.dump());
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "{requests:#?}");

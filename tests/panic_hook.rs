@@ -5,37 +5,30 @@
 //! The hook is per process, so each scenario runs in a child process that
 //! writes to a `file://` collector the parent reads.
 mod common;
+#[path = "support/errors.rs"]
+mod errors;
 
-use std::path::PathBuf;
-
-use common::{file_collector, is_child, read_reports, report_value, run_child, TempDir};
+use common::{
+    child_file_collector, is_child, read_reports, report_value, run_writing_to, temp_reports_file,
+    ChildOutput,
+};
 use crashbox::{testing, Kind, Level, Options, Report};
+use errors::panic_text;
 
-/// Where the parent tells the child to write.
-const PATH_ENV: &str = "CRASHBOX_TEST_REPORTS";
 /// What the hook installed before `init` prints to stderr.
 const MARKER: &str = "PREVIOUS-HOOK-RAN";
 
-fn child_path() -> PathBuf {
-    PathBuf::from(std::env::var_os(PATH_ENV).expect("CRASHBOX_TEST_REPORTS"))
-}
-
 /// Runs `child_panic_on_named_thread` and returns its output and reports.
-fn run_panic_child() -> (common::ChildOutput, Vec<Report>) {
-    let dir = TempDir::new("panic");
-    let path = dir.path().join("reports.jsonl");
-    let out = run_child(
-        "child_panic_on_named_thread",
-        &[(PATH_ENV, path.clone().into())],
-    );
-    out.assert_success();
+fn run_panic_child() -> (ChildOutput, Vec<Report>) {
+    let (_dir, path) = temp_reports_file("panic");
+    let out = run_writing_to("child_panic_on_named_thread", &path);
     let reports = read_reports(&path);
     (out, reports)
 }
 
 /// The single panic report, by its payload.
 #[track_caller]
-fn panic_report<'a>(out: &common::ChildOutput, reports: &'a [Report]) -> &'a Report {
+fn panic_report<'a>(out: &ChildOutput, reports: &'a [Report]) -> &'a Report {
     let payload = out.value("payload");
     let matching: Vec<&Report> = reports.iter().filter(|r| r.message == payload).collect();
     assert_eq!(
@@ -125,16 +118,10 @@ fn child_panic_on_named_thread() {
         return;
     }
     std::panic::set_hook(Box::new(|info| {
-        let payload = info
-            .payload()
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
+        let payload = panic_text(info.payload()).unwrap_or_default();
         eprintln!("{MARKER}: {payload}");
     }));
-    let guard =
-        crashbox::init(Options::new().collector(file_collector(&child_path()))).expect("init");
+    let guard = crashbox::init(Options::new().collector(child_file_collector())).expect("init");
     let joined = std::thread::Builder::new()
         .name("ingest".into())
         .spawn(|| {
@@ -144,11 +131,7 @@ fn child_panic_on_named_thread() {
         .join();
     let payload = joined.expect_err("the thread panicked");
     // `line!()` is a literal, so the message may be a `&'static str` payload.
-    let payload = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .expect("a text payload");
+    let payload = panic_text(&*payload).expect("a text payload");
     report_value("payload", &payload);
     let line = payload
         .trim_end_matches(')')
@@ -179,13 +162,8 @@ impl std::error::Error for PanickyDisplay {}
 
 #[test]
 fn a_panicking_display_in_capture_error_is_contained_and_reported() {
-    let dir = TempDir::new("display");
-    let path = dir.path().join("reports.jsonl");
-    let out = run_child(
-        "child_panicking_display",
-        &[(PATH_ENV, path.clone().into())],
-    );
-    out.assert_success();
+    let (_dir, path) = temp_reports_file("display");
+    let out = run_writing_to("child_panicking_display", &path);
     assert_eq!(out.value("after"), "still running", "{}", out.dump());
     let reports = read_reports(&path);
     assert_eq!(reports.len(), 2, "{reports:#?}\n{}", out.dump());
@@ -218,8 +196,7 @@ fn child_panicking_display() {
     if !is_child() {
         return;
     }
-    let guard =
-        crashbox::init(Options::new().collector(file_collector(&child_path()))).expect("init");
+    let guard = crashbox::init(Options::new().collector(child_file_collector())).expect("init");
     let id = crashbox::capture_error(&PanickyDisplay).expect("captured despite the panic");
     report_value("id", id);
     crashbox::capture_message("captured after the Display panic", Level::Info)

@@ -4,6 +4,8 @@
 //! Both scenarios call `init` and read process-wide `stats()`, so each runs
 //! in a child process and prints its counters for the parent to check.
 mod common;
+#[path = "support/errors.rs"]
+mod errors;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -35,10 +37,9 @@ const BURST: u64 = 100;
 fn a_full_queue_drops_captures_counts_them_and_returns_none() {
     let out = run_child("child_full_queue", &[]);
     out.assert_success();
-    let value = |key: &str| -> u64 { out.value(key).parse().unwrap() };
-    let dropped = value("dropped_queue_full");
-    let returned_none = value("returned_none");
-    let returned_some = value("returned_some");
+    let dropped = out.number("dropped_queue_full");
+    let returned_none = out.number("returned_none");
+    let returned_some = out.number("returned_some");
     assert!(
         dropped >= 90,
         "only {dropped} of {BURST} captures were dropped with a queue of 1\n{}",
@@ -50,8 +51,8 @@ fn a_full_queue_drops_captures_counts_them_and_returns_none() {
         "every dropped capture must return None, and only those"
     );
     // What was accepted is delivered once the transport is released.
-    assert_eq!(value("sent"), 1 + returned_some, "{}", out.dump());
-    assert_eq!(value("delivered_ids_match"), 1);
+    assert_eq!(out.number("sent"), 1 + returned_some, "{}", out.dump());
+    assert_eq!(out.number("delivered_ids_match"), 1);
 }
 
 /// Run by `a_full_queue_drops_captures_counts_them_and_returns_none`.
@@ -119,16 +120,7 @@ fn child_full_queue() {
 // ---------------------------------------------------------------------------
 // Symbols are resolved once per address, not once per capture.
 
-#[derive(Debug)]
-struct Repeated;
-
-impl std::fmt::Display for Repeated {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the same error, again")
-    }
-}
-
-impl std::error::Error for Repeated {}
+errors::test_error!(Repeated => "the same error, again");
 
 /// The one call site every capture comes from.
 #[inline(never)]
@@ -143,17 +135,16 @@ const REPEATS: usize = 10_000;
 fn repeated_captures_from_one_site_reuse_resolved_symbols() {
     let out = run_child("child_repeated_captures", &[]);
     out.assert_success();
-    let value = |key: &str| -> u64 { out.value(key).parse().unwrap() };
-    let first = value("resolved_after_first");
-    let total = value("resolved_after_all");
+    let first = out.number("resolved_after_first");
+    let total = out.number("resolved_after_all");
     assert!(first > 0, "the first capture must resolve its stack");
     assert!(
         total < 3 * first,
         "{REPEATS} captures resolved {total} addresses, the first alone {first}: \
          symbols are being resolved per capture"
     );
-    assert_eq!(value("accepted"), REPEATS as u64, "{}", out.dump());
-    assert_eq!(value("stored"), REPEATS as u64, "{}", out.dump());
+    assert_eq!(out.number("accepted"), REPEATS as u64, "{}", out.dump());
+    assert_eq!(out.number("stored"), REPEATS as u64, "{}", out.dump());
 }
 
 /// Run by `repeated_captures_from_one_site_reuse_resolved_symbols`.

@@ -5,73 +5,32 @@
 //! `init` installs per-process state, so every scenario runs in a child
 //! process (see `common::run_child`); the server lives in the parent.
 mod common;
+#[path = "support/errors.rs"]
+mod errors;
 #[path = "support/http_server.rs"]
 mod http_server;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{is_child, is_lower_hex_32, is_rfc3339_utc_millis, report_value, run_child};
-use crashbox::{ConfigError, Level, Options, User};
-use http_server::{parse_stats, Behavior, Request, Server};
+use common::{
+    fast_options, is_child, is_lower_hex_32, is_rfc3339_utc_millis, print_stats,
+    report_init_outcome, report_value, run_against, run_child, sentry_collector, stats,
+    wait_for_stats, ChildOutput,
+};
+use crashbox::{Level, Options, User};
+use errors::{load_error, panic_on_thread};
+use http_server::{Behavior, Request, Server};
 use serde_json::Value;
 
-/// Where the parent tells the child to send reports.
-const COLLECTOR_ENV: &str = "CRASHBOX_TEST_COLLECTOR";
 /// The DSN's public key.
 const KEY: &str = "0123abcdpublickey";
 /// The DSN's project id.
 const PROJECT: u64 = 42;
 
-fn collector() -> String {
-    std::env::var(COLLECTOR_ENV).expect("CRASHBOX_TEST_COLLECTOR")
-}
-
 fn dsn(server: &Server) -> String {
-    format!("sentry+http://{KEY}@127.0.0.1:{}/{PROJECT}", server.port())
-}
-
-/// Options every child starts from: the parent's collector, fast retries,
-/// and no on-disk spool (reports given up on are then counted as dropped,
-/// and children never replay each other's leftovers).
-fn fast_options() -> Options {
-    Options::new()
-        .collector(collector())
-        .spool(false)
-        .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
-        .max_attempts(4)
-}
-
-fn run_against(name: &str, server: &Server) -> common::ChildOutput {
-    let out = run_child(name, &[(COLLECTOR_ENV, dsn(server).into())]);
-    out.assert_success();
-    out
-}
-
-fn print_stats(key: &str) {
-    report_value(key, format!("{:?}", crashbox::stats()));
-}
-
-fn stats(out: &common::ChildOutput, key: &str) -> BTreeMap<String, u64> {
-    let stats = parse_stats(&out.value(key));
-    assert!(stats.contains_key("sent"), "{}", out.dump());
-    stats
-}
-
-/// Polls `stats()` until `pred` holds; panics after `timeout`.
-#[track_caller]
-fn wait_for_stats(timeout: Duration, pred: impl Fn(&crashbox::Stats) -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !pred(&crashbox::stats()) {
-        assert!(
-            Instant::now() < deadline,
-            "stats never matched: {:?}",
-            crashbox::stats()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    sentry_collector(KEY, server.port(), PROJECT)
 }
 
 /// One envelope as the server received it.
@@ -133,30 +92,6 @@ fn event_for<'a>(events: &'a BTreeMap<String, Envelope>, id: &str) -> &'a Value 
         .event
 }
 
-/// An application error with an I/O cause.
-#[derive(Debug)]
-struct LoadError {
-    source: std::io::Error,
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("could not load the ingest configuration")
-    }
-}
-
-impl std::error::Error for LoadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-fn load_error() -> LoadError {
-    LoadError {
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, "app.toml is missing"),
-    }
-}
-
 const PANIC_PAYLOAD: &str = "ingest batch is empty";
 
 // ---------------------------------------------------------------------------
@@ -179,15 +114,10 @@ fn child_three_events() {
     let (error_id, error_line) = (crashbox::capture_error(&err), line!());
     let message_id = crashbox::capture_message("cache is cold", Level::Warning);
     let (line_tx, line_rx) = mpsc::channel();
-    let panicked = std::thread::Builder::new()
-        .name("ingest-worker".into())
-        .spawn(move || {
-            line_tx.send(line!() + 1).unwrap();
-            panic!("{PANIC_PAYLOAD}");
-        })
-        .expect("spawn")
-        .join();
-    assert!(panicked.is_err(), "the thread should have panicked");
+    panic_on_thread("ingest-worker", move || {
+        line_tx.send(line!() + 1).unwrap();
+        panic!("{PANIC_PAYLOAD}");
+    });
     assert!(crashbox::flush(Duration::from_secs(10)), "flush timed out");
     report_value("error_id", error_id.expect("captured"));
     report_value("error_line", error_line);
@@ -197,10 +127,18 @@ fn child_three_events() {
     drop(guard);
 }
 
+/// Runs `child_three_events` against a fresh server; returns the child's
+/// output and the envelopes the server received, by event id.
+fn run_three_events() -> (ChildOutput, BTreeMap<String, Envelope>) {
+    let server = Server::start();
+    let out = run_against("child_three_events", &dsn(&server), &[]);
+    (out, events(&server))
+}
+
 #[test]
 fn each_report_is_one_envelope_posted_with_the_sentry_auth_header() {
     let server = Server::start();
-    let out = run_against("child_three_events", &server);
+    let out = run_against("child_three_events", &dsn(&server), &[]);
     let requests = server.requests();
     assert_eq!(
         requests.len(),
@@ -242,9 +180,7 @@ fn each_report_is_one_envelope_posted_with_the_sentry_auth_header() {
 
 #[test]
 fn error_events_list_causes_oldest_first_with_the_stack_on_the_outer_error() {
-    let server = Server::start();
-    let out = run_against("child_three_events", &server);
-    let events = events(&server);
+    let (out, events) = run_three_events();
     let event = event_for(&events, &out.value("error_id"));
     assert_eq!(event["level"], "error");
     assert!(event.get("message").is_none(), "{event}");
@@ -303,9 +239,7 @@ fn error_events_list_causes_oldest_first_with_the_stack_on_the_outer_error() {
 
 #[test]
 fn panic_events_are_fatal_with_an_unhandled_panic_mechanism() {
-    let server = Server::start();
-    let out = run_against("child_three_events", &server);
-    let events = events(&server);
+    let (out, events) = run_three_events();
     let panics: Vec<&Value> = events
         .values()
         .map(|e| &e.event)
@@ -334,9 +268,7 @@ fn panic_events_are_fatal_with_an_unhandled_panic_mechanism() {
 
 #[test]
 fn message_events_use_logentry_and_no_top_level_message() {
-    let server = Server::start();
-    let out = run_against("child_three_events", &server);
-    let events = events(&server);
+    let (out, events) = run_three_events();
     let event = event_for(&events, &out.value("message_id"));
     assert_eq!(event["logentry"]["formatted"], "cache is cold");
     assert!(event.get("message").is_none(), "{event}");
@@ -346,9 +278,7 @@ fn message_events_use_logentry_and_no_top_level_message() {
 
 #[test]
 fn events_carry_tags_user_release_environment_and_contexts() {
-    let server = Server::start();
-    let out = run_against("child_three_events", &server);
-    let events = events(&server);
+    let (out, events) = run_three_events();
     assert_eq!(events.len(), 3);
     for envelope in events.values() {
         let event = &envelope.event;
@@ -404,15 +334,27 @@ fn child_two_sends() {
     drop(guard);
 }
 
-fn run_two_sends(server: &Server, wait_for_rate_limit: bool) -> common::ChildOutput {
-    let mut envs = vec![(COLLECTOR_ENV, dsn(server).into())];
+/// Runs `child_two_sends` against a server that answers the first envelope
+/// with `status` and `X-Sentry-Rate-Limits: rate_limits`, and `200 {}` after;
+/// returns the child's output and the requests the server read.
+fn run_two_sends(
+    status: u16,
+    rate_limits: &str,
+    wait_for_rate_limit: bool,
+) -> (ChildOutput, Vec<Request>) {
+    let server = Server::start();
+    server.script([Behavior::respond(
+        status,
+        &[("X-Sentry-Rate-Limits", rate_limits)],
+        "{}",
+    )]);
+    let mut envs = Vec::new();
     if wait_for_rate_limit {
         envs.push(("WAIT_FOR_RATE_LIMIT", "1".into()));
     }
-    let out = run_child("child_two_sends", &envs);
-    out.assert_success();
+    let out = run_against("child_two_sends", &dsn(&server), &envs);
     assert_eq!(out.value("flushed"), "true", "{}", out.dump());
-    out
+    (out, server.requests())
 }
 
 /// The event ids of acknowledged envelopes, in arrival order.
@@ -424,16 +366,19 @@ fn delivered(requests: &[Request]) -> Vec<String> {
         .collect()
 }
 
+/// Two requests, one for each event, in the order they were captured.
+#[track_caller]
+fn assert_each_delivered_in_its_own_request(out: &ChildOutput, requests: &[Request]) {
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert_eq!(
+        delivered(requests),
+        vec![out.value("first"), out.value("second")]
+    );
+}
+
 #[test]
 fn a_429_with_an_error_rate_limit_holds_further_sends_for_its_window() {
-    let server = Server::start();
-    server.script([Behavior::respond(
-        429,
-        &[("X-Sentry-Rate-Limits", "2:error:organization")],
-        "{}",
-    )]);
-    let out = run_two_sends(&server, true);
-    let requests = server.requests();
+    let (out, requests) = run_two_sends(429, "2:error:organization", true);
     assert!(requests.len() >= 2, "{requests:#?}");
     assert_eq!(requests[0].answered(), Some(429));
     let gap = requests[1].at - requests[0].at;
@@ -456,19 +401,8 @@ fn a_429_with_an_error_rate_limit_holds_further_sends_for_its_window() {
 
 #[test]
 fn a_rate_limit_header_on_a_200_holds_the_next_send() {
-    let server = Server::start();
-    server.script([Behavior::respond(
-        200,
-        &[("X-Sentry-Rate-Limits", "2::organization")],
-        "{}",
-    )]);
-    let out = run_two_sends(&server, false);
-    let requests = server.requests();
-    assert_eq!(requests.len(), 2, "{requests:#?}");
-    assert_eq!(
-        delivered(&requests),
-        vec![out.value("first"), out.value("second")]
-    );
+    let (out, requests) = run_two_sends(200, "2::organization", false);
+    assert_each_delivered_in_its_own_request(&out, &requests);
     let gap = requests[1].at - requests[0].at;
     assert!(
         gap >= Duration::from_millis(1900),
@@ -479,20 +413,9 @@ fn a_rate_limit_header_on_a_200_holds_the_next_send() {
 
 #[test]
 fn a_rate_limit_for_another_category_does_not_hold_error_events() {
-    let server = Server::start();
-    server.script([Behavior::respond(
-        200,
-        &[("X-Sentry-Rate-Limits", "60:transaction:key")],
-        "{}",
-    )]);
-    let out = run_two_sends(&server, false);
-    let requests = server.requests();
-    assert_eq!(requests.len(), 2, "{requests:#?}");
-    assert_eq!(
-        delivered(&requests),
-        vec![out.value("first"), out.value("second")]
-    );
-    let flush_ms: u64 = out.value("second_flush_ms").parse().unwrap();
+    let (out, requests) = run_two_sends(200, "60:transaction:key", false);
+    assert_each_delivered_in_its_own_request(&out, &requests);
+    let flush_ms = out.number("second_flush_ms");
     assert!(
         flush_ms < 1500,
         "a transaction rate limit held an error event for {flush_ms} ms"
@@ -616,20 +539,6 @@ fn child_malformed_dsns() {
         return;
     }
     for (i, (input, _)) in malformed_dsns().into_iter().enumerate() {
-        match crashbox::init(Options::new().collector(input)) {
-            Ok(guard) => {
-                report_value(&format!("variant{i}"), "Ok");
-                drop(guard);
-            }
-            Err(e) => {
-                let variant = match &e {
-                    ConfigError::InvalidCollector { .. } => "InvalidCollector",
-                    _ => "other",
-                };
-                report_value(&format!("variant{i}"), variant);
-                report_value(&format!("display{i}"), &e);
-                report_value(&format!("debug{i}"), format!("{e:?}"));
-            }
-        }
+        report_init_outcome(i, input);
     }
 }

@@ -17,19 +17,21 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{is_child, report_value, run_child, ChildOutput, TempDir, CHILD_ENV};
+use common::{
+    child_collector, child_command, env_var, http_collector, is_child, otlp_collector, print_stats,
+    report_value, run_against, run_child, run_command, sentry_collector, stats_with, wait_for,
+    wait_for_exit, ChildOutput, TempDir, COLLECTOR_ENV,
+};
 use crashbox::{Level, Options};
-use http_server::{parse_stats, refused_port, Behavior, Server};
+use http_server::{refused_port, Behavior, Server};
 use serde_json::{json, Value};
 
-/// Where the parent tells a child to send reports.
-const COLLECTOR_ENV: &str = "CRASHBOX_TEST_COLLECTOR";
 /// The child's spool directory.
 const SPOOL_ENV: &str = "CRASHBOX_TEST_SPOOL";
 /// A scratch directory the parent and the child share (marker and id files).
@@ -53,27 +55,14 @@ const PANIC_MESSAGE: &str = "the spool keeps this panic";
 const SIGKILL: i32 = 9;
 const SIGABRT: i32 = 6;
 
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
-}
-
 /// What every child starts from: the parent's collector and spool, and
 /// retries fast enough for a test.
 fn options() -> Options {
     Options::new()
-        .collector(var(COLLECTOR_ENV))
-        .spool_dir(var(SPOOL_ENV))
+        .collector(child_collector())
+        .spool_dir(env_var(SPOOL_ENV))
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(100))
         .max_attempts(3)
-}
-
-fn ingest(server: &Server) -> String {
-    server.url("/ingest")
-}
-
-/// A collector URL nothing listens on.
-fn refused_collector() -> String {
-    format!("http://127.0.0.1:{}/ingest", refused_port())
 }
 
 fn child_env(collector: &str, spool: &Path) -> Vec<(&'static str, OsString)> {
@@ -89,23 +78,15 @@ fn run_ok(
     spool: &Path,
     extra: &[(&'static str, OsString)],
 ) -> ChildOutput {
-    let mut envs = child_env(collector, spool);
+    let mut envs = vec![(SPOOL_ENV, spool.into())];
     envs.extend(extra.iter().cloned());
-    let out = run_child(name, &envs);
-    out.assert_success();
-    out
+    run_against(name, collector, &envs)
 }
 
-fn print_stats() {
-    report_value("stats", format!("{:?}", crashbox::stats()));
-}
-
-/// The counters a child printed with [`print_stats`].
+/// The counters a child printed with `print_stats("stats")`.
 #[track_caller]
 fn stats(out: &ChildOutput) -> BTreeMap<String, u64> {
-    let stats = parse_stats(&out.value("stats"));
-    assert!(stats.contains_key("spool_corrupt"), "{}", out.dump());
-    stats
+    stats_with(out, "stats", "spool_corrupt")
 }
 
 /// Every report the server acknowledged (2xx), in arrival order.
@@ -135,16 +116,6 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// Polls `done` every 5 ms; panics after `timeout`.
-#[track_caller]
-fn wait_for(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// The marker file the parent creates once the hanging collector holds the
 /// worker's first request.
 const STUCK_MARKER: &str = "worker-stuck";
@@ -164,9 +135,25 @@ fn mark_when_stuck<'s>(
     })
 }
 
+/// Runs child test `name` (with `run_ok`) against `hanging`, a collector
+/// that never answers, and `spool`; marks in `work` (`WORK_ENV`) when the
+/// worker is stuck in a send.
+#[track_caller]
+fn run_while_stuck(name: &str, hanging: &Server, spool: &Path, work: &Path) -> ChildOutput {
+    std::thread::scope(|scope| {
+        mark_when_stuck(scope, hanging, work);
+        run_ok(
+            name,
+            &http_collector(hanging.port()),
+            spool,
+            &[(WORK_ENV, work.into())],
+        )
+    })
+}
+
 /// In a child: waits until the parent says the worker is stuck in a send.
 fn wait_until_stuck() {
-    let marker = PathBuf::from(var(WORK_ENV)).join(STUCK_MARKER);
+    let marker = PathBuf::from(env_var(WORK_ENV)).join(STUCK_MARKER);
     wait_for(
         Duration::from_secs(30),
         "the worker stuck in a send",
@@ -177,6 +164,16 @@ fn wait_until_stuck() {
 /// The `*.report` files directly in `dir`, sorted by name.
 fn report_files(dir: &Path) -> Vec<PathBuf> {
     files_ending(dir, ".report")
+}
+
+/// In a child: waits until crashbox's spool holds `n` `*.report` files;
+/// panics after 20 s, naming `what`.
+#[track_caller]
+fn wait_for_report_files(n: usize, what: &str) {
+    let spool = crashbox::spool_dir().expect("a spool is in use");
+    wait_for(Duration::from_secs(20), what, || {
+        report_files(&spool).len() == n
+    });
 }
 
 fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
@@ -345,7 +342,7 @@ fn child_replay() {
         format!("{}/{}", last.panicked, last.consecutive_panics),
     );
     report_value("flushed", crashbox::flush(Duration::from_secs(30)));
-    print_stats();
+    print_stats("stats");
     drop(guard);
 }
 
@@ -360,7 +357,7 @@ fn a_thousand_reports_captured_while_the_collector_is_down_all_arrive_once_it_is
     let spool = TempDir::new("spool-thousand");
     let work = TempDir::new("work-thousand");
     let envs = {
-        let mut envs = child_env(&ingest(&server), spool.path());
+        let mut envs = child_env(&http_collector(server.port()), spool.path());
         envs.push((WORK_ENV, work.path().into()));
         envs
     };
@@ -428,7 +425,7 @@ fn child_capture_a_thousand() {
                 .to_hex()
         })
         .collect();
-    let work = PathBuf::from(var(WORK_ENV));
+    let work = PathBuf::from(env_var(WORK_ENV));
     std::fs::write(work.join("ids"), ids.join("\n")).unwrap();
     std::fs::write(work.join("captured"), b"").unwrap();
     report_value("flushed", crashbox::flush(Duration::from_secs(60)));
@@ -436,7 +433,7 @@ fn child_capture_a_thousand() {
         "report_files_after_flush",
         report_files(&crashbox::spool_dir().unwrap()).len(),
     );
-    print_stats();
+    print_stats("stats");
     drop(guard);
 }
 
@@ -446,7 +443,7 @@ fn reports_whose_retries_ran_out_stay_spooled_and_the_next_run_delivers_them_old
     let work = TempDir::new("work-exhausted");
     let first = run_ok(
         "child_capture_a_thousand_while_refused",
-        &refused_collector(),
+        &http_collector(refused_port()),
         spool.path(),
         &[(WORK_ENV, work.path().into())],
     );
@@ -475,7 +472,7 @@ fn reports_whose_retries_ran_out_stay_spooled_and_the_next_run_delivers_them_old
     let server = Server::start();
     let second = run_ok(
         "child_replay",
-        &ingest(&server),
+        &http_collector(server.port()),
         spool.path(),
         &[(MAX_REPORTS_ENV, THOUSAND.to_string().into())],
     );
@@ -516,12 +513,12 @@ fn child_capture_a_thousand_while_refused() {
                 .to_hex()
         })
         .collect();
-    std::fs::write(PathBuf::from(var(WORK_ENV)).join("ids"), ids.join("\n")).unwrap();
+    std::fs::write(PathBuf::from(env_var(WORK_ENV)).join("ids"), ids.join("\n")).unwrap();
     // Every batch is tried twice, then left in the spool.
     wait_for(Duration::from_secs(60), "every report spooled", || {
         crashbox::stats().spooled == THOUSAND as u64
     });
-    print_stats();
+    print_stats("stats");
     drop(guard);
 }
 
@@ -542,27 +539,9 @@ fn spawn_child(
     envs: &[(&'static str, OsString)],
     state: &TempDir,
 ) -> (Child, mpsc::Receiver<String>, JoinHandle<String>) {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .env("XDG_STATE_HOME", state.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for var in [
-        "CRASHBOX_COLLECTOR",
-        "CRASHBOX_RELEASE",
-        "CRASHBOX_ENVIRONMENT",
-        "CRASHBOX_SPOOL_DIR",
-        "SENTRY_DSN",
-    ] {
-        command.env_remove(var);
-    }
-    for (key, value) in envs {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().expect("spawn the child");
+    let mut child = child_command(name, envs, state.path())
+        .spawn()
+        .expect("spawn the child");
     let stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let stderr = std::thread::spawn(move || {
@@ -618,7 +597,7 @@ fn run_until_joined_then_kill(name: &str, envs: &[(&'static str, OsString)]) -> 
 /// writes `report` entries and renames), and crashbox's hook is blocked in
 /// this call for as long as it runs.
 fn install_previous_hook() {
-    let spool = PathBuf::from(var(SPOOL_ENV));
+    let spool = PathBuf::from(env_var(SPOOL_ENV));
     std::panic::set_hook(Box::new(move |_| {
         let mut ids = BTreeSet::new();
         for _ in 0..50 {
@@ -672,7 +651,7 @@ fn a_panic_survives_sigkill_and_the_next_run_delivers_it_with_resolved_frames() 
     let spool = TempDir::new("spool-sigkill");
     let seen = run_until_joined_then_kill(
         "child_panic_then_wait_to_be_killed",
-        &child_env(&refused_collector(), spool.path()),
+        &child_env(&http_collector(refused_port()), spool.path()),
     );
     assert!(
         seen.iter()
@@ -708,7 +687,12 @@ fn a_panic_survives_sigkill_and_the_next_run_delivers_it_with_resolved_frames() 
     assert_files_private(spool.path());
 
     let server = Server::start();
-    let out = run_ok("child_replay", &ingest(&server), spool.path(), &[]);
+    let out = run_ok(
+        "child_replay",
+        &http_collector(server.port()),
+        spool.path(),
+        &[],
+    );
     assert_eq!(out.value("flushed"), "true", "{}", out.dump());
     assert_eq!(out.value("last_run"), "true/1", "the killed run panicked");
     let stats = stats(&out);
@@ -727,7 +711,7 @@ fn a_panic_spooled_by_another_build_is_delivered_with_its_addresses_only() {
     let spool = TempDir::new("spool-rebuilt");
     run_until_joined_then_kill(
         "child_panic_then_wait_to_be_killed",
-        &child_env(&refused_collector(), spool.path()),
+        &child_env(&http_collector(refused_port()), spool.path()),
     );
     let files = pending_files(spool.path());
     assert_eq!(files.len(), 1, "{files:?}");
@@ -742,7 +726,12 @@ fn a_panic_spooled_by_another_build_is_delivered_with_its_addresses_only() {
     std::fs::write(&files[0], serde_json::to_vec(&file).unwrap()).unwrap();
 
     let server = Server::start();
-    let out = run_ok("child_replay", &ingest(&server), spool.path(), &[]);
+    let out = run_ok(
+        "child_replay",
+        &http_collector(server.port()),
+        spool.path(),
+        &[],
+    );
     assert_eq!(out.value("flushed"), "true", "{}", out.dump());
     let reports = delivered(&server);
     assert_eq!(reports.len(), 1, "{reports:#?}");
@@ -783,7 +772,7 @@ fn a_panic_while_the_worker_is_stuck_in_a_send_survives_sigkill_in_its_spare_fil
     let hanging = Server::with_behavior(Behavior::Hang);
     let spool = TempDir::new("spool-stuck-panic");
     let work = TempDir::new("work-stuck-panic");
-    let mut envs = child_env(&ingest(&hanging), spool.path());
+    let mut envs = child_env(&http_collector(hanging.port()), spool.path());
     envs.push((WORK_ENV, work.path().into()));
     let seen = std::thread::scope(|scope| {
         mark_when_stuck(scope, &hanging, work.path());
@@ -813,7 +802,12 @@ fn a_panic_while_the_worker_is_stuck_in_a_send_survives_sigkill_in_its_spare_fil
     drop(hanging);
 
     let server = Server::start();
-    let out = run_ok("child_replay", &ingest(&server), spool.path(), &[]);
+    let out = run_ok(
+        "child_replay",
+        &http_collector(server.port()),
+        spool.path(),
+        &[],
+    );
     assert_eq!(out.value("flushed"), "true", "{}", out.dump());
     assert_eq!(out.value("last_run"), "true/1");
     let reports = delivered(&server);
@@ -831,11 +825,8 @@ fn child_panic_while_the_worker_is_stuck() {
     }
     install_previous_hook();
     let _guard = crashbox::init(options()).expect("init");
-    let spool = crashbox::spool_dir().unwrap();
     crashbox::capture_message("sent before the panic", Level::Error).expect("queued");
-    wait_for(Duration::from_secs(20), "the message in the spool", || {
-        report_files(&spool).len() == 1
-    });
+    wait_for_report_files(1, "the message in the spool");
     wait_until_stuck();
     panic_on_the_named_thread();
     std::thread::sleep(Duration::from_secs(120));
@@ -854,48 +845,28 @@ fn abort_app() -> &'static Path {
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target"))
             .join("abort_app");
-        let out = Command::new(env!("CARGO"))
-            .arg("build")
-            .arg("--manifest-path")
-            .arg(root.join("tests/abort_app/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .output()
-            .expect("run cargo");
-        assert!(
-            out.status.success(),
-            "building tests/abort_app failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_command(
+            Command::new(env!("CARGO"))
+                .arg("build")
+                .arg("--manifest-path")
+                .arg(root.join("tests/abort_app/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target),
+            "building tests/abort_app",
         );
         target.join("debug").join("abort_app")
     })
 }
 
-struct AppRun {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl AppRun {
-    fn dump(&self) -> String {
-        format!(
-            "status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
 /// Runs the abort app in `mode`; kills it after a minute.
 /// `flush_ms` is the panic hook's wait (`None`: crashbox's default).
-fn run_abort_app(mode: &str, collector: &str, spool: &Path, flush_ms: Option<u64>) -> AppRun {
+fn run_abort_app(mode: &str, collector: &str, spool: &Path, flush_ms: Option<u64>) -> ChildOutput {
     let start = Instant::now();
     let mut command = Command::new(abort_app());
     if let Some(ms) = flush_ms {
         command.env("ABORT_APP_FLUSH_MS", ms.to_string());
     }
-    let mut child = command
+    let child = command
         .arg(mode)
         .env("ABORT_APP_COLLECTOR", collector)
         .env("ABORT_APP_SPOOL", spool)
@@ -904,34 +875,12 @@ fn run_abort_app(mode: &str, collector: &str, spool: &Path, flush_ms: Option<u64
         .stderr(Stdio::piped())
         .spawn()
         .expect("start abort_app");
-    let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().unwrap());
-    let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().unwrap());
-    let readers = [stdout, stderr].map(|mut pipe| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("abort_app {mode} ran for more than a minute");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let elapsed = start.elapsed();
-    let [stdout, stderr] = readers.map(|r| r.join().unwrap());
-    AppRun {
-        status,
-        stdout,
-        stderr,
-        elapsed,
-    }
+    wait_for_exit(
+        child,
+        start,
+        Duration::from_secs(60),
+        &format!("abort_app {mode}"),
+    )
 }
 
 #[track_caller]
@@ -953,7 +902,12 @@ fn under_panic_abort_the_hook_delivers_the_report_before_the_process_aborts() {
     let server = Server::start();
     let spool = TempDir::new("spool-abort-up");
     // A long flush timeout: the hook must return as soon as the report is delivered.
-    let run = run_abort_app("panic", &ingest(&server), spool.path(), Some(20_000));
+    let run = run_abort_app(
+        "panic",
+        &http_collector(server.port()),
+        spool.path(),
+        Some(20_000),
+    );
     assert_eq!(run.status.signal(), Some(SIGABRT), "{}", run.dump());
     assert!(run.stdout.contains("ABORT_APP:started"), "{}", run.dump());
     let reports = delivered(&server);
@@ -974,14 +928,24 @@ fn under_panic_abort_the_hook_delivers_the_report_before_the_process_aborts() {
 fn under_panic_abort_an_undelivered_panic_is_delivered_by_the_next_run() {
     abort_app();
     let spool = TempDir::new("spool-abort-down");
-    let run = run_abort_app("panic", &refused_collector(), spool.path(), Some(500));
+    let run = run_abort_app(
+        "panic",
+        &http_collector(refused_port()),
+        spool.path(),
+        Some(500),
+    );
     assert_eq!(run.status.signal(), Some(SIGABRT), "{}", run.dump());
     let files = pending_files(spool.path());
     assert_eq!(files.len(), 1, "{}\n{files:?}", run.dump());
     assert_files_private(spool.path());
 
     let server = Server::start();
-    let replay = run_abort_app("replay", &ingest(&server), spool.path(), Some(500));
+    let replay = run_abort_app(
+        "replay",
+        &http_collector(server.port()),
+        spool.path(),
+        Some(500),
+    );
     assert!(replay.status.success(), "{}", replay.dump());
     assert!(
         replay.stdout.contains("ABORT_APP:flushed=true"),
@@ -1006,7 +970,7 @@ fn under_panic_abort_the_hook_waits_at_most_panic_flush_timeout_for_a_hanging_co
     abort_app();
     let hanging = Server::with_behavior(Behavior::Hang);
     let spool = TempDir::new("spool-abort-hang");
-    let run = run_abort_app("panic", &ingest(&hanging), spool.path(), None);
+    let run = run_abort_app("panic", &http_collector(hanging.port()), spool.path(), None);
     assert_eq!(run.status.signal(), Some(SIGABRT), "{}", run.dump());
     assert_eq!(hanging.request_count(), 1, "{}", run.dump());
     // The default wait is 2 s; far less than the 15 s the hanging request could take.
@@ -1019,7 +983,7 @@ fn under_panic_abort_the_hook_waits_at_most_panic_flush_timeout_for_a_hanging_co
     drop(hanging);
 
     let server = Server::start();
-    let replay = run_abort_app("replay", &ingest(&server), spool.path(), None);
+    let replay = run_abort_app("replay", &http_collector(server.port()), spool.path(), None);
     assert!(replay.status.success(), "{}", replay.dump());
     let reports = delivered(&server);
     assert_eq!(reports.len(), 1, "{}\n{reports:#?}", replay.dump());
@@ -1039,16 +1003,13 @@ fn a_hanging_collector_delays_shutdown_only_to_its_timeout_and_the_next_run_deli
     let hanging = Server::with_behavior(Behavior::Hang);
     let spool = TempDir::new("spool-hang");
     let work = TempDir::new("work-hang");
-    let out = std::thread::scope(|scope| {
-        mark_when_stuck(scope, &hanging, work.path());
-        run_ok(
-            "child_capture_then_shut_down_while_the_collector_hangs",
-            &ingest(&hanging),
-            spool.path(),
-            &[(WORK_ENV, work.path().into())],
-        )
-    });
-    let drop_ms: u64 = out.value("drop_ms").parse().unwrap();
+    let out = run_while_stuck(
+        "child_capture_then_shut_down_while_the_collector_hangs",
+        &hanging,
+        spool.path(),
+        work.path(),
+    );
+    let drop_ms = out.number("drop_ms");
     assert!(
         drop_ms <= (SHUTDOWN_TIMEOUT + Duration::from_secs(1)).as_millis() as u64,
         "dropping the guard took {drop_ms} ms"
@@ -1090,7 +1051,12 @@ fn a_hanging_collector_delays_shutdown_only_to_its_timeout_and_the_next_run_deli
     drop(hanging);
 
     // A run whose collector is down replays them, fails, and leaves them again.
-    let down = run_ok("child_replay", &refused_collector(), spool.path(), &[]);
+    let down = run_ok(
+        "child_replay",
+        &http_collector(refused_port()),
+        spool.path(),
+        &[],
+    );
     let stats2 = stats(&down);
     assert_eq!(stats2["replayed"], HUNG as u64, "{stats2:?}");
     assert_eq!(stats2["spooled"], HUNG as u64, "{stats2:?}");
@@ -1101,7 +1067,12 @@ fn a_hanging_collector_delays_shutdown_only_to_its_timeout_and_the_next_run_deli
     assert_eq!(in_names, captured, "still in the spool, under the same ids");
 
     let server = Server::start();
-    let next = run_ok("child_replay", &ingest(&server), spool.path(), &[]);
+    let next = run_ok(
+        "child_replay",
+        &http_collector(server.port()),
+        spool.path(),
+        &[],
+    );
     assert_eq!(next.value("flushed"), "true", "{}", next.dump());
     let arrived = ids_of(&delivered(&server));
     assert_eq!(arrived.len(), HUNG, "{arrived:?}");
@@ -1124,20 +1095,17 @@ fn child_capture_then_shut_down_while_the_collector_hangs() {
         return;
     }
     let guard = crashbox::init(options().shutdown_timeout(SHUTDOWN_TIMEOUT)).expect("init");
-    let spool = crashbox::spool_dir().unwrap();
     for i in 0..HUNG {
         let id = crashbox::capture_message(format!("hung #{i}"), Level::Error).expect("queued");
         report_value("id", id);
     }
     // The worker spools what it takes off the queue before it sends.
-    wait_for(Duration::from_secs(20), "the reports in the spool", || {
-        report_files(&spool).len() == HUNG
-    });
+    wait_for_report_files(HUNG, "the reports in the spool");
     wait_until_stuck();
     let start = Instant::now();
     drop(guard);
     report_value("drop_ms", start.elapsed().as_millis());
-    print_stats();
+    print_stats("stats");
 }
 
 #[test]
@@ -1145,15 +1113,12 @@ fn reports_captured_while_the_worker_is_stuck_in_a_send_are_spooled_too() {
     let hanging = Server::with_behavior(Behavior::Hang);
     let spool = TempDir::new("spool-stuck");
     let work = TempDir::new("work-stuck");
-    let out = std::thread::scope(|scope| {
-        mark_when_stuck(scope, &hanging, work.path());
-        run_ok(
-            "child_capture_while_the_worker_is_stuck",
-            &ingest(&hanging),
-            spool.path(),
-            &[(WORK_ENV, work.path().into())],
-        )
-    });
+    let out = run_while_stuck(
+        "child_capture_while_the_worker_is_stuck",
+        &hanging,
+        spool.path(),
+        work.path(),
+    );
     assert_eq!(
         hanging.request_count(),
         1,
@@ -1179,14 +1144,9 @@ fn child_capture_while_the_worker_is_stuck() {
         return;
     }
     let guard = crashbox::init(options().shutdown_timeout(SHUTDOWN_TIMEOUT)).expect("init");
-    let spool = crashbox::spool_dir().unwrap();
     let first = crashbox::capture_message("before the hang", Level::Error).expect("queued");
     report_value("id", first);
-    wait_for(
-        Duration::from_secs(20),
-        "the first report in the spool",
-        || report_files(&spool).len() == 1,
-    );
+    wait_for_report_files(1, "the first report in the spool");
     std::thread::sleep(Duration::from_millis(300)); // the worker now waits for an answer
     for i in 1..HUNG {
         let id = crashbox::capture_message(format!("during the hang #{i}"), Level::Error)
@@ -1195,7 +1155,7 @@ fn child_capture_while_the_worker_is_stuck() {
     }
     std::thread::sleep(Duration::from_millis(300));
     drop(guard);
-    print_stats();
+    print_stats("stats");
 }
 
 // ---------------------------------------------------------------------------
@@ -1251,7 +1211,7 @@ fn replay_survives_corrupt_and_foreign_files_and_keeps_only_the_newest_max_repor
     let start = Instant::now();
     let out = run_ok(
         "child_replay",
-        &ingest(&server),
+        &http_collector(server.port()),
         dir,
         &[(MAX_REPORTS_ENV, KEEP.to_string().into())],
     );
@@ -1287,7 +1247,7 @@ fn replay_survives_corrupt_and_foreign_files_and_keeps_only_the_newest_max_repor
         replay_time < Duration::from_secs(20),
         "replay took {replay_time:?}"
     );
-    let init_ms: u64 = out.value("init_ms").parse().unwrap();
+    let init_ms = out.number("init_ms");
     assert!(
         init_ms < 1000,
         "init waited {init_ms} ms: replay is not in the background"
@@ -1310,7 +1270,7 @@ fn two_processes_replaying_one_spool_deliver_each_report_exactly_once() {
     let start_at = (now_ms() + 1500).to_string();
     let children: Vec<_> = (0..2)
         .map(|_| {
-            let mut envs = child_env(&ingest(&server), spool.path());
+            let mut envs = child_env(&http_collector(server.port()), spool.path());
             envs.push((MAX_REPORTS_ENV, "1000".into()));
             envs.push((START_AT_ENV, start_at.clone().into()));
             std::thread::spawn(move || run_child("child_replay", &envs))
@@ -1377,8 +1337,8 @@ fn child_last_run() {
     }
     let guard = crashbox::init(
         Options::new()
-            .collector(var(COLLECTOR_ENV))
-            .spool_dir(var(SPOOL_ENV)),
+            .collector(env_var(COLLECTOR_ENV))
+            .spool_dir(env_var(SPOOL_ENV)),
     )
     .expect("init");
     let last = crashbox::last_run().expect("a spool is in use");
@@ -1386,7 +1346,7 @@ fn child_last_run() {
         "last_run",
         format!("{}/{}", last.panicked, last.consecutive_panics),
     );
-    if var(MODE_ENV) == "panic" {
+    if env_var(MODE_ENV) == "panic" {
         // Two panics: still one panicking run.
         for _ in 0..2 {
             let caught = std::panic::catch_unwind(|| panic!("crash loop"));
@@ -1408,7 +1368,12 @@ fn orphans_older_than_spool_max_age_are_discarded_not_replayed() {
     let stale = write_orphans(spool.path(), 0x5b00_0a6e, 10, now_ms() - 31 * day_ms);
     let fresh = write_orphans(spool.path(), 0x5b01_0a6e, 10, now_ms() - 60_000);
     let server = Server::start();
-    let out = run_ok("child_replay", &ingest(&server), spool.path(), &[]);
+    let out = run_ok(
+        "child_replay",
+        &http_collector(server.port()),
+        spool.path(),
+        &[],
+    );
     assert_eq!(out.value("flushed"), "true", "{}", out.dump());
     let stats = stats(&out);
     assert_eq!(stats["spool_discarded"], stale.len() as u64, "{stats:?}");
@@ -1426,7 +1391,12 @@ fn a_report_that_cannot_be_spooled_is_still_delivered_and_counted() {
     let server = Server::start();
     let root = TempDir::new("spool-vanishing");
     let spool = root.path().join("spool");
-    let out = run_ok("child_spool_dir_removed", &ingest(&server), &spool, &[]);
+    let out = run_ok(
+        "child_spool_dir_removed",
+        &http_collector(server.port()),
+        &spool,
+        &[],
+    );
     let stats = stats(&out);
     assert_eq!(stats["spool_write_errors"], 1, "{stats:?}");
     assert_eq!(stats["sent"], 1, "{stats:?}");
@@ -1444,7 +1414,7 @@ fn child_spool_dir_removed() {
     let id = crashbox::capture_message("nowhere to spool", Level::Error).expect("queued");
     report_value("id", id);
     assert!(crashbox::flush(Duration::from_secs(20)));
-    print_stats();
+    print_stats("stats");
     drop(guard);
 }
 
@@ -1457,9 +1427,9 @@ fn a_second_init_in_the_same_process_replays_what_the_first_left_in_the_spool() 
     let spool = TempDir::new("spool-reinit");
     let out = run_ok(
         "child_init_twice",
-        &refused_collector(),
+        &http_collector(refused_port()),
         spool.path(),
-        &[(SECOND_COLLECTOR_ENV, ingest(&server).into())],
+        &[(SECOND_COLLECTOR_ENV, http_collector(server.port()).into())],
     );
     let captured: BTreeSet<String> = out.values("id").into_iter().collect();
     assert_eq!(captured.len(), 3);
@@ -1489,9 +1459,9 @@ fn child_init_twice() {
     });
     drop(guard);
     let guard =
-        crashbox::init(options().collector(var(SECOND_COLLECTOR_ENV))).expect("second init");
+        crashbox::init(options().collector(env_var(SECOND_COLLECTOR_ENV))).expect("second init");
     report_value("flushed", crashbox::flush(Duration::from_secs(20)));
-    print_stats();
+    print_stats("stats");
     drop(guard);
 }
 
@@ -1512,9 +1482,9 @@ impl crashbox::Transport for Down {
 fn spooling_collectors() -> Vec<(&'static str, String)> {
     let port = refused_port();
     vec![
-        ("http", format!("http://127.0.0.1:{port}/ingest")),
-        ("sentry", format!("sentry+http://key@127.0.0.1:{port}/1")),
-        ("otlp", format!("otlp+http://127.0.0.1:{port}")),
+        ("http", http_collector(port)),
+        ("sentry", sentry_collector("key", port, 1)),
+        ("otlp", otlp_collector(port)),
         ("transport", String::new()),
     ]
 }
@@ -1558,7 +1528,7 @@ fn child_collectors() {
     if !is_child() {
         return;
     }
-    let root = PathBuf::from(var(SPOOL_ENV));
+    let root = PathBuf::from(env_var(SPOOL_ENV));
     let fast = |options: Options| {
         options
             .retry_backoff(Duration::from_millis(20), Duration::from_millis(100))

@@ -3,6 +3,9 @@
 //!
 //! These helpers bind a private collector to the calling thread, so the tests
 //! run in parallel in one process without `init` or child processes.
+#[path = "support/errors.rs"]
+mod errors;
+
 use std::any::Any;
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -10,37 +13,20 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::time::Duration;
 
 use crashbox::{testing, Kind, Level};
+use errors::panic_text;
 
 /// The text of a panic payload.
 fn payload_text(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "<non-string payload>".to_owned())
+    panic_text(payload).unwrap_or_else(|| "<non-string payload>".to_owned())
 }
 
-/// An error with a cause.
-#[derive(Debug)]
-struct FetchError(std::io::Error);
-
-impl std::fmt::Display for FetchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("could not fetch the manifest")
-    }
-}
-
-impl std::error::Error for FetchError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
+errors::test_error! {
+    /// An error with a cause.
+    FetchError => "could not fetch the manifest", source: io::Error
 }
 
 fn fetch_error() -> FetchError {
-    FetchError(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        "connection timed out",
-    ))
+    FetchError::new(std::io::ErrorKind::TimedOut, "connection timed out")
 }
 
 #[inline(never)]

@@ -1,15 +1,25 @@
 //! Shared helpers for the integration tests: re-running one test of the
 //! current test binary in a child process (for anything that touches
-//! crashbox's per-process global state), unique temporary directories, and
-//! reading `file://` collector output.
+//! crashbox's per-process global state) and what parent and child say to
+//! each other (collectors, options, counters), collector strings, unique
+//! temporary directories, and reading and checking what collectors received.
+//!
+//! Every test binary includes it with `mod common;` and uses a part of it.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use crashbox::{ConfigError, Options};
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------
+// Child processes.
 
 /// Set in the environment of a child process; `child_*` tests do nothing without it.
 pub const CHILD_ENV: &str = "CRASHBOX_TEST_CHILD";
@@ -80,6 +90,16 @@ impl ChildOutput {
         values.into_iter().next().unwrap()
     }
 
+    /// The single value of `CHILD:key=value` as a number; panics if absent
+    /// or not one.
+    #[track_caller]
+    pub fn number(&self, key: &str) -> u64 {
+        let value = self.value(key);
+        value
+            .parse()
+            .unwrap_or_else(|e| panic!("CHILD:{key}={value} is not a number: {e}"))
+    }
+
     /// Both streams, for failure messages.
     pub fn dump(&self) -> String {
         format!(
@@ -94,6 +114,29 @@ pub fn report_value(key: &str, value: impl std::fmt::Display) {
     println!("CHILD:{key}={value}");
 }
 
+/// The command that runs the test `name` of the current test binary in a
+/// child process: [`CHILD_ENV`] set, `envs` set (crashbox's own variables
+/// are cleared unless given here), `XDG_STATE_HOME` at `state`, no stdin,
+/// stdout and stderr piped.
+pub fn child_command(name: &str, envs: &[(&str, OsString)], state: &Path) -> Command {
+    let exe = std::env::current_exe().expect("current test binary");
+    let mut command = Command::new(exe);
+    command
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .env("XDG_STATE_HOME", state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in CRASHBOX_VARS {
+        command.env_remove(var);
+    }
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    command
+}
+
 /// Re-runs the test `name` of the current test binary in a child process
 /// with [`CHILD_ENV`] set, plus `envs` (crashbox's own variables are cleared
 /// unless given here), and waits for it. Panics if the child did not run
@@ -104,54 +147,12 @@ pub fn report_value(key: &str, value: impl std::fmt::Display) {
 /// the user's home or leaks from one test run into the next.
 #[track_caller]
 pub fn run_child(name: &str, envs: &[(&str, OsString)]) -> ChildOutput {
-    let exe = std::env::current_exe().expect("current test binary");
     let state = TempDir::new("state");
-    let mut command = Command::new(exe);
-    command
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .env("XDG_STATE_HOME", state.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for var in CRASHBOX_VARS {
-        command.env_remove(var);
-    }
-    for (key, value) in envs {
-        command.env(key, value);
-    }
     let start = Instant::now();
-    let mut child = command.spawn().expect("spawn child test process");
-    let mut out_pipe = child.stdout.take().unwrap();
-    let mut err_pipe = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = out_pipe.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = err_pipe.read_to_end(&mut buf);
-        buf
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            break status;
-        }
-        if start.elapsed() > CHILD_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child test {name} ran for more than {CHILD_DEADLINE:?}; killed it");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let elapsed = start.elapsed();
-    let output = ChildOutput {
-        status,
-        stdout: String::from_utf8_lossy(&out_reader.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned(),
-        elapsed,
-    };
+    let child = child_command(name, envs, state.path())
+        .spawn()
+        .expect("spawn child test process");
+    let output = wait_for_exit(child, start, CHILD_DEADLINE, &format!("child test {name}"));
     // A misspelt name would run zero tests and "pass": make sure it ran.
     assert!(
         output.stdout.contains("running 1 test"),
@@ -160,6 +161,212 @@ pub fn run_child(name: &str, envs: &[(&str, OsString)]) -> ChildOutput {
     );
     output
 }
+
+/// Waits for `child` (started at `start`, stdout and stderr piped) and
+/// collects what it printed. After `deadline` it kills `child` and panics,
+/// calling it `what`.
+#[track_caller]
+pub fn wait_for_exit(
+    mut child: Child,
+    start: Instant,
+    deadline: Duration,
+    what: &str,
+) -> ChildOutput {
+    let readers = [
+        Box::new(child.stdout.take().expect("stdout is piped")) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().expect("stderr is piped")),
+    ]
+    .map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break status;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} ran for more than {deadline:?}; killed it");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let elapsed = start.elapsed();
+    let [stdout, stderr] = readers.map(|reader| reader.join().unwrap());
+    ChildOutput {
+        status,
+        stdout,
+        stderr,
+        elapsed,
+    }
+}
+
+/// Runs `command` to its end; panics, showing its stderr, unless it
+/// succeeded. `what` names it in that message.
+#[track_caller]
+pub fn run_command(command: &mut Command, what: &str) -> Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+// ---------------------------------------------------------------------------
+// What the parent tells a child.
+
+/// The environment variable `name`; panics if it is not set.
+#[track_caller]
+pub fn env_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+}
+
+/// Where the parent tells a child to send reports (a collector string).
+pub const COLLECTOR_ENV: &str = "CRASHBOX_TEST_COLLECTOR";
+
+/// In a child: the collector the parent gave in [`COLLECTOR_ENV`].
+pub fn child_collector() -> String {
+    env_var(COLLECTOR_ENV)
+}
+
+/// Options a child starts from: the parent's collector, without the on-disk
+/// spool (reports given up on are then counted as dropped, and children
+/// never replay each other's leftovers).
+pub fn child_options() -> Options {
+    Options::new().collector(child_collector()).spool(false)
+}
+
+/// [`child_options`] with retries fast enough for a test: a back-off of
+/// 50 to 200 ms, and 4 attempts.
+pub fn fast_options() -> Options {
+    child_options()
+        .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
+        .max_attempts(4)
+}
+
+/// Runs the child test `name` with `collector` in [`COLLECTOR_ENV`] (plus
+/// `envs`), and asserts it succeeded.
+#[track_caller]
+pub fn run_against(name: &str, collector: &str, envs: &[(&str, OsString)]) -> ChildOutput {
+    let mut all = vec![(COLLECTOR_ENV, OsString::from(collector))];
+    all.extend(envs.iter().cloned());
+    let out = run_child(name, &all);
+    out.assert_success();
+    out
+}
+
+/// Where the parent tells a child to write reports (the path of a `file://`
+/// collector).
+pub const REPORTS_ENV: &str = "CRASHBOX_TEST_REPORTS";
+
+/// In a child: the `file://` collector for the path in [`REPORTS_ENV`].
+pub fn child_file_collector() -> String {
+    file_collector(Path::new(&env_var(REPORTS_ENV)))
+}
+
+/// Runs the child test `name` with `path` in [`REPORTS_ENV`], and asserts it
+/// succeeded.
+#[track_caller]
+pub fn run_writing_to(name: &str, path: &Path) -> ChildOutput {
+    let out = run_child(name, &[(REPORTS_ENV, path.into())]);
+    out.assert_success();
+    out
+}
+
+/// In a child: calls `init` with `collector`, and prints the outcome as case
+/// `i`: `variant{i}` (`Ok`, `InvalidCollector` or `other`) and, for an
+/// error, its `display{i}` and `debug{i}`. Returns the error.
+pub fn report_init_outcome(i: usize, collector: String) -> Option<ConfigError> {
+    let error = match crashbox::init(Options::new().collector(collector)) {
+        Ok(guard) => {
+            report_value(&format!("variant{i}"), "Ok");
+            drop(guard);
+            return None;
+        }
+        Err(e) => e,
+    };
+    let variant = match &error {
+        ConfigError::InvalidCollector { .. } => "InvalidCollector",
+        _ => "other",
+    };
+    report_value(&format!("variant{i}"), variant);
+    report_value(&format!("display{i}"), &error);
+    report_value(&format!("debug{i}"), format!("{error:?}"));
+    Some(error)
+}
+
+// ---------------------------------------------------------------------------
+// Counters.
+
+/// In a child: prints `crashbox::stats()` as `CHILD:{key}=Stats { … }` for
+/// the parent to read with [`stats`].
+pub fn print_stats(key: &str) {
+    report_value(key, format!("{:?}", crashbox::stats()));
+}
+
+/// Parses the `Debug` text of `crashbox::stats()` (`Stats { sent: 3, … }`),
+/// as a child printed it, into counter name → value.
+pub fn parse_stats(debug: &str) -> BTreeMap<String, u64> {
+    debug
+        .split(['{', '}', ','])
+        .filter_map(|field| {
+            let (name, value) = field.split_once(':')?;
+            Some((name.trim().to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The counters a child printed with [`print_stats`] under `key`; panics,
+/// showing the child's output, unless they include `counter`.
+#[track_caller]
+pub fn stats_with(out: &ChildOutput, key: &str, counter: &str) -> BTreeMap<String, u64> {
+    let stats = parse_stats(&out.value(key));
+    assert!(stats.contains_key(counter), "{}", out.dump());
+    stats
+}
+
+/// The counters a child printed with [`print_stats`] under `key`.
+#[track_caller]
+pub fn stats(out: &ChildOutput, key: &str) -> BTreeMap<String, u64> {
+    stats_with(out, key, "sent")
+}
+
+/// Polls `done` every 5 ms until it holds; after `timeout`, panics with
+/// `failure()`.
+#[track_caller]
+fn poll(timeout: Duration, mut done: impl FnMut() -> bool, failure: impl Fn() -> String) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{}", failure());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Polls `done` every 5 ms; panics after `timeout`, naming `what`.
+#[track_caller]
+pub fn wait_for(timeout: Duration, what: &str, done: impl FnMut() -> bool) {
+    poll(timeout, done, || format!("timed out waiting for {what}"));
+}
+
+/// Polls `stats()` until `pred` holds; panics after `timeout`.
+#[track_caller]
+pub fn wait_for_stats(timeout: Duration, pred: impl Fn(&crashbox::Stats) -> bool) {
+    poll(
+        timeout,
+        || pred(&crashbox::stats()),
+        || format!("stats never matched: {:?}", crashbox::stats()),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Files and collector strings.
 
 /// A fresh directory under the system temp dir, removed on drop.
 #[derive(Debug)]
@@ -189,10 +396,33 @@ impl Drop for TempDir {
     }
 }
 
+/// A fresh temporary directory (removed when the returned `TempDir` is
+/// dropped) and the path of a `reports.jsonl` in it, not yet written.
+pub fn temp_reports_file(label: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(label);
+    let path = dir.path().join("reports.jsonl");
+    (dir, path)
+}
+
 /// The collector string for an absolute path.
 pub fn file_collector(path: &Path) -> String {
     assert!(path.is_absolute(), "{}", path.display());
     format!("file://{}", path.display())
+}
+
+/// The `http://` collector on loopback port `port`, path `/ingest`.
+pub fn http_collector(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/ingest")
+}
+
+/// The `sentry+http://` collector (a DSN) on loopback port `port`.
+pub fn sentry_collector(key: &str, port: u16, project: u64) -> String {
+    format!("sentry+http://{key}@127.0.0.1:{port}/{project}")
+}
+
+/// The `otlp+http://` collector on loopback port `port`.
+pub fn otlp_collector(port: u16) -> String {
+    format!("otlp+http://127.0.0.1:{port}")
 }
 
 /// The non-empty lines of a collector file (empty when it does not exist).
@@ -218,6 +448,63 @@ pub fn read_reports(path: &Path) -> Vec<crashbox::Report> {
                 .unwrap_or_else(|e| panic!("line is not a report ({e}): {line}"))
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------
+// The report schema.
+
+/// The keys of every report, as a collector receives it.
+pub const REPORT_KEYS: &[&str] = &[
+    "id",
+    "timestamp",
+    "level",
+    "kind",
+    "message",
+    "exceptions",
+    "frames",
+    "location",
+    "thread",
+    "tags",
+    "extra",
+    "user",
+    "breadcrumbs",
+    "context",
+    "release",
+    "environment",
+    "sdk",
+];
+/// The keys of each of a report's `frames`.
+pub const FRAME_KEYS: &[&str] = &["function", "file", "line", "column", "in_app", "address"];
+/// The keys of each of a report's `exceptions`.
+pub const EXCEPTION_KEYS: &[&str] = &["type", "message"];
+/// The keys of a report's `location`.
+pub const LOCATION_KEYS: &[&str] = &["file", "line", "column"];
+/// The keys of a report's `thread`.
+pub const THREAD_KEYS: &[&str] = &["name", "id"];
+/// The keys of each of a report's `breadcrumbs`.
+pub const BREADCRUMB_KEYS: &[&str] = &["timestamp", "category", "message", "level", "data"];
+/// The keys of a report's `context`.
+pub const CONTEXT_KEYS: &[&str] = &[
+    "os",
+    "os_version",
+    "kernel",
+    "arch",
+    "hostname",
+    "pid",
+    "executable",
+    "rustc",
+    "cpu_count",
+];
+
+/// Panics unless `object` is a JSON object with every one of `keys`.
+#[track_caller]
+pub fn assert_keys(object: &Value, keys: &[&str], what: &str) {
+    let map = object
+        .as_object()
+        .unwrap_or_else(|| panic!("{what} is not an object: {object}"));
+    for key in keys {
+        assert!(map.contains_key(*key), "{what} lacks `{key}`: {object}");
+    }
 }
 
 /// Whether `s` has the shape `YYYY-MM-DDTHH:MM:SS.mmmZ`.

@@ -135,6 +135,18 @@ impl Request {
     pub fn acknowledged(&self) -> bool {
         matches!(self.answered(), Some(200..=299))
     }
+
+    /// The report ids in the body, a JSON array of reports (what the
+    /// `http(s)://` collector posts); panics if it is not one.
+    #[track_caller]
+    pub fn report_ids(&self) -> Vec<String> {
+        self.json()
+            .as_array()
+            .expect("the body is a JSON array")
+            .iter()
+            .map(|r| r["id"].as_str().expect("a string id").to_owned())
+            .collect()
+    }
 }
 
 struct Shared {
@@ -583,16 +595,4 @@ fn serve(stream: TcpStream, connection: usize, shared: &Shared) {
             Behavior::Delay { .. } => unreachable!("delays are unwrapped above"),
         }
     }
-}
-
-/// Parses the `Debug` text of `crashbox::stats()` (`Stats { sent: 3, … }`),
-/// as a child printed it, into counter name → value.
-pub fn parse_stats(debug: &str) -> std::collections::BTreeMap<String, u64> {
-    debug
-        .split(['{', '}', ','])
-        .filter_map(|field| {
-            let (name, value) = field.split_once(':')?;
-            Some((name.trim().to_owned(), value.trim().parse().ok()?))
-        })
-        .collect()
 }
