@@ -2,7 +2,7 @@
 //! its queue to the worker, and the [`Guard`] that shuts it down.
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use crate::report::ReportId;
 use crate::scope::Hub;
 use crate::spool::{EntryRef, LastRun, Spool};
 use crate::stats::STATS;
-use crate::worker::{Message, Unsettled, Worker};
+use crate::worker::{Ledger, Message, Worker};
 
 static LAST_RUN: RwLock<Option<LastRun>> = RwLock::new(None);
 
@@ -72,7 +72,9 @@ impl Drop for Receiver {
 
 /// The installed client, if any.
 pub(crate) fn current() -> Option<Arc<Client>> {
-    if STATE.load(Ordering::Acquire) != INITIALIZED {
+    // While shutting down the client still takes captures: a panic during
+    // shutdown is spooled like any other.
+    if !matches!(STATE.load(Ordering::Acquire), INITIALIZED | SHUTTING_DOWN) {
         return None;
     }
     CLIENT
@@ -107,29 +109,26 @@ pub(crate) struct Client {
     last_run: LastRun,
     panicked: AtomicBool,
     panic_flush_timeout: Duration,
-    /// Set when shutdown stopped waiting: the worker stops counting, and the
-    /// client counts what was unsettled.
-    abandoned: Arc<AtomicBool>,
-    unsettled: Arc<Unsettled>,
+    /// Every report handed to the worker until it is settled (see `Ledger`).
+    ledger: Arc<Ledger>,
 }
 
 impl Client {
     pub(crate) fn enqueue(&self, pending: Pending) -> Option<ReportId> {
         let id = pending.id;
-        // Counted before sending, so the worker never settles it first.
-        self.unsettled.add(false);
+        // In the ledger before it is sent, so the worker never settles it first.
+        if !self.ledger.admit(false) {
+            STATS.dropped_shutdown.inc();
+            return None;
+        }
         match self.tx.try_send(Message::Report(Box::new(pending))) {
             Ok(()) => Some(id),
             Err(TrySendError::Full(_)) => {
-                if self.unsettled.release(false) {
-                    STATS.dropped_queue_full.inc();
-                }
+                self.ledger.settle(false, Some(&STATS.dropped_queue_full));
                 None
             }
             Err(TrySendError::Disconnected(_)) => {
-                if self.unsettled.release(false) {
-                    STATS.dropped_shutdown.inc();
-                }
+                self.ledger.settle(false, Some(&STATS.dropped_shutdown));
                 None
             }
         }
@@ -146,10 +145,7 @@ impl Client {
             return id;
         };
         let id = pending.id;
-        let mut captured = pending.into_captured();
-        captured.locate_addresses();
-        captured.release = self.settings.release.clone();
-        captured.environment = Some(self.settings.environment.clone());
+        let captured = self.raw_capture(pending);
         if !self.panicked.swap(true, Ordering::SeqCst) {
             spool.record_panic(self.last_run);
         }
@@ -161,18 +157,28 @@ impl Client {
             }
         };
         let on_disk = spool_file.is_some();
+        if !self.ledger.admit(on_disk) {
+            // Shutdown is over: the spool keeps it for the next run, if it could.
+            let counter = if on_disk {
+                &STATS.spooled
+            } else {
+                &STATS.dropped_shutdown
+            };
+            counter.inc();
+            return Some(id);
+        }
         let message = Message::Durable {
             captured: Box::new(captured),
             spool_file,
         };
-        self.unsettled.add(on_disk);
-        if self.tx.try_send(message).is_err() && self.unsettled.release(on_disk) {
-            if on_disk {
+        if self.tx.try_send(message).is_err() {
+            let counter = if on_disk {
                 // The next run sends it.
-                STATS.spooled.inc();
+                &STATS.spooled
             } else {
-                STATS.dropped_queue_full.inc();
-            }
+                &STATS.dropped_queue_full
+            };
+            self.ledger.settle(on_disk, Some(counter));
         }
         if cfg!(panic = "abort") {
             self.flush(self.panic_flush_timeout);
@@ -180,41 +186,62 @@ impl Client {
         Some(id)
     }
 
-    /// After shutdown gave up on a worker stuck in a send: moves what is still
-    /// queued to the spool (its raw form, resolved by the next run), until
-    /// `deadline`. Does nothing when the worker is reading the queue itself.
+    /// A capture in the form a later run can resolve: addresses tied to
+    /// their files, with this run's release and environment.
+    fn raw_capture(&self, pending: Pending) -> crate::capture::Captured {
+        let mut captured = pending.into_captured();
+        captured.locate_addresses();
+        captured.release = self.settings.release.clone();
+        captured.environment = Some(self.settings.environment.clone());
+        captured
+    }
+
+    /// At shutdown: moves what the worker left in the queue (it stopped, or
+    /// is stuck in a send) to the spool, in the raw form the next run
+    /// resolves, until `deadline`; without a spool it is dropped and counted.
     fn spool_queued(&self, deadline: Instant) {
-        let Some(spool) = &self.spool else { return };
-        let Ok(rx) = self.rx.try_lock() else { return };
+        let rx = loop {
+            match self.rx.try_lock() {
+                Ok(rx) => break rx,
+                Err(TryLockError::Poisoned(poisoned)) => break poisoned.into_inner(),
+                // The worker is taking messages in: it will be done shortly.
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(TryLockError::WouldBlock) => return,
+            }
+        };
         while Instant::now() < deadline {
             let Ok(message) = rx.try_recv() else { break };
             match message {
                 Message::Report(pending) => {
-                    let mut captured = pending.into_captured();
-                    captured.locate_addresses();
-                    captured.release = self.settings.release.clone();
-                    captured.environment = Some(self.settings.environment.clone());
-                    let written = spool
-                        .write(
-                            captured.id,
-                            captured.timestamp_ms,
-                            EntryRef::Captured(&captured),
-                        )
-                        .is_ok();
-                    if written && self.unsettled.release(false) {
-                        STATS.spooled.inc();
-                    }
+                    let captured = self.raw_capture(*pending);
+                    let written = self.spool.as_ref().is_some_and(|spool| {
+                        spool
+                            .write(
+                                captured.id,
+                                captured.timestamp_ms,
+                                EntryRef::Captured(&captured),
+                            )
+                            .is_ok()
+                    });
+                    let counter = if written {
+                        &STATS.spooled
+                    } else {
+                        &STATS.dropped_shutdown
+                    };
+                    self.ledger.settle(false, Some(counter));
                 }
-                Message::Durable {
-                    spool_file: Some(_),
-                    ..
-                } => {
-                    if self.unsettled.release(true) {
-                        STATS.spooled.inc();
-                    }
+                Message::Durable { spool_file, .. } => {
+                    let on_disk = spool_file.is_some();
+                    let counter = if on_disk {
+                        &STATS.spooled
+                    } else {
+                        &STATS.dropped_shutdown
+                    };
+                    self.ledger.settle(on_disk, Some(counter));
                 }
-                // Counted by `Unsettled::abandon`.
-                Message::Durable { .. } | Message::Flush(_) | Message::Shutdown { .. } => {}
+                Message::Flush(_) | Message::Shutdown { .. } => {}
             }
         }
     }
@@ -325,14 +352,12 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     let (tx, rx) = mpsc::sync_channel(options.queue_capacity);
     let rx = Arc::new(Mutex::new(rx));
     let worker_rx = rx.clone();
-    let abandoned = Arc::new(AtomicBool::new(false));
-    let unsettled = Arc::new(Unsettled::default());
+    let ledger = Arc::new(Ledger::default());
     let worker = Worker::new(
         settings.clone(),
         transport,
         options.retry_policy(),
-        abandoned.clone(),
-        unsettled.clone(),
+        ledger.clone(),
         spool.clone(),
     );
     let handle = match std::thread::Builder::new()
@@ -354,8 +379,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
         last_run: last_run.unwrap_or_default(),
         panicked: AtomicBool::new(false),
         panic_flush_timeout: options.panic_flush_timeout,
-        abandoned,
-        unsettled,
+        ledger,
     }));
     #[cfg(feature = "panic")]
     if options.panic_hook {
@@ -401,21 +425,23 @@ impl Drop for Guard {
     fn drop(&mut self) {
         STATE.store(SHUTTING_DOWN, Ordering::Release);
         let client = CLIENT
-            .write()
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .take();
+            .clone();
         if let Some(client) = client {
             let shutdown = |done, deadline| Message::Shutdown { done, deadline };
             if client.request(shutdown, self.shutdown_timeout) {
                 if let Some(worker) = self.worker.take() {
                     let _ = worker.join();
                 }
-            } else {
-                client.abandoned.store(true, Ordering::SeqCst);
-                client.spool_queued(deadline_after(SPOOL_GRACE));
-                client.unsettled.abandon();
             }
+            // What the worker did not take in (it stopped, or is stuck in a
+            // send) goes to the spool; then whatever is still unsettled is
+            // counted, and later captures are refused.
+            client.spool_queued(deadline_after(SPOOL_GRACE));
+            client.ledger.close();
         }
+        *CLIENT.write().unwrap_or_else(PoisonError::into_inner) = None;
         STATE.store(UNINITIALIZED, Ordering::Release);
     }
 }

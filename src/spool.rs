@@ -107,10 +107,18 @@ fn lock_path(dir: &Path, owner: &str) -> PathBuf {
 /// Whether the process that owns `owner`'s files is still running: it holds
 /// an exclusive lock on `<owner>.lock` for as long as its spool is open, and
 /// the system releases the lock when the process ends, however it ends.
+///
+/// Probing takes a shared lock, so two processes probing at once do not
+/// mistake each other for the owner; any doubt (an error other than a
+/// missing lock file) counts as alive, so a live owner's files are never taken.
 fn owner_alive(dir: &Path, owner: &str) -> bool {
     match File::open(lock_path(dir, owner)) {
-        Ok(file) => matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock)),
-        Err(_) => false,
+        Ok(file) => match file.try_lock_shared() {
+            Ok(()) => false,
+            Err(fs::TryLockError::WouldBlock) => true,
+            Err(fs::TryLockError::Error(_)) => true,
+        },
+        Err(e) => e.kind() != io::ErrorKind::NotFound,
     }
 }
 
@@ -262,16 +270,19 @@ impl Spool {
         }
     }
 
-    /// Turns the filled spare files of dead processes into ordinary orphan
-    /// report files (empty ones are removed).
+    /// Turns the filled spare files of dead processes (and spares a dead
+    /// process was claiming) into ordinary orphan report files; empty ones
+    /// are removed.
     fn adopt_dead_spares(&self) {
         let Ok(dir) = fs::read_dir(&self.dir) else {
             return;
         };
         for entry in dir.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
+            // A spare file, or a spare some process was claiming when it died.
             let Some(owner) = name
                 .strip_suffix(SPARE_SUFFIX)
+                .or_else(|| name.strip_suffix(".claim"))
                 .and_then(|s| s.rsplit_once('-'))
                 .map(|(owner, _)| owner.to_owned())
             else {
@@ -333,11 +344,21 @@ impl Spool {
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let path = self.dir.join(&name);
         let _ = fs::remove_file(&tmp);
-        write_private(&tmp, &bytes)?;
-        fs::rename(&tmp, &path).inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
-        })?;
+        write_private(&tmp, &bytes)
+            .and_then(|()| fs::rename(&tmp, &path))
+            .inspect_err(|_| {
+                let _ = fs::remove_file(&tmp);
+            })?;
         Ok(path)
+    }
+
+    /// Reads back a finished report this client spooled.
+    pub(crate) fn read_report(&self, path: &Path) -> Option<Report> {
+        let file: SpoolFile = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+        match file.entry {
+            Entry::Report(report) if file.format == FORMAT => Some(*report),
+            _ => None,
+        }
     }
 
     /// Removes a delivered (or hopeless) report's file.
@@ -386,11 +407,10 @@ impl Spool {
             .unwrap_or(0);
         let oldest_ms = now_ms.saturating_sub(self.max_age.as_millis() as u64);
         let mut orphans: Vec<(String, u64)> = Vec::new();
-        let mut live_files = 0usize;
         for entry in dir.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if (name.starts_with('.') && name.ends_with(".tmp")) || name.ends_with(".claim") {
+            if name.starts_with('.') && name.ends_with(".tmp") {
                 // A write that never finished: its writer died between write and rename.
                 let stale = entry
                     .metadata()
@@ -408,14 +428,13 @@ impl Spool {
             }
             match parse_name(&name) {
                 None => self.quarantine(&path),
-                Some((_, owner)) if owner == self.owner || owner_alive(&self.dir, owner) => {
-                    live_files += 1
-                }
+                Some((_, owner)) if owner == self.owner || owner_alive(&self.dir, owner) => {}
                 Some((ms, _)) => orphans.push((name, ms)),
             }
         }
         orphans.sort();
-        let room = self.max_reports.saturating_sub(live_files);
+        // Only orphans count against the limit: live processes' files are theirs.
+        let room = self.max_reports;
         let excess = orphans.len().saturating_sub(room);
         let mut claimed = Vec::new();
         for (i, (name, ms)) in orphans.into_iter().enumerate() {
@@ -610,6 +629,45 @@ mod tests {
             2
         );
         fs::remove_dir_all(spool.dir()).unwrap();
+    }
+
+    #[test]
+    fn a_live_owners_files_neither_count_against_retention_nor_get_claimed() {
+        let dir = temp_spool("retention").dir().to_path_buf();
+        let live = Spool::open(dir.clone(), 3, Duration::from_secs(86_400)).unwrap();
+        let claimer = Spool::open(dir.clone(), 3, Duration::from_secs(86_400)).unwrap();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        for i in 0..5 {
+            let r = Report::sample("live");
+            live.write(r.id, now_ms + i, EntryRef::Report(&r)).unwrap();
+        }
+        for i in 0..2 {
+            let r = Report::sample("orphan");
+            let bytes = serde_json::to_vec(&SpoolFileRef {
+                format: FORMAT,
+                entry: EntryRef::Report(&r),
+            })
+            .unwrap();
+            let name = format!("{:016}-{}.4194999_dead{SUFFIX}", now_ms + i, r.id);
+            fs::write(dir.join(name), bytes).unwrap();
+        }
+        let claimed = claimer.claim_orphans();
+        assert_eq!(
+            claimed.len(),
+            2,
+            "the live owner's 5 files leave room for both orphans"
+        );
+        assert!(claimed
+            .iter()
+            .all(|(_, e)| matches!(e, Entry::Report(r) if r.message == "orphan")));
+        drop(live);
+        // Once its owner is gone (lock released), the files are orphans too.
+        let claimed = claimer.claim_orphans();
+        assert_eq!(claimed.len(), 3, "retention keeps the newest 3 of 5");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -66,7 +66,13 @@ impl TestSink {
         let _reentry = crate::capture::Reentry::enter();
         pending
             .into_iter()
-            .filter_map(|p| processor.process(p.into_captured()))
+            .filter_map(|p| {
+                let report = processor.process(p.into_captured());
+                if report.is_none() {
+                    crate::stats::STATS.filtered.inc();
+                }
+                report
+            })
             .collect()
     }
 }

@@ -3,25 +3,27 @@
 //! back-off and jitter and honouring rate limits, without ever sleeping
 //! through a flush or shutdown request.
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
-
 use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::capture::{Captured, Pending};
 use crate::pipeline::{Processor, Settings};
 use crate::report::Report;
 use crate::spool::{Entry, EntryRef, Spool};
-use crate::stats::STATS;
+use crate::stats::{Counter, STATS};
 use crate::transport::{Transport, TransportError};
 
 /// Reports handed to a transport in one call, at most (transports may ask for fewer).
 pub const MAX_BATCH: usize = 64;
-/// Processed reports waiting for delivery, at most; beyond it new reports are
-/// dropped and counted in [`Stats::dropped_backlog`](crate::Stats::dropped_backlog).
+/// Processed reports held in memory for delivery, at most. Beyond it, a
+/// report in the spool waits there for its turn (up to [`MAX_OVERFLOW`] of
+/// them, then for the next run), and one without a spool is dropped and
+/// counted in [`Stats::dropped_backlog`](crate::Stats::dropped_backlog).
 pub const OUTBOX_CAPACITY: usize = 1024;
+/// Spooled reports this run still means to deliver once the outbox has room.
+pub const MAX_OVERFLOW: usize = 100_000;
 /// The shortest wait a rate limit imposes, whatever the collector said.
 const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 /// Flush requests remembered at most; older ones (long timed out) are let go.
@@ -50,41 +52,79 @@ impl RetryPolicy {
     }
 }
 
-/// Reports captured but not yet delivered or dropped, by where they are;
-/// shared with the client, so a shutdown that stops waiting for a stuck
-/// worker can still say what became of them.
+/// What became of every report the client handed over is counted exactly
+/// once: while a report is on its way it is held here (in memory, or in the
+/// spool), and it leaves with one counter of [`Stats`](crate::Stats). When
+/// shutdown closes the ledger, whatever it still holds is counted at once
+/// (lost if only in memory, kept if in the spool) and nothing more comes in.
 #[derive(Debug, Default)]
-pub(crate) struct Unsettled {
-    in_memory: AtomicU64,
-    on_disk: AtomicU64,
+pub(crate) struct Ledger(Mutex<LedgerState>);
+
+#[derive(Debug, Default)]
+struct LedgerState {
+    in_memory: u64,
+    on_disk: u64,
+    closed: bool,
 }
 
-impl Unsettled {
-    fn counter(&self, on_disk: bool) -> &AtomicU64 {
+impl Ledger {
+    fn state(&self) -> MutexGuard<'_, LedgerState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a report in; `false` once closed (the caller counts its fate).
+    pub(crate) fn admit(&self, on_disk: bool) -> bool {
+        let mut state = self.state();
+        if state.closed {
+            return false;
+        }
         if on_disk {
-            &self.on_disk
+            state.on_disk += 1;
         } else {
-            &self.in_memory
+            state.in_memory += 1;
+        }
+        true
+    }
+
+    /// Lets a report go under `counter`; nothing happens once closed (it was counted then).
+    pub(crate) fn settle(&self, on_disk: bool, counter: Option<&Counter>) {
+        let mut state = self.state();
+        let held = if on_disk {
+            &mut state.on_disk
+        } else {
+            &mut state.in_memory
+        };
+        if *held == 0 {
+            return;
+        }
+        *held -= 1;
+        if let Some(counter) = counter {
+            counter.inc();
         }
     }
 
-    pub(crate) fn add(&self, on_disk: bool) {
-        self.counter(on_disk).fetch_add(1, Ordering::SeqCst);
+    /// A report held in memory was written to the spool.
+    fn to_disk(&self) {
+        let mut state = self.state();
+        if state.in_memory > 0 {
+            state.in_memory -= 1;
+            state.on_disk += 1;
+        }
     }
 
-    /// Takes one away; `false` when there was none (shutdown already counted it).
-    pub(crate) fn release(&self, on_disk: bool) -> bool {
-        self.counter(on_disk)
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state().closed
     }
 
-    /// Counts what is still unsettled: lost if only in memory, in the spool otherwise.
-    pub(crate) fn abandon(&self) {
+    /// Counts what is still held (dropped if in memory, spooled if on disk)
+    /// and takes nothing more.
+    pub(crate) fn close(&self) {
+        let mut state = self.state();
+        state.closed = true;
         STATS
             .dropped_shutdown
-            .add(self.in_memory.swap(0, Ordering::SeqCst));
-        STATS.spooled.add(self.on_disk.swap(0, Ordering::SeqCst));
+            .add(std::mem::take(&mut state.in_memory));
+        STATS.spooled.add(std::mem::take(&mut state.on_disk));
     }
 }
 
@@ -97,7 +137,7 @@ pub(crate) enum Message {
     },
     /// Answer once everything queued before this is delivered or dropped.
     Flush(SyncSender<()>),
-    /// Deliver what can be delivered by the deadline, count the rest, answer, stop.
+    /// Deliver what can be delivered by the deadline, leave the rest, answer, stop.
     Shutdown {
         done: SyncSender<()>,
         deadline: Instant,
@@ -111,21 +151,31 @@ struct Outgoing {
     spool_file: Option<PathBuf>,
 }
 
+/// What the loop does after a message.
+enum Step {
+    Continue,
+    Stop {
+        done: SyncSender<()>,
+        deadline: Instant,
+    },
+}
+
 pub(crate) struct Worker {
     processor: Processor,
     transport: Box<dyn Transport>,
     retry: RetryPolicy,
     outbox: VecDeque<Outgoing>,
+    /// Spooled reports (sequence number, file) waiting for room in the outbox.
+    overflow: VecDeque<(u64, PathBuf)>,
     /// Reports received so far (each gets the next sequence number).
     received: u64,
     /// Flush requests waiting for everything up to their sequence number.
-    waiters: Vec<(u64, SyncSender<()>)>,
+    waiters: VecDeque<(u64, SyncSender<()>)>,
     /// Failed attempts of the batch at the front of the outbox.
     attempts: u32,
     /// No delivery before this instant (back-off or rate limit).
     not_before: Option<Instant>,
-    abandoned: Arc<AtomicBool>,
-    unsettled: Arc<Unsettled>,
+    ledger: Arc<Ledger>,
     spool: Option<Arc<Spool>>,
 }
 
@@ -134,8 +184,7 @@ impl Worker {
         settings: Arc<Settings>,
         transport: Box<dyn Transport>,
         retry: RetryPolicy,
-        abandoned: Arc<AtomicBool>,
-        unsettled: Arc<Unsettled>,
+        ledger: Arc<Ledger>,
         spool: Option<Arc<Spool>>,
     ) -> Self {
         Worker {
@@ -143,19 +192,19 @@ impl Worker {
             transport,
             retry,
             outbox: VecDeque::new(),
+            overflow: VecDeque::new(),
             received: 0,
-            waiters: Vec::new(),
+            waiters: VecDeque::new(),
             attempts: 0,
             not_before: None,
-            abandoned,
-            unsettled,
+            ledger,
             spool,
         }
     }
 
     /// The worker's loop. The queue's receiving end is shared with the
-    /// client behind a mutex that the worker holds only while it reads the
-    /// queue, never while it sends: a shutdown that gives up on a worker stuck
+    /// client behind a mutex that the worker holds while it takes messages
+    /// in, never while it sends: a shutdown that gives up on a worker stuck
     /// in a send can still move what is queued to the spool.
     pub(crate) fn run(mut self, rx: Arc<Mutex<Receiver<Message>>>) {
         // A panic on this thread (a transport's, a before_send's) is caught and
@@ -166,40 +215,57 @@ impl Worker {
         crate::capture::modules::preload();
         self.replay();
         loop {
+            if self.ledger.is_closed() {
+                // Shutdown gave up on us and counted what we hold.
+                return;
+            }
             let wait = self.wait_due();
             let deliver_now = wait == Some(Duration::ZERO);
-            // With deliveries due and the outbox full, send before taking more.
-            if !(deliver_now && self.outbox.len() >= OUTBOX_CAPACITY) {
-                let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
+            // Without a spool, a full outbox pushes back into the queue;
+            // with one, the overflow waits in the spool.
+            let take_more =
+                self.spool.is_some() || !(deliver_now && self.outbox.len() >= OUTBOX_CAPACITY);
+            if take_more {
+                let guard = rx.lock().unwrap_or_else(PoisonError::into_inner);
                 let first = match wait {
-                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                    Some(wait) => rx.recv_timeout(wait),
+                    None => guard.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                    Some(wait) => guard.recv_timeout(wait),
                 };
-                match first {
+                // Without a spool, take no more than the outbox has room for.
+                let burst = match self.spool {
+                    Some(_) => RECEIVE_BURST,
+                    None => RECEIVE_BURST.min(OUTBOX_CAPACITY.saturating_sub(self.outbox.len())),
+                };
+                let step = match first {
                     Ok(message) => {
-                        // Take about as much as one delivery sends, so the
-                        // outbox drains while captures keep coming.
-                        let burst = if deliver_now {
-                            self.transport.max_batch().clamp(1, MAX_BATCH)
-                        } else {
-                            RECEIVE_BURST
-                        };
-                        if self.handle(message, &rx) {
-                            return;
-                        }
+                        let mut step = self.handle(message);
                         for _ in 1..burst {
-                            let Ok(message) = rx.try_recv() else { break };
-                            if self.handle(message, &rx) {
-                                return;
+                            if !matches!(step, Step::Continue) {
+                                break;
                             }
+                            let Ok(message) = guard.try_recv() else { break };
+                            step = self.handle(message);
                         }
+                        step
                     }
-                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Timeout) => Step::Continue,
                     Err(RecvTimeoutError::Disconnected) => {
-                        drop(rx);
+                        drop(guard);
                         self.finish(Instant::now());
                         return;
                     }
+                };
+                if let Step::Stop { done, deadline } = step {
+                    // Take in everything sent before the request, then let go
+                    // of the queue: delivering may block, and the client may
+                    // need the queue meanwhile.
+                    while let Ok(message) = guard.try_recv() {
+                        let _ = self.handle(message);
+                    }
+                    drop(guard);
+                    self.finish(deadline);
+                    let _ = done.try_send(());
+                    return;
                 }
             }
             self.pump();
@@ -219,55 +285,25 @@ impl Worker {
         )
     }
 
-    /// Handles one message; `true` when the worker must stop.
-    fn handle(&mut self, message: Message, rx: &Receiver<Message>) -> bool {
+    fn handle(&mut self, message: Message) -> Step {
         match message {
-            Message::Report(pending) => self.accept(*pending),
+            Message::Report(pending) => {
+                self.received += 1;
+                self.admit(pending.into_captured(), None);
+            }
             Message::Durable {
                 captured,
                 spool_file,
             } => self.admit_durable(*captured, spool_file),
-            Message::Flush(done) => self.wait_for_flush(done),
-            Message::Shutdown { done, deadline } => {
-                while let Ok(message) = rx.try_recv() {
-                    match message {
-                        Message::Report(pending) => self.accept(*pending),
-                        Message::Durable {
-                            captured,
-                            spool_file,
-                        } => self.admit_durable(*captured, spool_file),
-                        Message::Flush(waiter) => self.wait_for_flush(waiter),
-                        Message::Shutdown { done, .. } => drop(done),
-                    }
+            Message::Flush(done) => {
+                if self.waiters.len() >= MAX_WAITERS {
+                    self.waiters.pop_front();
                 }
-                self.finish(deadline);
-                let _ = done.try_send(());
-                // Captures that slipped in while finishing: counted, not silently dropped.
-                while let Ok(message) = rx.try_recv() {
-                    match message {
-                        Message::Report(_) => self.leave(false, Some(&STATS.dropped_shutdown)),
-                        Message::Durable { spool_file, .. } => {
-                            self.leave_for_later(spool_file.is_some(), &STATS.dropped_shutdown)
-                        }
-                        Message::Flush(_) | Message::Shutdown { .. } => {}
-                    }
-                }
-                return true;
+                self.waiters.push_back((self.received, done));
             }
+            Message::Shutdown { done, deadline } => return Step::Stop { done, deadline },
         }
-        false
-    }
-
-    fn wait_for_flush(&mut self, done: SyncSender<()>) {
-        if self.waiters.len() >= MAX_WAITERS {
-            self.waiters.remove(0);
-        }
-        self.waiters.push((self.received, done));
-    }
-
-    fn accept(&mut self, pending: Pending) {
-        self.received += 1;
-        self.admit(pending.into_captured(), None);
+        Step::Continue
     }
 
     /// A panic's capture, already in the spool (in a spare file, when one was ready).
@@ -292,7 +328,10 @@ impl Worker {
         spool.refill_spares();
         for (path, entry) in spool.claim_orphans() {
             STATS.replayed.inc();
-            self.unsettled.add(true);
+            if !self.ledger.admit(true) {
+                STATS.spooled.inc();
+                continue;
+            }
             self.received += 1;
             match entry {
                 Entry::Captured(captured) => self.admit(*captured, Some(path)),
@@ -306,18 +345,14 @@ impl Worker {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.processor.process(captured)
         }));
-        match outcome {
-            Ok(Some(report)) => self.enqueue(report, spool_file),
-            Ok(None) => {
-                self.leave(spool_file.is_some(), None);
-                self.discard_file(spool_file);
-            }
+        let counter = match outcome {
+            Ok(Some(report)) => return self.enqueue(report, spool_file),
+            Ok(None) => &STATS.filtered,
             // A bug in processing loses this report only, and says so.
-            Err(_) => {
-                self.leave(spool_file.is_some(), Some(&STATS.dropped_internal));
-                self.discard_file(spool_file);
-            }
-        }
+            Err(_) => &STATS.dropped_internal,
+        };
+        self.ledger.settle(spool_file.is_some(), Some(counter));
+        self.discard_file(spool_file);
     }
 
     /// Makes the report durable (when a spool is in use) and queues it for delivery.
@@ -330,9 +365,7 @@ impl Worker {
                     .unwrap_or(0);
                 match spool.write(report.id, timestamp_ms, EntryRef::Report(&report)) {
                     Ok(path) => {
-                        if self.unsettled.release(false) {
-                            self.unsettled.add(true);
-                        }
+                        self.ledger.to_disk();
                         Some(path)
                     }
                     Err(_) => {
@@ -343,15 +376,44 @@ impl Worker {
             }
             (_, file) => file,
         };
-        if self.outbox.len() >= OUTBOX_CAPACITY {
-            self.leave_for_later(spool_file.is_some(), &STATS.dropped_backlog);
+        if self.outbox.len() < OUTBOX_CAPACITY && self.overflow.is_empty() {
+            self.outbox.push_back(Outgoing {
+                seq: self.received,
+                report,
+                spool_file,
+            });
             return;
         }
-        self.outbox.push_back(Outgoing {
-            seq: self.received,
-            report,
-            spool_file,
-        });
+        match spool_file {
+            Some(path) if self.overflow.len() < MAX_OVERFLOW => {
+                self.overflow.push_back((self.received, path));
+            }
+            Some(_) => self.ledger.settle(true, Some(&STATS.spooled)),
+            None => self.ledger.settle(false, Some(&STATS.dropped_backlog)),
+        }
+    }
+
+    /// Moves spooled reports from the overflow into the outbox while it has room.
+    fn refill(&mut self) {
+        let Some(spool) = self.spool.clone() else {
+            return;
+        };
+        while self.outbox.len() < OUTBOX_CAPACITY {
+            let Some((seq, path)) = self.overflow.pop_front() else {
+                return;
+            };
+            match spool.read_report(&path) {
+                Some(report) => self.outbox.push_back(Outgoing {
+                    seq,
+                    report,
+                    spool_file: Some(path),
+                }),
+                None => {
+                    self.ledger.settle(true, Some(&STATS.dropped_internal));
+                    spool.remove(&path);
+                }
+            }
+        }
     }
 
     fn discard_file(&self, spool_file: Option<PathBuf>) {
@@ -360,52 +422,38 @@ impl Worker {
         }
     }
 
-    /// A report leaves this run, counted under `counter`. Once shutdown has
-    /// stopped waiting, the client has counted everything unsettled already.
-    fn leave(&self, had_file: bool, counter: Option<&crate::stats::Counter>) {
-        // After `abandon` took the count, `release` finds nothing left to take.
-        if self.abandoned.load(Ordering::SeqCst) || !self.unsettled.release(had_file) {
-            return;
-        }
-        if let Some(counter) = counter {
-            counter.inc();
-        }
-    }
-
-    /// A report this run gives up on: in the spool for the next run when it
-    /// has a file there, else dropped and counted under `reason`.
-    fn leave_for_later(&self, has_file: bool, reason: &crate::stats::Counter) {
-        self.leave(
-            has_file,
-            Some(if has_file { &STATS.spooled } else { reason }),
-        );
-    }
-
-    /// Takes the first `n` reports off the outbox, leaving each for a later
-    /// run if it is in the spool, else counting it under `reason`.
-    fn give_up(&mut self, n: usize, reason: &crate::stats::Counter) {
+    /// Takes the first `n` reports off the outbox for now: each in the spool
+    /// stays there for a later run, each without a file is counted under `reason`.
+    fn give_up(&mut self, n: usize, reason: &Counter) {
         let gone: Vec<Outgoing> = self.outbox.drain(..n).collect();
         for outgoing in gone {
-            self.leave_for_later(outgoing.spool_file.is_some(), reason);
+            let on_disk = outgoing.spool_file.is_some();
+            let counter = if on_disk { &STATS.spooled } else { reason };
+            self.ledger.settle(on_disk, Some(counter));
         }
+        self.refill();
     }
 
     /// Takes the first `n` reports off the outbox for good (delivered, or
     /// refused for good), counting each under `counter` and removing its file.
-    fn settle(&mut self, n: usize, counter: &crate::stats::Counter) {
+    fn settle(&mut self, n: usize, counter: &Counter) {
         let gone: Vec<Outgoing> = self.outbox.drain(..n).collect();
         for outgoing in gone {
-            self.leave(outgoing.spool_file.is_some(), Some(counter));
+            self.ledger
+                .settle(outgoing.spool_file.is_some(), Some(counter));
             self.discard_file(outgoing.spool_file);
         }
+        self.refill();
     }
 
     /// Everything received up to here is delivered or dropped.
     fn settled(&self) -> u64 {
-        self.outbox
+        let first_pending = self
+            .outbox
             .front()
-            .map(|o| o.seq - 1)
-            .unwrap_or(self.received)
+            .map(|o| o.seq)
+            .or_else(|| self.overflow.front().map(|(seq, _)| *seq));
+        first_pending.map_or(self.received, |seq| seq - 1)
     }
 
     fn answer_waiters(&mut self) {
@@ -423,14 +471,7 @@ impl Worker {
     /// Sends one batch if a delivery is due. One at a time, so the queue
     /// (new captures, flush and shutdown requests) is read between batches.
     fn pump(&mut self) {
-        if self.outbox.is_empty() {
-            return;
-        }
-        if self.abandoned.load(Ordering::SeqCst) {
-            self.give_up(self.outbox.len(), &STATS.dropped_shutdown);
-            return;
-        }
-        if self.not_before.is_some_and(|t| Instant::now() < t) {
+        if self.outbox.is_empty() || self.not_before.is_some_and(|t| Instant::now() < t) {
             return;
         }
         self.attempt();
@@ -505,19 +546,23 @@ impl Worker {
         }
     }
 
-    /// Delivers what it can until `deadline`, then counts the rest as dropped.
+    /// Delivers what it can until `deadline`; the rest stays in the spool
+    /// (or, without one, is counted as dropped at shutdown).
     fn finish(&mut self, deadline: Instant) {
         loop {
-            self.pump();
             self.answer_waiters();
-            if self.outbox.is_empty() {
-                return;
+            if self.outbox.is_empty() || self.ledger.is_closed() {
+                break;
             }
             let due = self.not_before.unwrap_or_else(Instant::now);
-            if due >= deadline {
+            if due >= deadline || Instant::now() >= deadline {
                 break;
             }
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            self.pump();
+        }
+        for _ in std::mem::take(&mut self.overflow) {
+            self.ledger.settle(true, Some(&STATS.spooled));
         }
         self.give_up(self.outbox.len(), &STATS.dropped_shutdown);
         self.answer_waiters();

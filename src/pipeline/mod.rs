@@ -49,7 +49,8 @@ impl Processor {
         }
     }
 
-    /// The finished report, or `None` when `before_send` dropped it.
+    /// The finished report, or `None` when `before_send` dropped it (the
+    /// caller counts it as filtered).
     pub(crate) fn process(&mut self, captured: Captured) -> Option<Report> {
         let resolvable = captured.resolvable_addresses();
         let Captured {
@@ -115,11 +116,7 @@ impl Processor {
         };
         let fallback = report.clone();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(report))) {
-            Ok(Some(report)) => Some(report),
-            Ok(None) => {
-                STATS.filtered.inc();
-                None
-            }
+            Ok(report) => report,
             Err(_) => {
                 STATS.before_send_panics.inc();
                 Some(fallback)

@@ -34,7 +34,8 @@ impl Answer {
         let at = crate::time::parse_http_date(value)?;
         Some(
             at.duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO),
+                .unwrap_or(Duration::ZERO)
+                .min(MAX_WAIT),
         )
     }
 
@@ -256,6 +257,24 @@ mod tests {
         assert!(
             wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
             "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn retry_after_dates_are_capped_and_wild_ones_ignored() {
+        let far = answer(429, Some("Fri, 31 Dec 9999 23:59:59 GMT")).retry_after();
+        assert_eq!(far, Some(MAX_WAIT));
+        assert_eq!(
+            answer(429, Some("Fri, 31 Dec 300000000000 23:59:59 GMT")).retry_after(),
+            None
+        );
+        assert_eq!(
+            answer(429, Some("Thu, 01 Jan 1970 00:00:00 GMT")).retry_after(),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            answer(429, Some("99999999999")).retry_after(),
+            Some(MAX_WAIT)
         );
     }
 

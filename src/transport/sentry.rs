@@ -63,6 +63,9 @@ impl SentryTransport {
                 continue;
             };
             // `nan`, `inf` and negative values parse as floats: ignore them.
+            if !secs.is_finite() {
+                continue;
+            }
             let Ok(duration) = Duration::try_from_secs_f64(secs.min(86_400.0)) else {
                 continue;
             };
@@ -458,5 +461,19 @@ mod tests {
             t2.blocked_for().is_some(),
             "an empty category list blocks everything"
         );
+    }
+
+    #[test]
+    fn nonsense_rate_limit_values_are_ignored() {
+        let Ok(crate::Collector::Sentry(dsn)) =
+            crate::Collector::parse("sentry+http://k@127.0.0.1:1/5")
+        else {
+            panic!()
+        };
+        let mut t = SentryTransport::new(dsn);
+        t.apply_rate_limits("nan:error, inf:error, -5:error, 1e400:error, abc:error, :error");
+        assert!(t.blocked_for().is_none());
+        t.apply_rate_limits("99999999:error");
+        assert!(t.blocked_for().unwrap() <= Duration::from_secs(86_400));
     }
 }
