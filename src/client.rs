@@ -397,8 +397,11 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
 /// Keeps the client installed; dropping it flushes and shuts down.
 ///
 /// The drop waits at most [`Options::shutdown_timeout`] for the worker to
-/// deliver what was queued; whatever it could not deliver by then is counted
-/// in [`Stats::dropped_shutdown`](crate::Stats::dropped_shutdown).
+/// deliver what was queued (plus at most half a second to move what a stuck
+/// worker left queued to the spool). Whatever was not delivered by then is
+/// in the spool for the next run ([`Stats::spooled`](crate::Stats::spooled)),
+/// or, without one, counted in
+/// [`Stats::dropped_shutdown`](crate::Stats::dropped_shutdown).
 #[must_use = "dropping the Guard shuts crashbox down at once"]
 #[derive(Debug)]
 pub struct Guard {
