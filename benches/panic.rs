@@ -57,6 +57,8 @@ fn benches(c: &mut Criterion) {
             .queue_capacity(crashbox::MAX_QUEUE_CAPACITY),
     )
     .expect("init");
+    // The worker is up (spare spool files ready) once a flush returns.
+    assert!(guard.flush(Duration::from_secs(30)));
     let first = panic_once();
     eprintln!("first panic with crashbox installed (cold): {first:?}");
     assert!(guard.flush(Duration::from_secs(30)));
@@ -91,9 +93,14 @@ fn benches(c: &mut Criterion) {
     drop(guard);
     let stats = crashbox::stats();
     eprintln!(
-        "panics captured: {}, delivered: {}, left in the spool: {}, spool write errors: {}",
-        stats.captured, stats.sent, stats.spooled, stats.spool_write_errors
+        "panics captured: {}, delivered: {}, left in the spool: {}, dropped: {}, spool write errors: {}",
+        stats.captured,
+        stats.sent,
+        stats.spooled,
+        stats.dropped(),
+        stats.spool_write_errors
     );
+    eprintln!("{stats:?}");
     let _ = std::fs::remove_dir_all(&spool);
 }
 

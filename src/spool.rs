@@ -352,13 +352,10 @@ impl Spool {
         Ok(path)
     }
 
-    /// Reads back a finished report this client spooled.
-    pub(crate) fn read_report(&self, path: &Path) -> Option<Report> {
+    /// Reads back an entry this client spooled.
+    pub(crate) fn read_entry(&self, path: &Path) -> Option<Entry> {
         let file: SpoolFile = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
-        match file.entry {
-            Entry::Report(report) if file.format == FORMAT => Some(*report),
-            _ => None,
-        }
+        (file.format == FORMAT).then_some(file.entry)
     }
 
     /// Removes a delivered (or hopeless) report's file.

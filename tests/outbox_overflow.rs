@@ -12,6 +12,9 @@ use common::{is_child, report_value, run_child, TempDir};
 use crashbox::{Options, Report, Transport, TransportError};
 
 const REPORTS: usize = 1_500;
+/// Panics raised while the outbox is full: their spool files hold raw
+/// captures, which must be resolved when they move into the outbox.
+const PANICS: usize = 20;
 const SPOOL_ENV: &str = "CRASHBOX_TEST_SPOOL";
 
 /// Takes one report per call, slowly, like a Sentry server.
@@ -21,7 +24,10 @@ impl Transport for OneAtATime {
     fn send(&mut self, reports: &[Report]) -> Result<(), TransportError> {
         std::thread::sleep(Duration::from_micros(200));
         let mut seen = self.0.lock().unwrap();
-        seen.extend(reports.iter().map(|r| r.message.clone()));
+        seen.extend(reports.iter().map(|r| match r.kind {
+            crashbox::Kind::Panic => format!("panic {}", r.message),
+            _ => r.message.clone(),
+        }));
         Ok(())
     }
 
@@ -51,12 +57,23 @@ fn child_overflow() {
             "capture {i} was refused"
         );
     }
+    for i in 0..PANICS {
+        let panicked = std::thread::spawn(move || panic!("overflow panic {i:02}")).join();
+        assert!(panicked.is_err());
+    }
     assert!(guard.flush(Duration::from_secs(60)), "flush timed out");
     drop(guard);
     let seen = seen.lock().unwrap();
     report_value("delivered", seen.len());
     report_value("distinct", seen.iter().collect::<HashSet<_>>().len());
-    report_value("in_order", seen.windows(2).all(|w| w[0] < w[1]));
+    let messages: Vec<&String> = seen.iter().filter(|m| m.starts_with("report")).collect();
+    report_value("in_order", messages.windows(2).all(|w| w[0] < w[1]));
+    report_value(
+        "panics",
+        seen.iter()
+            .filter(|m| m.starts_with("panic overflow panic"))
+            .count(),
+    );
     let stats = crashbox::stats();
     report_value("sent", stats.sent);
     report_value("dropped", stats.dropped());
@@ -71,10 +88,12 @@ fn reports_beyond_the_outbox_wait_in_the_spool_and_are_delivered_this_run() {
         &[(SPOOL_ENV, OsString::from(spool.path()))],
     );
     out.assert_success();
-    assert_eq!(out.number("delivered"), REPORTS as u64, "{}", out.dump());
-    assert_eq!(out.number("distinct"), REPORTS as u64, "{}", out.dump());
+    let all = (REPORTS + PANICS) as u64;
+    assert_eq!(out.number("delivered"), all, "{}", out.dump());
+    assert_eq!(out.number("distinct"), all, "{}", out.dump());
     assert_eq!(out.value("in_order"), "true", "{}", out.dump());
-    assert_eq!(out.number("sent"), REPORTS as u64, "{}", out.dump());
+    assert_eq!(out.number("panics"), PANICS as u64, "{}", out.dump());
+    assert_eq!(out.number("sent"), all, "{}", out.dump());
     assert_eq!(out.number("dropped"), 0, "{}", out.dump());
     assert_eq!(out.number("spooled"), 0, "{}", out.dump());
     let left = std::fs::read_dir(spool.path())
