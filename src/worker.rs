@@ -601,7 +601,7 @@ mod tests {
         let after = crate::stats();
         // Unit tests share the counters: compare at least what this ledger added.
         assert!(after.sent >= before.sent + 2);
-        assert!(after.spooled >= before.spooled + 1);
+        assert!(after.spooled > before.spooled);
         assert_eq!(held(ledger.0.load(Ordering::Acquire), false), 0);
         assert_eq!(held(ledger.0.load(Ordering::Acquire), true), 0);
     }
