@@ -346,6 +346,13 @@ mod tests {
     use super::*;
     use crate::report::{ExceptionInfo, Level};
 
+    fn local_dsn() -> Dsn {
+        match crate::Collector::parse("sentry+http://k@127.0.0.1:1/5") {
+            Ok(crate::Collector::Sentry(dsn)) => dsn,
+            other => panic!("not a DSN: {other:?}"),
+        }
+    }
+
     fn report(kind: Kind) -> Report {
         let (_, reports) = crate::testing::capture(|| {
             crashbox_capture(kind);
@@ -406,11 +413,7 @@ mod tests {
     #[test]
     fn envelopes_have_header_item_and_payload_lines() {
         let r = report(Kind::Error);
-        let Ok(crate::Collector::Sentry(dsn)) =
-            crate::Collector::parse("sentry+http://k@127.0.0.1:1/5")
-        else {
-            panic!()
-        };
+        let dsn = local_dsn();
         let body = envelope(&r, &dsn);
         let text = String::from_utf8(body).unwrap();
         let lines: Vec<&str> = text.trim_end().split('\n').collect();
@@ -441,11 +444,7 @@ mod tests {
 
     #[test]
     fn rate_limit_header_keeps_the_longest_window_per_category() {
-        let Ok(crate::Collector::Sentry(dsn)) =
-            crate::Collector::parse("sentry+http://k@127.0.0.1:1/5")
-        else {
-            panic!()
-        };
+        let dsn = local_dsn();
         let mut t = SentryTransport::new(dsn);
         t.apply_rate_limits("60:transaction:key, 5:error;default:organization, 30:error:key");
         let blocked = t.blocked_for().unwrap();
@@ -465,11 +464,7 @@ mod tests {
 
     #[test]
     fn nonsense_rate_limit_values_are_ignored() {
-        let Ok(crate::Collector::Sentry(dsn)) =
-            crate::Collector::parse("sentry+http://k@127.0.0.1:1/5")
-        else {
-            panic!()
-        };
+        let dsn = local_dsn();
         let mut t = SentryTransport::new(dsn);
         t.apply_rate_limits("nan:error, inf:error, -5:error, 1e400:error, abc:error, :error");
         assert!(t.blocked_for().is_none());
