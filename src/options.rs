@@ -309,8 +309,9 @@ impl Options {
         self
     }
 
-    /// Where the spool lives (default `$XDG_STATE_HOME/crashbox/<program>`,
-    /// else `~/.local/state/crashbox/<program>`, else under the temp dir).
+    /// Where the spool lives (default `$XDG_STATE_HOME/crashbox/<program>-<hash>`,
+    /// else `~/.local/state/crashbox/<program>-<hash>`, the hash being of the
+    /// executable's path; with neither variable set, no default spool).
     pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spool_dir = Some(dir.into());
         self
