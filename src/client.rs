@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::capture::Pending;
 use crate::collector::Collector;
 use crate::options::{ConfigError, Options};
+use crate::pipeline::aggregate::Slots;
 use crate::pipeline::Settings;
 use crate::report::ReportId;
 use crate::scope::Hub;
@@ -111,10 +112,21 @@ pub(crate) struct Client {
     panic_flush_timeout: Duration,
     /// Every report handed to the worker until it is settled (see `Ledger`).
     ledger: Arc<Ledger>,
+    /// Repeats counted on the caller's thread (see `pipeline::aggregate`).
+    slots: Arc<Slots>,
 }
 
 impl Client {
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     pub(crate) fn enqueue(&self, pending: Pending) -> Option<ReportId> {
+        if pending.raw_key.is_some_and(|key| self.slots.absorb(key)) {
+            // A repeat of a report held back for its window: only counted.
+            STATS.aggregated.inc();
+            return None;
+        }
         let id = pending.id;
         // In the ledger before it is sent, so the worker never settles it first.
         if !self.ledger.admit(false) {
@@ -190,6 +202,8 @@ impl Client {
     /// their files, with this run's release and environment.
     fn raw_capture(&self, pending: Pending) -> crate::capture::Captured {
         let mut captured = pending.into_captured();
+        // Secrets never reach the disk.
+        self.settings.scrub(&mut captured);
         captured.locate_addresses();
         captured.release = self.settings.release.clone();
         captured.environment = Some(self.settings.environment.clone());
@@ -280,7 +294,11 @@ impl Client {
 
 /// `now + timeout`, saturating: `Duration::MAX` means about a century.
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
+    deadline_after_from(Instant::now(), timeout)
+}
+
+/// `now + timeout`, saturating like [`deadline_after`].
+pub(crate) fn deadline_after_from(now: Instant, timeout: Duration) -> Instant {
     now.checked_add(timeout)
         .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
         .unwrap_or(now)
@@ -353,12 +371,14 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     let rx = Arc::new(Mutex::new(rx));
     let worker_rx = rx.clone();
     let ledger = Arc::new(Ledger::default());
+    let slots = Arc::new(Slots::default());
     let worker = Worker::new(
         settings.clone(),
         transport,
         options.retry_policy(),
         ledger.clone(),
         spool.clone(),
+        slots.clone(),
     );
     let handle = match std::thread::Builder::new()
         .name("crashbox-worker".to_owned())
@@ -380,6 +400,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
         panicked: AtomicBool::new(false),
         panic_flush_timeout: options.panic_flush_timeout,
         ledger,
+        slots,
     }));
     #[cfg(feature = "panic")]
     if options.panic_hook {

@@ -83,8 +83,10 @@ struct ReadmeDoctests;
 
 /// Captures `err` and its source chain as a report of level `error`.
 ///
-/// Returns the report's id, or `None` when nothing captured it (no client
-/// installed, or the queue was full). With no client this is one atomic load.
+/// Returns the report's id, or `None` when no report of its own was made:
+/// no client installed, the queue was full, the sample rate left it out, or
+/// it is a repeat counted into an aggregated report (see
+/// [`Options::aggregation_window`]). With no client this is one atomic load.
 ///
 /// ```
 /// let (_, reports) = crashbox::testing::capture(|| {
@@ -109,6 +111,9 @@ fn capture_error_at<E: Error + ?Sized>(
     location: &'static StdLocation<'static>,
 ) -> Option<ReportId> {
     capture::run(|target| {
+        if !target.sampled_in(Kind::Error) {
+            return None;
+        }
         let (exceptions, mut truncated) = capture::error::chain(err);
         // The headline is the outer error's text, cut where its exception entry was.
         let message = exceptions
@@ -154,6 +159,9 @@ fn capture_message_at(
     location: &'static StdLocation<'static>,
 ) -> Option<ReportId> {
     capture::run(|target| {
+        if !target.sampled_in(Kind::Message) {
+            return None;
+        }
         let mut truncated = Vec::new();
         let mut end = message.len().min(limits::MAX_MESSAGE_BYTES);
         while !message.is_char_boundary(end) {

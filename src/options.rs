@@ -83,6 +83,12 @@ pub struct Options {
     pub(crate) spool_max_reports: usize,
     pub(crate) spool_max_age: Duration,
     pub(crate) panic_flush_timeout: Duration,
+    pub(crate) aggregation_window: Duration,
+    pub(crate) max_reports_per_minute: u32,
+    pub(crate) sample_rate: f64,
+    pub(crate) scrub: bool,
+    pub(crate) scrub_keys: Vec<String>,
+    pub(crate) send_default_pii: bool,
 }
 
 impl Default for Options {
@@ -117,9 +123,18 @@ impl fmt::Debug for Options {
             .field("spool_max_reports", &self.spool_max_reports)
             .field("spool_max_age", &self.spool_max_age)
             .field("panic_flush_timeout", &self.panic_flush_timeout)
+            .field("aggregation_window", &self.aggregation_window)
+            .field("max_reports_per_minute", &self.max_reports_per_minute)
+            .field("sample_rate", &self.sample_rate)
+            .field("scrub", &self.scrub)
+            .field("scrub_keys", &self.scrub_keys)
+            .field("send_default_pii", &self.send_default_pii)
             .finish()
     }
 }
+
+/// The default of [`Options::max_reports_per_minute`].
+pub const DEFAULT_MAX_REPORTS_PER_MINUTE: u32 = 600;
 
 /// The largest accepted `queue_capacity`; beyond it a storm would only buy memory.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
@@ -127,7 +142,9 @@ pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 impl Options {
     /// Defaults: reports go to stderr, environment `development` in debug builds
     /// and `production` otherwise, shutdown timeout 2 s, 100 breadcrumbs,
-    /// a queue of 1024 reports, panic hook on.
+    /// a queue of 1024 reports, panic hook on, repeats aggregated over 60 s,
+    /// at most 600 reports a minute, every capture kept (sample rate 1.0),
+    /// secrets scrubbed, no default PII.
     pub fn new() -> Self {
         Options {
             collector: None,
@@ -155,6 +172,12 @@ impl Options {
             spool_max_reports: 100,
             spool_max_age: Duration::from_secs(30 * 86_400),
             panic_flush_timeout: Duration::from_secs(2),
+            aggregation_window: Duration::from_secs(60),
+            max_reports_per_minute: DEFAULT_MAX_REPORTS_PER_MINUTE,
+            sample_rate: 1.0,
+            scrub: true,
+            scrub_keys: Vec::new(),
+            send_default_pii: false,
         }
     }
 
@@ -337,6 +360,107 @@ impl Options {
         self
     }
 
+    /// How long repeats of one fingerprint are aggregated (default 60 s; at
+    /// most a day). The first report of a fingerprint is sent at once; its
+    /// repeats within the window are counted in
+    /// [`Stats::aggregated`](crate::Stats::aggregated), and when the window
+    /// ends one of them is sent carrying the total in
+    /// [`Report::count`](crate::Report::count). [`flush`](crate::flush) and
+    /// shutdown end every window. `Duration::ZERO` sends every report.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let guard = crashbox::init(
+    ///     crashbox::Options::new()
+    ///         .collector("memory")
+    ///         .aggregation_window(Duration::from_secs(10)),
+    /// )?;
+    /// let err = std::io::Error::other("disk full");
+    /// for _ in 0..100 {
+    ///     crashbox::capture_error(&err);
+    /// }
+    /// crashbox::flush(Duration::from_secs(5));
+    /// let reports = crashbox::take_memory_reports();
+    /// assert_eq!(reports.len(), 2);
+    /// assert_eq!(reports[0].count, 1);
+    /// assert_eq!(reports[1].count, 99);
+    /// # drop(guard);
+    /// # Ok::<(), crashbox::ConfigError>(())
+    /// ```
+    pub fn aggregation_window(mut self, window: Duration) -> Self {
+        self.aggregation_window = window;
+        self
+    }
+
+    /// The most reports sent per minute (default
+    /// [`DEFAULT_MAX_REPORTS_PER_MINUTE`], 600): a bucket of that many
+    /// refilled evenly over the minute. Reports over it are dropped and
+    /// counted in [`Stats::dropped_rate_limited`](crate::Stats::dropped_rate_limited).
+    /// Panics and the reports that close an aggregation window are never
+    /// held to it. `0` turns the limit off.
+    pub fn max_reports_per_minute(mut self, max: u32) -> Self {
+        self.max_reports_per_minute = max;
+        self
+    }
+
+    /// The share of captured errors and messages kept, from `0.0` to `1.0`
+    /// (default `1.0`). The choice is made on the caller's thread before the
+    /// stack is walked; the ones left out are counted in
+    /// [`Stats::dropped_sampled`](crate::Stats::dropped_sampled). Panics are
+    /// always kept. `init` refuses a value outside `0.0..=1.0`.
+    pub fn sample_rate(mut self, rate: f64) -> Self {
+        self.sample_rate = rate;
+        self
+    }
+
+    /// Whether secrets are scrubbed (default `true`): before a report is
+    /// spooled or sent, values under keys that look secret (`password`,
+    /// `token`, `api_key`, `authorization`, `cookie`, `session`, … in any
+    /// case and separator style) and credentials found in any text (bearer
+    /// tokens, JWTs, AWS access keys, passwords in URLs, PEM private keys,
+    /// `password=…` pairs) are replaced by `[redacted]`. See the README for
+    /// the full rules.
+    ///
+    /// ```
+    /// let (_, reports) = crashbox::testing::capture(|| {
+    ///     crashbox::configure_scope(|s| s.set_tag("api_key", "k-123"));
+    ///     crashbox::capture_message(
+    ///         "GET https://bob:hunter2@example.com failed",
+    ///         crashbox::Level::Error,
+    ///     );
+    ///     crashbox::configure_scope(|s| s.remove_tag("api_key"));
+    /// });
+    /// assert_eq!(reports[0].tag("api_key"), Some("[redacted]"));
+    /// assert_eq!(reports[0].message, "GET https://bob:[redacted]@example.com failed");
+    /// ```
+    pub fn scrub(mut self, enabled: bool) -> Self {
+        self.scrub = enabled;
+        self
+    }
+
+    /// More keys whose values are secret, matched like the built-in ones
+    /// (case and separators do not matter: `card_number` also matches
+    /// `cardNumber` and `customer-card-number`).
+    pub fn scrub_keys<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scrub_keys.extend(keys.into_iter().map(Into::into));
+        self
+    }
+
+    /// Whether crashbox adds personal data of its own (default `false`).
+    /// With `true`, a report whose user has no username gets the login name
+    /// of the process's user, and the Sentry collector asks the server to
+    /// record the sender's IP address. A user's IP address and username set
+    /// explicitly with [`Scope::set_user`](crate::Scope::set_user) are sent
+    /// either way.
+    pub fn send_default_pii(mut self, enabled: bool) -> Self {
+        self.send_default_pii = enabled;
+        self
+    }
+
     /// The configured environment.
     pub fn get_environment(&self) -> &str {
         &self.environment
@@ -377,6 +501,26 @@ impl Options {
                 ),
             });
         }
+        if !(0.0..=1.0).contains(&self.sample_rate) {
+            return Err(ConfigError::InvalidOption {
+                option: "sample_rate",
+                reason: format!("{} is not between 0.0 and 1.0", self.sample_rate),
+            });
+        }
+        if self.aggregation_window > Duration::from_secs(86_400) {
+            return Err(ConfigError::InvalidOption {
+                option: "aggregation_window",
+                reason: format!("{:?} is more than a day", self.aggregation_window),
+            });
+        }
+        if let Some(key) = self.scrub_keys.iter().find(|k| {
+            !k.chars().any(char::is_alphanumeric)
+        }) {
+            return Err(ConfigError::InvalidOption {
+                option: "scrub_keys",
+                reason: format!("{key:?} has no letter or digit to match"),
+            });
+        }
         if self.environment.trim().is_empty() {
             return Err(ConfigError::InvalidOption {
                 option: "environment",
@@ -415,6 +559,7 @@ impl Options {
             name,
             version,
             environment: self.environment.clone(),
+            send_default_pii: self.send_default_pii,
         }
     }
 

@@ -304,6 +304,10 @@ impl Default for Sdk {
     }
 }
 
+fn one() -> u64 {
+    1
+}
+
 /// One fully processed report, as collectors receive it.
 ///
 /// Fields are public for reading in tests and custom transports; see the README
@@ -345,9 +349,21 @@ pub struct Report {
     pub environment: String,
     /// The SDK.
     pub sdk: Sdk,
-    /// A custom grouping key set on a scope.
+    /// A custom grouping key set on a scope with
+    /// [`Scope::set_fingerprint`](crate::Scope::set_fingerprint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<Vec<String>>,
+    /// The report's fingerprint as 16 hex digits: reports with the same
+    /// group are occurrences of one problem, and are aggregated. By default a
+    /// hash of the kind, the exception types (the text, for a message) and
+    /// the in-app frames' function names; from `fingerprint` when one is set.
+    #[serde(default)]
+    pub group: String,
+    /// How many occurrences this report stands for: 1, or for the report
+    /// that closes an aggregation window, the repeats of its group in that
+    /// window (itself included).
+    #[serde(default = "one")]
+    pub count: u64,
     /// Names of the fields that were cut to fit crashbox's size limits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<String>,
@@ -444,6 +460,8 @@ impl Report {
             environment: "test".into(),
             sdk: Sdk::default(),
             fingerprint: None,
+            group: "0000000000000000".into(),
+            count: 1,
             truncated: vec![],
         }
     }

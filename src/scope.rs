@@ -370,6 +370,13 @@ impl ScopeSnapshot {
         with_current_hub(|hub| hub.snapshot(layers))
     }
 
+    /// Whether a scope in the snapshot sets a custom fingerprint.
+    pub(crate) fn has_fingerprint(&self) -> bool {
+        std::iter::once(&self.base)
+            .chain(self.layers.iter())
+            .any(|s| s.fingerprint.is_some())
+    }
+
     pub(crate) fn merge(&self) -> MergedScope {
         let mut merged = MergedScope {
             tags: BTreeMap::new(),

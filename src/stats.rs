@@ -51,10 +51,22 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Reports captured (handed to the worker or a test collector).
+    /// Reports captured (handed to the worker or a test collector), including
+    /// those later aggregated, sampled out or dropped.
     captured,
     /// Reports the transport accepted.
     sent,
+    /// Repeats of a fingerprint folded into the `count` of the report sent
+    /// at the end of their aggregation window, instead of being sent one by one.
+    aggregated,
+    /// Captures left out by [`Options::sample_rate`](crate::Options::sample_rate).
+    dropped_sampled,
+    /// Reports over [`Options::max_reports_per_minute`](crate::Options::max_reports_per_minute).
+    dropped_rate_limited,
+    /// Captures made from inside crashbox itself (a `before_send` hook or a
+    /// transport calling `capture_*`, or a panic in crashbox's own code),
+    /// ignored so they cannot loop.
+    dropped_reentrant,
     /// Captures dropped because the worker's queue was full.
     dropped_queue_full,
     /// Reports the collector refused for good (HTTP 400, 401, 403, 413, …): not retried.
@@ -95,11 +107,41 @@ counters! {
 impl Stats {
     /// All reports lost for any reason other than `before_send`.
     pub fn dropped(&self) -> u64 {
-        self.dropped_queue_full
+        self.dropped_sampled
+            + self.dropped_rate_limited
+            + self.dropped_reentrant
+            + self.dropped_queue_full
             + self.dropped_rejected
             + self.dropped_retries_exhausted
             + self.dropped_backlog
             + self.dropped_shutdown
             + self.dropped_internal
+    }
+
+    /// Captures whose fate is not counted yet: still queued, in an open
+    /// aggregation window, or on their way to the collector. Once
+    /// [`flush`](crate::flush) returns `true` (or the [`Guard`](crate::Guard)
+    /// has dropped) it is zero for the reports captured before, because
+    /// every capture (and every report replayed from the spool) ends in
+    /// exactly one counter:
+    ///
+    /// `captured + replayed = sent + aggregated + filtered + spooled + dropped()`
+    ///
+    /// ```
+    /// let guard = crashbox::init(crashbox::Options::new().collector("memory"))?;
+    /// for _ in 0..1000 {
+    ///     crashbox::capture_message("disk almost full", crashbox::Level::Warning);
+    /// }
+    /// assert!(crashbox::flush(std::time::Duration::from_secs(5)));
+    /// let stats = crashbox::stats();
+    /// assert_eq!(stats.in_flight(), 0);
+    /// // The first is sent at once; the repeats become one report with a count.
+    /// assert!(stats.aggregated >= 998);
+    /// # drop(guard);
+    /// # Ok::<(), crashbox::ConfigError>(())
+    /// ```
+    pub fn in_flight(&self) -> i64 {
+        let settled = self.sent + self.aggregated + self.filtered + self.spooled + self.dropped();
+        (self.captured + self.replayed) as i64 - settled as i64
     }
 }

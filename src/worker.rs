@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::capture::{Captured, Pending};
+use crate::pipeline::aggregate::{Aggregator, Offer, RateLimiter, Slots};
 use crate::pipeline::{Processor, Settings};
-use crate::report::Report;
+use crate::report::{Kind, Report};
 use crate::spool::{Entry, EntryRef, Spool};
 use crate::stats::{Counter, STATS};
 use crate::transport::{Transport, TransportError};
@@ -177,6 +178,8 @@ pub(crate) struct Worker {
     not_before: Option<Instant>,
     ledger: Arc<Ledger>,
     spool: Option<Arc<Spool>>,
+    aggregator: Aggregator,
+    limiter: RateLimiter,
 }
 
 impl Worker {
@@ -186,8 +189,11 @@ impl Worker {
         retry: RetryPolicy,
         ledger: Arc<Ledger>,
         spool: Option<Arc<Spool>>,
+        slots: Arc<Slots>,
     ) -> Self {
         Worker {
+            aggregator: Aggregator::new(settings.aggregation_window, slots),
+            limiter: RateLimiter::new(settings.max_reports_per_minute),
             processor: Processor::new(settings),
             transport,
             retry,
@@ -219,8 +225,16 @@ impl Worker {
                 // Shutdown gave up on us and counted what we hold.
                 return;
             }
-            let wait = self.wait_due();
-            let deliver_now = wait == Some(Duration::ZERO);
+            let outbox_wait = self.wait_due();
+            let deliver_now = outbox_wait == Some(Duration::ZERO);
+            // Wake up for the next aggregation window to close, too.
+            let wait = match self.aggregator.next_deadline() {
+                Some(t) => {
+                    let until = t.saturating_duration_since(Instant::now());
+                    Some(outbox_wait.map_or(until, |w| w.min(until)))
+                }
+                None => outbox_wait,
+            };
             // Without a spool, a full outbox pushes back into the queue;
             // with one, the overflow waits in the spool.
             let take_more =
@@ -268,6 +282,8 @@ impl Worker {
                     return;
                 }
             }
+            self.aggregator.close_due(Instant::now());
+            self.emit_ready();
             self.pump();
             self.answer_waiters();
         }
@@ -289,13 +305,24 @@ impl Worker {
         match message {
             Message::Report(pending) => {
                 self.received += 1;
-                self.admit(pending.into_captured(), None);
+                // A repeat of a report held back is only counted: no processing.
+                if pending
+                    .raw_key
+                    .is_some_and(|key| self.aggregator.fold_raw(key, Instant::now()))
+                {
+                    self.ledger.settle(false, Some(&STATS.aggregated));
+                    return Step::Continue;
+                }
+                self.admit(pending.into_captured(), None, true);
             }
             Message::Durable {
                 captured,
                 spool_file,
             } => self.admit_durable(*captured, spool_file),
             Message::Flush(done) => {
+                // Reports held back for their windows go out now.
+                self.aggregator.close_all();
+                self.emit_ready();
                 if self.waiters.len() >= MAX_WAITERS {
                     self.waiters.pop_front();
                 }
@@ -317,7 +344,7 @@ impl Worker {
             }
             (_, file) => file,
         };
-        self.admit(captured, spool_file);
+        self.admit(captured, spool_file, true);
     }
 
     /// Reports left by earlier or dead processes, oldest first.
@@ -334,23 +361,63 @@ impl Worker {
             }
             self.received += 1;
             match entry {
-                Entry::Captured(captured) => self.admit(*captured, Some(path)),
+                Entry::Captured(captured) => self.admit(*captured, Some(path), false),
                 Entry::Report(report) => self.enqueue(*report, Some(path)),
             }
         }
     }
 
-    /// Processes a capture and puts the report in the outbox.
-    fn admit(&mut self, captured: Captured, spool_file: Option<PathBuf>) {
+    /// Processes a capture and, unless it is a repeat held back or counted,
+    /// puts the report in the outbox. `fresh`: captured by this run (a replay
+    /// from an earlier run was aggregated and rate limited by that run).
+    fn admit(&mut self, captured: Captured, spool_file: Option<PathBuf>, fresh: bool) {
+        let raw_key = captured.raw_key;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.processor.process(captured)
         }));
-        let counter = match outcome {
-            Ok(Some(report)) => return self.enqueue(report, spool_file),
-            Ok(None) => &STATS.filtered,
-            // A bug in processing loses this report only, and says so.
-            Err(_) => &STATS.dropped_internal,
+        let report = match outcome {
+            Ok(report) => report,
+            Err(_) => {
+                // A bug in processing loses this report only, and says so.
+                self.drop_report(spool_file, &STATS.dropped_internal);
+                return;
+            }
         };
+        if !fresh {
+            return self.send(report, spool_file, false);
+        }
+        match self
+            .aggregator
+            .offer(report, spool_file, raw_key, Instant::now())
+        {
+            Offer::Send(report, spool_file) => self.send(report, spool_file, true),
+            Offer::Held => {}
+            Offer::Folded(spool_file) => self.drop_report(spool_file, &STATS.aggregated),
+        }
+        self.emit_ready();
+    }
+
+    /// Runs `before_send` and, for a first report held to the rate limit,
+    /// takes a token; then queues the report for delivery.
+    fn send(&mut self, report: Report, spool_file: Option<PathBuf>, rate_limited: bool) {
+        let Some(report) = self.processor.before_send(report) else {
+            return self.drop_report(spool_file, &STATS.filtered);
+        };
+        if rate_limited && report.kind != Kind::Panic && !self.limiter.allow(Instant::now()) {
+            return self.drop_report(spool_file, &STATS.dropped_rate_limited);
+        }
+        self.enqueue(report, spool_file);
+    }
+
+    /// Reports whose aggregation windows closed, carrying their counts.
+    fn emit_ready(&mut self) {
+        for held in self.aggregator.take_ready() {
+            self.send(held.report, held.spool_file, false);
+        }
+    }
+
+    /// Settles a report that goes no further under `counter`.
+    fn drop_report(&mut self, spool_file: Option<PathBuf>, counter: &Counter) {
         self.ledger.settle(spool_file.is_some(), Some(counter));
         self.discard_file(spool_file);
     }
@@ -404,22 +471,26 @@ impl Worker {
             };
             // A panic's file holds its raw capture: process it again.
             let report = match spool.read_entry(&path) {
-                Some(Entry::Report(report)) => Some(*report),
+                Some(Entry::Report(report)) => Ok(Some(*report)),
                 Some(Entry::Captured(captured)) => {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.processor.process(*captured)
+                        let report = self.processor.process(*captured);
+                        self.processor.before_send(report)
                     }))
-                    .unwrap_or(None)
                 }
-                None => None,
+                None => Err(Box::new(()) as Box<dyn std::any::Any + Send>),
             };
             match report {
-                Some(report) => self.outbox.push_back(Outgoing {
+                Ok(Some(report)) => self.outbox.push_back(Outgoing {
                     seq,
                     report,
                     spool_file: Some(path),
                 }),
-                None => {
+                Ok(None) => {
+                    self.ledger.settle(true, Some(&STATS.filtered));
+                    spool.remove(&path);
+                }
+                Err(_) => {
                     self.ledger.settle(true, Some(&STATS.dropped_internal));
                     spool.remove(&path);
                 }
@@ -560,6 +631,8 @@ impl Worker {
     /// Delivers what it can until `deadline`; the rest stays in the spool
     /// (or, without one, is counted as dropped at shutdown).
     fn finish(&mut self, deadline: Instant) {
+        self.aggregator.close_all();
+        self.emit_ready();
         loop {
             self.answer_waiters();
             if self.outbox.is_empty() || self.ledger.is_closed() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{
     assert_keys, child_file_collector, is_child, is_lower_hex_32, is_rfc3339_utc_millis,
-    read_lines, read_reports, report_value, run_writing_to, temp_reports_file, TempDir,
+    one_by_one, read_lines, read_reports, report_value, run_writing_to, temp_reports_file, TempDir,
     BREADCRUMB_KEYS, CONTEXT_KEYS, EXCEPTION_KEYS, FRAME_KEYS, LOCATION_KEYS, REPORT_KEYS,
     THREAD_KEYS,
 };
@@ -91,7 +91,7 @@ fn child_concurrent_captures() {
         return;
     }
     let guard = crashbox::init(
-        Options::new()
+        one_by_one(Options::new())
             .collector(child_file_collector())
             // Room for every capture: this test is about the file, not the queue.
             .queue_capacity(4 * THREADS * PER_THREAD)

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{is_child, report_value, run_child, TempDir};
+use common::{is_child, one_by_one, report_value, run_child, TempDir};
 use crashbox::{Options, Report, Transport, TransportError};
 
 const REPORTS: usize = 1_500;
@@ -44,7 +44,7 @@ fn child_overflow() {
     }
     let seen = Arc::new(Mutex::new(Vec::new()));
     let guard = crashbox::init(
-        Options::new()
+        one_by_one(Options::new())
             .transport(OneAtATime(seen.clone()))
             .spool_dir(std::env::var_os(SPOOL_ENV).expect("spool dir"))
             .queue_capacity(4 * REPORTS)

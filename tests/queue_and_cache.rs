@@ -10,7 +10,7 @@ mod errors;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{is_child, report_value, run_child};
+use common::{is_child, one_by_one, report_value, run_child};
 use crashbox::{Level, Options, Report, Transport, TransportError};
 
 // ---------------------------------------------------------------------------
@@ -154,7 +154,8 @@ fn child_repeated_captures() {
         return;
     }
     let guard = crashbox::init(
-        Options::new()
+        // Every repeat processed on its own: this test is about the symbol cache.
+        one_by_one(Options::new())
             .collector("memory")
             .queue_capacity(2 * REPEATS)
             .shutdown_timeout(Duration::from_secs(60)),

@@ -25,7 +25,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
     child_collector, child_command, env_var, http_collector, is_child, otlp_collector, print_stats,
-    report_value, run_against, run_child, run_command, sentry_collector, stats_with, wait_for,
+    one_by_one, report_value, run_against, run_child, run_command, sentry_collector, stats_with,
+    wait_for,
     wait_for_exit, ChildOutput, TempDir, COLLECTOR_ENV,
 };
 use crashbox::{Level, Options};
@@ -58,7 +59,7 @@ const SIGABRT: i32 = 6;
 /// What every child starts from: the parent's collector and spool, and
 /// retries fast enough for a test.
 fn options() -> Options {
-    Options::new()
+    one_by_one(Options::new())
         .collector(child_collector())
         .spool_dir(env_var(SPOOL_ENV))
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(100))

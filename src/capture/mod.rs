@@ -39,6 +39,9 @@ pub(crate) struct Pending {
     pub scope: ScopeSnapshot,
     /// Fields cut on the caller's thread.
     pub truncated: Vec<String>,
+    /// Identifies repeats on the caller's thread (see `pipeline::aggregate`);
+    /// `None` when a custom fingerprint decides the grouping.
+    pub raw_key: Option<u64>,
 }
 
 /// A capture with its scope merged: what the pipeline turns into a report,
@@ -77,6 +80,8 @@ pub(crate) struct Captured {
     pub release: Option<String>,
     #[serde(default)]
     pub environment: Option<String>,
+    #[serde(skip, default)]
+    pub raw_key: Option<u64>,
 }
 
 fn thread_info(thread: &std::thread::Thread) -> ThreadInfo {
@@ -129,6 +134,7 @@ impl Pending {
             truncated,
             release: None,
             environment: None,
+            raw_key: self.raw_key,
         }
     }
 }
@@ -229,11 +235,32 @@ impl Target {
         client::current().map(Target::Client)
     }
 
+    /// Whether the sample rate keeps a capture of `kind`; one left out is
+    /// counted here.
+    pub(crate) fn sampled_in(&self, kind: Kind) -> bool {
+        let keep = match self {
+            Target::Client(client) => client.settings().sampled_in(kind),
+            Target::Test(_) => true,
+        };
+        if !keep {
+            crate::stats::STATS.captured.inc();
+            crate::stats::STATS.dropped_sampled.inc();
+        }
+        keep
+    }
+
+    /// Hands the capture over. Only the client's captures are counted in
+    /// [`Stats`](crate::Stats): test captures stay out of the application's counters.
     pub(crate) fn submit(self, pending: Pending) -> Option<ReportId> {
-        crate::stats::STATS.captured.inc();
         match self {
-            Target::Client(client) if pending.kind == Kind::Panic => client.enqueue_panic(pending),
-            Target::Client(client) => client.enqueue(pending),
+            Target::Client(client) if pending.kind == Kind::Panic => {
+                crate::stats::STATS.captured.inc();
+                client.enqueue_panic(pending)
+            }
+            Target::Client(client) => {
+                crate::stats::STATS.captured.inc();
+                client.enqueue(pending)
+            }
             Target::Test(sink) => Some(sink.accept(pending)),
         }
     }
@@ -253,6 +280,10 @@ pub(crate) fn pending(
     if cut {
         truncated.push("frames".to_owned());
     }
+    let scope = ScopeSnapshot::capture();
+    let raw_key = (!scope.has_fingerprint()).then(|| {
+        crate::pipeline::aggregate::raw_key(kind, &message, &exceptions, &addresses)
+    });
     Pending {
         id: ReportId::random(),
         timestamp: SystemTime::now(),
@@ -263,15 +294,22 @@ pub(crate) fn pending(
         addresses,
         location,
         thread: std::thread::current(),
-        scope: ScopeSnapshot::capture(),
+        scope,
         truncated,
+        raw_key,
     }
 }
 
 /// Runs `f` as a capture: skipped when nothing would receive it, guarded
 /// against re-entry, and never unwinding into the caller.
 pub(crate) fn run(f: impl FnOnce(Target) -> Option<ReportId>) -> Option<ReportId> {
-    let _reentry = Reentry::enter()?;
+    let Some(_reentry) = Reentry::enter() else {
+        // A capture from inside crashbox (a before_send hook, a transport):
+        // taking it could loop, so it is only counted.
+        crate::stats::STATS.captured.inc();
+        crate::stats::STATS.dropped_reentrant.inc();
+        return None;
+    };
     let target = Target::current()?;
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(target)))
         .ok()

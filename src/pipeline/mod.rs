@@ -1,17 +1,27 @@
 //! The worker's side: turns a [`Pending`] capture into a finished [`Report`].
 //!
-//! The steps, in order: symbolicate (cached), trim and mark in-app frames,
-//! merge the scope, attach context, fit the size limits, run `before_send`.
+//! The steps, in order: scrub secrets, symbolicate (cached), trim and mark
+//! in-app frames, merge the scope, attach context, fingerprint, fit the size
+//! limits. The worker then aggregates repeats, runs `before_send` and
+//! applies the rate limit.
+pub(crate) mod aggregate;
+pub(crate) mod fingerprint;
 mod fit;
+pub(crate) mod scrub;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::Value;
 
 use crate::capture::backtrace::{InAppRules, SymbolCache};
 use crate::capture::Captured;
 use crate::options::{BeforeSend, Options};
 use crate::report::{Kind, Report, Sdk};
+use crate::report::User;
 use crate::stats::STATS;
+use scrub::Scrubber;
 
 /// What processing needs from the options.
 pub(crate) struct Settings {
@@ -19,6 +29,12 @@ pub(crate) struct Settings {
     pub environment: String,
     pub in_app: InAppRules,
     pub before_send: Option<BeforeSend>,
+    pub aggregation_window: Duration,
+    pub max_reports_per_minute: u32,
+    pub sample_rate: f64,
+    pub scrubber: Option<Scrubber>,
+    /// The login name to fill in as the username, with `send_default_pii`.
+    pub default_username: Option<String>,
 }
 
 impl Settings {
@@ -31,6 +47,77 @@ impl Settings {
                 exclude: options.in_app_exclude.clone(),
             },
             before_send: options.before_send.clone(),
+            aggregation_window: options.aggregation_window,
+            max_reports_per_minute: options.max_reports_per_minute,
+            sample_rate: options.sample_rate,
+            scrubber: options
+                .scrub
+                .then(|| Scrubber::new(&options.scrub_keys)),
+            default_username: if options.send_default_pii {
+                ["USER", "LOGNAME", "USERNAME"]
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            } else {
+                None
+            },
+        }
+    }
+
+    /// Whether a capture of `kind` is kept by the sample rate.
+    pub(crate) fn sampled_in(&self, kind: Kind) -> bool {
+        if kind == Kind::Panic || self.sample_rate >= 1.0 {
+            return true;
+        }
+        let draw = (crate::capture::random_u128() >> 75) as f64 / (1u64 << 53) as f64;
+        draw < self.sample_rate
+    }
+
+    /// Redacts secrets in a capture, before it is spooled or processed.
+    pub(crate) fn scrub(&self, captured: &mut Captured) {
+        let Some(scrubber) = &self.scrubber else {
+            return;
+        };
+        scrubber.scrub_text(&mut captured.message);
+        for e in &mut captured.exceptions {
+            scrubber.scrub_text(&mut e.message);
+        }
+        for (key, value) in &mut captured.tags {
+            scrubber.scrub_entry(key, value);
+        }
+        scrub_map(scrubber, &mut captured.extra);
+        if let Some(user) = &mut captured.user {
+            for field in [
+                &mut user.id,
+                &mut user.username,
+                &mut user.email,
+                &mut user.ip_address,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                scrubber.scrub_text(field);
+            }
+        }
+        for crumb in &mut captured.breadcrumbs {
+            scrubber.scrub_text(&mut crumb.message);
+            scrub_map(scrubber, &mut crumb.data);
+        }
+        for part in captured.fingerprint.iter_mut().flatten() {
+            scrubber.scrub_text(part);
+        }
+    }
+}
+
+/// Values under secret keys become `[redacted]` (a null stays null); the
+/// rest are scrubbed inside.
+fn scrub_map(scrubber: &Scrubber, map: &mut BTreeMap<String, Value>) {
+    for (key, value) in map.iter_mut() {
+        if scrubber.is_secret_key(key) {
+            if !value.is_null() {
+                *value = Value::String(scrub::REDACTED.to_owned());
+            }
+        } else {
+            scrubber.scrub_value(value);
         }
     }
 }
@@ -49,9 +136,9 @@ impl Processor {
         }
     }
 
-    /// The finished report, or `None` when `before_send` dropped it (the
-    /// caller counts it as filtered).
-    pub(crate) fn process(&mut self, captured: Captured) -> Option<Report> {
+    /// The finished report, before aggregation and `before_send`.
+    pub(crate) fn process(&mut self, mut captured: Captured) -> Report {
+        self.settings.scrub(&mut captured);
         let resolvable = captured.resolvable_addresses();
         let Captured {
             id,
@@ -65,7 +152,7 @@ impl Processor {
             thread,
             tags,
             extra,
-            user,
+            mut user,
             level_override,
             fingerprint,
             breadcrumbs,
@@ -84,6 +171,16 @@ impl Processor {
             (Kind::Panic, _) | (_, None) => level,
             (_, Some(scope_level)) => scope_level,
         };
+        if let Some(name) = &self.settings.default_username {
+            let user = user.get_or_insert_with(User::default);
+            if user.username.is_none() {
+                user.username = Some(name.clone());
+            }
+        }
+        let group = fingerprint::hash(
+            || fingerprint::default_hash(kind, &message, &exceptions, &frames),
+            fingerprint.as_deref(),
+        );
         let timestamp = UNIX_EPOCH + Duration::from_millis(timestamp_ms);
         let mut report = Report {
             id,
@@ -104,17 +201,24 @@ impl Processor {
             environment: environment.unwrap_or_else(|| self.settings.environment.clone()),
             sdk: Sdk::default(),
             fingerprint,
+            group: fingerprint::to_hex(group),
+            count: 1,
             truncated,
         };
         fit::fit(&mut report);
-        self.before_send(report)
+        report
     }
 
-    fn before_send(&self, report: Report) -> Option<Report> {
+    /// Runs `before_send`: `None` when it dropped the report (the caller
+    /// counts it as filtered). A panicking hook is caught and counted, and
+    /// the report goes on unchanged; while the hook runs, captures on this
+    /// thread are ignored (and counted), so a hook that reports cannot loop.
+    pub(crate) fn before_send(&self, report: Report) -> Option<Report> {
         let Some(hook) = &self.settings.before_send else {
             return Some(report);
         };
         let fallback = report.clone();
+        let _reentry = crate::capture::Reentry::enter();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(report))) {
             Ok(report) => report,
             Err(_) => {

@@ -170,6 +170,8 @@ pub(crate) fn log_record(report: &Report) -> Value {
         attributes.push(string_attr("thread.name", name));
     }
     attributes.push(int_attr("thread.id", report.thread.id as i64));
+    attributes.push(string_attr("crashbox.report.group", &report.group));
+    attributes.push(int_attr("crashbox.report.count", report.count as i64));
     if let Some(user) = report.user.as_ref().and_then(|u| u.id.as_deref()) {
         attributes.push(string_attr("enduser.id", user));
     }

@@ -21,6 +21,8 @@ pub struct SentryTransport {
     auth: String,
     /// Rate-limit windows by data category (`""` means every category).
     limits: HashMap<String, Instant>,
+    /// Whether the server records the sender's IP for users without one.
+    auto_ip: bool,
 }
 
 impl SentryTransport {
@@ -32,7 +34,16 @@ impl SentryTransport {
             auth: dsn.auth_header(),
             dsn,
             limits: HashMap::new(),
+            auto_ip: false,
         }
+    }
+
+    /// Asks the server to record the sender's IP address as the user's, when
+    /// the report's user has none ([`Options::send_default_pii`](crate::Options::send_default_pii)
+    /// sets this for the `sentry+` collector).
+    pub fn with_default_pii(mut self, enabled: bool) -> Self {
+        self.auto_ip = enabled;
+        self
     }
 
     /// How long events are still blocked for, if they are.
@@ -90,7 +101,7 @@ impl Transport for SentryTransport {
                     reason: "within a Sentry rate-limit window".into(),
                 });
             }
-            let body = envelope(report, &self.dsn);
+            let body = envelope_with(report, &self.dsn, self.auto_ip);
             let answer = self.client.post(
                 &self.url,
                 "application/x-sentry-envelope",
@@ -126,8 +137,23 @@ impl Transport for SentryTransport {
 }
 
 /// The envelope: header line, item header line, event payload.
+#[cfg(test)]
 pub(crate) fn envelope(report: &Report, dsn: &Dsn) -> Vec<u8> {
-    let payload = serde_json::to_vec(&fitted_event(report)).unwrap_or_default();
+    envelope_with(report, dsn, false)
+}
+
+/// The envelope; with `auto_ip`, a user without an IP address gets `{{auto}}`.
+fn envelope_with(report: &Report, dsn: &Dsn, auto_ip: bool) -> Vec<u8> {
+    let mut event = fitted_event(report);
+    if auto_ip {
+        let user = event
+            .as_object_mut()
+            .map(|e| e.entry("user").or_insert_with(|| json!({})));
+        if let Some(Value::Object(user)) = user {
+            user.entry("ip_address").or_insert_with(|| json!("{{auto}}"));
+        }
+    }
+    let payload = serde_json::to_vec(&event).unwrap_or_default();
     let header = json!({
         "event_id": report.id.to_hex(),
         "sent_at": crate::time::rfc3339_millis(SystemTime::now()),
@@ -236,9 +262,9 @@ pub(crate) fn event(report: &Report) -> Value {
         thread["stacktrace"] = stacktrace(&report.frames);
     }
     event.insert("threads".into(), json!({ "values": [thread] }));
-    if !report.tags.is_empty() {
-        event.insert("tags".into(), json!(report.tags));
-    }
+    let mut tags = report.tags.clone();
+    tags.insert("crashbox.count".into(), report.count.to_string());
+    event.insert("tags".into(), json!(tags));
     let mut extra = report.extra.clone();
     if let Some(location) = &report.location {
         extra.insert("crashbox.location".into(), json!(location.to_string()));
@@ -246,6 +272,9 @@ pub(crate) fn event(report: &Report) -> Value {
     if !report.truncated.is_empty() {
         extra.insert("crashbox.truncated".into(), json!(report.truncated));
     }
+    // How many occurrences the event stands for (more than one when it
+    // closes an aggregation window), as a tag to search by and as a number.
+    extra.insert("crashbox.count".into(), json!(report.count));
     if !extra.is_empty() {
         event.insert("extra".into(), json!(extra));
     }

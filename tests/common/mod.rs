@@ -238,9 +238,18 @@ pub fn child_collector() -> String {
 
 /// Options a child starts from: the parent's collector, without the on-disk
 /// spool (reports given up on are then counted as dropped, and children
-/// never replay each other's leftovers).
+/// never replay each other's leftovers), and every capture sent on its own
+/// (no aggregation of repeats, no rate limit): these tests count deliveries.
 pub fn child_options() -> Options {
-    Options::new().collector(child_collector()).spool(false)
+    one_by_one(Options::new().collector(child_collector()).spool(false))
+}
+
+/// `options` with every capture sent on its own: no aggregation of repeats
+/// and no client-side rate limit.
+pub fn one_by_one(options: Options) -> Options {
+    options
+        .aggregation_window(Duration::ZERO)
+        .max_reports_per_minute(0)
 }
 
 /// [`child_options`] with retries fast enough for a test: a back-off of
@@ -472,6 +481,8 @@ pub const REPORT_KEYS: &[&str] = &[
     "release",
     "environment",
     "sdk",
+    "group",
+    "count",
 ];
 /// The keys of each of a report's `frames`.
 pub const FRAME_KEYS: &[&str] = &["function", "file", "line", "column", "in_app", "address"];

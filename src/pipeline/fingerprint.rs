@@ -1,0 +1,212 @@
+//! Fingerprints: which reports are occurrences of the same problem.
+//!
+//! The default fingerprint hashes what stays the same from one occurrence
+//! (and one build) to the next: the kind, the exception types (for a
+//! message, its text), and the function names of the in-app frames (of all
+//! frames when none is in-app). Addresses, line numbers and the `::h…`
+//! hashes of symbol names are left out, so a rebuild that does not rename
+//! those functions keeps the fingerprint.
+//!
+//! A fingerprint set with [`Scope::set_fingerprint`](crate::Scope::set_fingerprint)
+//! replaces it; a part written `{{ default }}` stands for the default one.
+use crate::report::{ExceptionInfo, Frame, Kind};
+
+/// FNV-1a, 64 bits: stable across runs, platforms and Rust versions.
+#[derive(Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    pub(crate) fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub(crate) fn bytes(mut self, bytes: &[u8]) -> Self {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        self
+    }
+
+    /// A field: its bytes and a separator no UTF-8 text contains.
+    pub(crate) fn field(self, text: &str) -> Self {
+        self.bytes(text.as_bytes()).bytes(&[0xff])
+    }
+
+    pub(crate) fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+/// A function name without a trailing `::h0123456789abcdef` symbol hash.
+fn stable_name(name: &str) -> &str {
+    match name.rsplit_once("::h") {
+        Some((head, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            head
+        }
+        _ => name,
+    }
+}
+
+/// The default fingerprint.
+pub(crate) fn default_hash(
+    kind: Kind,
+    message: &str,
+    exceptions: &[ExceptionInfo],
+    frames: &[Frame],
+) -> u64 {
+    let mut h = Fnv::new().field(match kind {
+        Kind::Panic => "panic",
+        Kind::Error => "error",
+        Kind::Message => "message",
+    });
+    match kind {
+        Kind::Message => h = h.field(message),
+        Kind::Error | Kind::Panic => {
+            for e in exceptions {
+                h = h.field(&e.ty);
+            }
+        }
+    }
+    h = h.bytes(&[0xfe]);
+    let any_in_app = frames.iter().any(|f| f.in_app);
+    for frame in frames.iter().filter(|f| f.in_app || !any_in_app) {
+        if let Some(function) = &frame.function {
+            h = h.field(stable_name(function));
+        }
+    }
+    h.finish()
+}
+
+/// The fingerprint of a report: from its custom parts when it has them.
+pub(crate) fn hash(default: impl FnOnce() -> u64, custom: Option<&[String]>) -> u64 {
+    let Some(parts) = custom.filter(|p| !p.is_empty()) else {
+        return default();
+    };
+    let mut default = Some(default);
+    let mut h = Fnv::new().field("custom");
+    for part in parts {
+        let squeezed: String = part.chars().filter(|c| !c.is_whitespace()).collect();
+        if squeezed == "{{default}}" {
+            let d = default.take().map_or(0, |f| f());
+            h = h.field(&format!("{d:016x}"));
+        } else {
+            h = h.field(part);
+        }
+    }
+    h.finish()
+}
+
+/// A fingerprint as the report carries it.
+pub(crate) fn to_hex(hash: u64) -> String {
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: &str, in_app: bool, line: u32, address: &str) -> Frame {
+        Frame {
+            function: Some(function.to_owned()),
+            file: Some("src/main.rs".to_owned()),
+            line: Some(line),
+            column: Some(1),
+            in_app,
+            address: address.to_owned(),
+        }
+    }
+
+    fn io_error() -> Vec<ExceptionInfo> {
+        vec![ExceptionInfo {
+            ty: "std::io::Error".to_owned(),
+            message: "not found".to_owned(),
+        }]
+    }
+
+    #[test]
+    fn addresses_lines_and_symbol_hashes_do_not_matter() {
+        let a = [
+            frame("app::load::h0123456789abcdef", true, 10, "0x1000"),
+            frame("std::rt::lang_start", false, 1, "0x2000"),
+        ];
+        let b = [
+            frame("app::load::hfedcba9876543210", true, 99, "0x9999"),
+            frame("std::rt::lang_start_internal", false, 7, "0x2000"),
+        ];
+        let (ea, eb) = (io_error(), io_error());
+        assert_eq!(
+            default_hash(Kind::Error, "x", &ea, &a),
+            default_hash(Kind::Error, "y", &eb, &b),
+            "only in-app names count, and messages of errors do not"
+        );
+        let c = [frame("app::save", true, 10, "0x1000")];
+        assert_ne!(
+            default_hash(Kind::Error, "x", &ea, &a),
+            default_hash(Kind::Error, "x", &ea, &c)
+        );
+    }
+
+    #[test]
+    fn kind_types_and_message_text_split_groups() {
+        let frames = [frame("app::run", true, 1, "0x1")];
+        let other = vec![ExceptionInfo {
+            ty: "app::ParseError".to_owned(),
+            message: "not found".to_owned(),
+        }];
+        let io = io_error();
+        assert_ne!(
+            default_hash(Kind::Error, "", &io, &frames),
+            default_hash(Kind::Error, "", &other, &frames)
+        );
+        assert_ne!(
+            default_hash(Kind::Error, "", &io, &frames),
+            default_hash(Kind::Panic, "", &io, &frames)
+        );
+        assert_ne!(
+            default_hash(Kind::Message, "disk full", &[], &frames),
+            default_hash(Kind::Message, "disk empty", &[], &frames)
+        );
+    }
+
+    #[test]
+    fn without_in_app_frames_all_frames_count() {
+        let a = [frame("tokio::run", false, 1, "0x1")];
+        let b = [frame("rayon::run", false, 1, "0x1")];
+        assert_ne!(
+            default_hash(Kind::Error, "", &[], &a),
+            default_hash(Kind::Error, "", &[], &b)
+        );
+    }
+
+    #[test]
+    fn the_hash_is_stable_across_builds() {
+        // A fixed input must keep its fingerprint in every later version:
+        // collectors group by it across releases.
+        let frames = [frame("app::main", true, 3, "0x1")];
+        assert_eq!(
+            to_hex(default_hash(Kind::Error, "", &io_error(), &frames)),
+            to_hex(
+                Fnv::new()
+                    .field("error")
+                    .field("std::io::Error")
+                    .bytes(&[0xfe])
+                    .field("app::main")
+                    .finish()
+            )
+        );
+        assert_eq!(to_hex(Fnv::new().finish()), "cbf29ce484222325");
+    }
+
+    #[test]
+    fn custom_parts_replace_the_default_and_can_include_it() {
+        let custom = ["tenant-7".to_owned()];
+        let with_default = ["{{ default }}".to_owned(), "tenant-7".to_owned()];
+        let d1 = || 1u64;
+        let d2 = || 2u64;
+        assert_eq!(hash(d1, Some(&custom)), hash(d2, Some(&custom)));
+        assert_ne!(hash(d1, Some(&with_default)), hash(d2, Some(&with_default)));
+        assert_eq!(hash(d1, None), 1);
+        assert_eq!(hash(d1, Some(&[])), 1);
+    }
+}
