@@ -87,11 +87,15 @@ fn benches(c: &mut Criterion) {
 
     let _ = std::fs::remove_dir_all(&spool);
     // The caller's cost does not depend on the spool (the worker writes it);
-    // without one the worker keeps up and nothing is dropped.
+    // without one the worker keeps up and nothing is dropped. Every capture
+    // takes the whole path (no aggregation of repeats, no rate limit): the
+    // `storm` bench measures repeats.
     let guard = crashbox::init(
         Options::new()
             .transport(Discard)
             .spool(false)
+            .aggregation_window(Duration::ZERO)
+            .max_reports_per_minute(0)
             .queue_capacity(crashbox::MAX_QUEUE_CAPACITY),
     )
     .expect("init");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::capture::Pending;
 use crate::collector::Collector;
 use crate::options::{ConfigError, Options};
-use crate::pipeline::aggregate::Slots;
+use crate::pipeline::aggregate::{Entry, Slots};
 use crate::pipeline::Settings;
 use crate::report::ReportId;
 use crate::scope::Hub;
@@ -122,28 +122,43 @@ impl Client {
     }
 
     pub(crate) fn enqueue(&self, pending: Pending) -> Option<ReportId> {
-        if pending.raw_key.is_some_and(|key| self.slots.absorb(key)) {
-            // A repeat of a report held back for its window: only counted.
-            STATS.aggregated.inc();
-            return None;
+        let mut pending = pending;
+        let key = pending
+            .raw_key
+            .filter(|_| !self.settings.aggregation_window.is_zero());
+        if let Some(key) = key {
+            match self.slots.enter(key) {
+                // A repeat: its window's report will carry it (in flight until then).
+                Entry::Absorbed => return None,
+                Entry::Claimed => pending.claimed = true,
+                Entry::Busy => {}
+            }
         }
+        let claimed = key.filter(|_| pending.claimed);
         let id = pending.id;
         // In the ledger before it is sent, so the worker never settles it first.
-        if !self.ledger.admit(false) {
+        let failed = if !self.ledger.admit(false) {
             STATS.dropped_shutdown.inc();
-            return None;
-        }
-        match self.tx.try_send(Message::Report(Box::new(pending))) {
-            Ok(()) => Some(id),
-            Err(TrySendError::Full(_)) => {
-                self.ledger.settle(false, Some(&STATS.dropped_queue_full));
-                None
+            &STATS.dropped_shutdown
+        } else {
+            match self.tx.try_send(Message::Report(Box::new(pending))) {
+                Ok(()) => return Some(id),
+                Err(TrySendError::Full(_)) => {
+                    self.ledger.settle(false, Some(&STATS.dropped_queue_full));
+                    &STATS.dropped_queue_full
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.ledger.settle(false, Some(&STATS.dropped_shutdown));
+                    &STATS.dropped_shutdown
+                }
             }
-            Err(TrySendError::Disconnected(_)) => {
-                self.ledger.settle(false, Some(&STATS.dropped_shutdown));
-                None
-            }
+        };
+        // The worker will never hear of the slot this capture claimed: free
+        // it, and the repeats it absorbed meanwhile share the capture's fate.
+        if let Some(key) = claimed {
+            failed.add(self.slots.release(key));
         }
+        None
     }
 
     /// A panic's capture: written to the spool before the hook returns, then
@@ -464,6 +479,8 @@ impl Drop for Guard {
             // counted, and later captures are refused.
             client.spool_queued(deadline_after(SPOOL_GRACE));
             client.ledger.close();
+            // Repeats counted in slots after the worker's last window closed.
+            STATS.dropped_shutdown.add(client.slots.sweep());
         }
         *CLIENT.write().unwrap_or_else(PoisonError::into_inner) = None;
         STATE.store(UNINITIALIZED, Ordering::Release);

@@ -513,9 +513,11 @@ impl Options {
                 reason: format!("{:?} is more than a day", self.aggregation_window),
             });
         }
-        if let Some(key) = self.scrub_keys.iter().find(|k| {
-            !k.chars().any(char::is_alphanumeric)
-        }) {
+        if let Some(key) = self
+            .scrub_keys
+            .iter()
+            .find(|k| !k.chars().any(char::is_alphanumeric))
+        {
             return Err(ConfigError::InvalidOption {
                 option: "scrub_keys",
                 reason: format!("{key:?} has no letter or digit to match"),

@@ -305,12 +305,14 @@ impl Worker {
         match message {
             Message::Report(pending) => {
                 self.received += 1;
-                // A repeat of a report held back is only counted: no processing.
-                if pending
-                    .raw_key
-                    .is_some_and(|key| self.aggregator.fold_raw(key, Instant::now()))
+                // A repeat in an open window is only counted: no processing.
+                // (It is settled when its window closes, as one of the count.)
+                if !pending.claimed
+                    && pending
+                        .raw_key
+                        .is_some_and(|key| self.aggregator.fold_raw(key, Instant::now()))
                 {
-                    self.ledger.settle(false, Some(&STATS.aggregated));
+                    self.ledger.settle(false, None);
                     return Step::Continue;
                 }
                 self.admit(pending.into_captured(), None, true);
@@ -371,14 +373,18 @@ impl Worker {
     /// puts the report in the outbox. `fresh`: captured by this run (a replay
     /// from an earlier run was aggregated and rate limited by that run).
     fn admit(&mut self, captured: Captured, spool_file: Option<PathBuf>, fresh: bool) {
-        let raw_key = captured.raw_key;
+        let (raw_key, claimed) = (captured.raw_key, captured.claimed);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.processor.process(captured)
         }));
         let report = match outcome {
             Ok(report) => report,
             Err(_) => {
-                // A bug in processing loses this report only, and says so.
+                // A bug in processing loses this report only (and the
+                // repeats its slot absorbed), and says so.
+                if let (Some(key), true) = (raw_key, claimed) {
+                    STATS.dropped_internal.add(self.aggregator.release(key));
+                }
                 self.drop_report(spool_file, &STATS.dropped_internal);
                 return;
             }
@@ -388,11 +394,14 @@ impl Worker {
         }
         match self
             .aggregator
-            .offer(report, spool_file, raw_key, Instant::now())
+            .offer(report, spool_file, raw_key, claimed, Instant::now())
         {
-            Offer::Send(report, spool_file) => self.send(report, spool_file, true),
-            Offer::Held => {}
-            Offer::Folded(spool_file) => self.drop_report(spool_file, &STATS.aggregated),
+            Offer::Send(report, spool_file) => self.send(*report, spool_file, true),
+            Offer::Folded(spool_file) => {
+                // Counted when its window closes.
+                self.ledger.settle(spool_file.is_some(), None);
+                self.discard_file(spool_file);
+            }
         }
         self.emit_ready();
     }
@@ -409,10 +418,15 @@ impl Worker {
         self.enqueue(report, spool_file);
     }
 
-    /// Reports whose aggregation windows closed, carrying their counts.
+    /// The reports that close aggregation windows, carrying their counts.
     fn emit_ready(&mut self) {
-        for held in self.aggregator.take_ready() {
-            self.send(held.report, held.spool_file, false);
+        for report in self.aggregator.take_ready() {
+            if !self.ledger.admit(false) {
+                STATS.dropped_shutdown.inc();
+                continue;
+            }
+            self.received += 1;
+            self.send(report, None, false);
         }
     }
 

@@ -24,10 +24,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{
-    child_collector, child_command, env_var, http_collector, is_child, otlp_collector, print_stats,
-    one_by_one, report_value, run_against, run_child, run_command, sentry_collector, stats_with,
-    wait_for,
-    wait_for_exit, ChildOutput, TempDir, COLLECTOR_ENV,
+    child_collector, child_command, env_var, http_collector, is_child, one_by_one, otlp_collector,
+    print_stats, report_value, run_against, run_child, run_command, sentry_collector, stats_with,
+    wait_for, wait_for_exit, ChildOutput, TempDir, COLLECTOR_ENV,
 };
 use crashbox::{Level, Options};
 use http_server::{refused_port, Behavior, Server};

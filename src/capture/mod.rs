@@ -42,6 +42,8 @@ pub(crate) struct Pending {
     /// Identifies repeats on the caller's thread (see `pipeline::aggregate`);
     /// `None` when a custom fingerprint decides the grouping.
     pub raw_key: Option<u64>,
+    /// Whether this capture claimed its raw key's caller-side slot.
+    pub claimed: bool,
 }
 
 /// A capture with its scope merged: what the pipeline turns into a report,
@@ -82,6 +84,8 @@ pub(crate) struct Captured {
     pub environment: Option<String>,
     #[serde(skip, default)]
     pub raw_key: Option<u64>,
+    #[serde(skip, default)]
+    pub claimed: bool,
 }
 
 fn thread_info(thread: &std::thread::Thread) -> ThreadInfo {
@@ -135,6 +139,7 @@ impl Pending {
             release: None,
             environment: None,
             raw_key: self.raw_key,
+            claimed: self.claimed,
         }
     }
 }
@@ -281,9 +286,8 @@ pub(crate) fn pending(
         truncated.push("frames".to_owned());
     }
     let scope = ScopeSnapshot::capture();
-    let raw_key = (!scope.has_fingerprint()).then(|| {
-        crate::pipeline::aggregate::raw_key(kind, &message, &exceptions, &addresses)
-    });
+    let raw_key = (!scope.has_fingerprint())
+        .then(|| crate::pipeline::aggregate::raw_key(kind, &message, &exceptions, &addresses));
     Pending {
         id: ReportId::random(),
         timestamp: SystemTime::now(),
@@ -297,6 +301,7 @@ pub(crate) fn pending(
         scope,
         truncated,
         raw_key,
+        claimed: false,
     }
 }
 

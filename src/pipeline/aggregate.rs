@@ -2,35 +2,43 @@
 //! rate limit.
 //!
 //! Within a window (60 s by default) the first report of a fingerprint is
-//! sent at once. The first repeat is held back; every later repeat only adds
-//! one to the held report's `count`. When the window ends (or on `flush` or
-//! shutdown) the held report goes out carrying the count. So every capture is
-//! either sent on its own, or counted in `Stats::aggregated` and in the
-//! `count` of exactly one sent report.
+//! sent at once and its repeats are only counted. When the window ends (or
+//! on `flush` or shutdown) one report goes out for them: a copy of the first
+//! with a new id, the time the window closed, and `count` = the repeats. Of
+//! `n` repeats, that report stands for one and the other `n - 1` are counted
+//! in `Stats::aggregated`, so every capture ends in exactly one counter.
 //!
-//! Repeats are recognised twice over. On the worker, by fingerprint, after
-//! processing. On the caller's thread, before anything is queued: a capture
-//! whose raw key (kind, exception types, message text of a message, and the
-//! stack's addresses: within one process, the same raw key always yields the
-//! same fingerprint) matches a slot armed by the worker is counted with one
-//! compare-and-swap and goes no further. That keeps a storm's cost on the
-//! caller's thread to the stack walk, and off the queue and the worker.
+//! Repeats are recognised twice over. On the caller's thread, before
+//! anything is queued, by raw key (kind, exception types, a message's text,
+//! and the stack's addresses: within one process, one raw key always yields
+//! one fingerprint): the first capture of a key claims a slot and is queued;
+//! later ones add one to the slot with a compare-and-swap and go no further.
+//! That keeps a storm's cost on the caller's thread to the stack walk, and
+//! off the queue and the worker, even while the worker is still busy with the
+//! first report. On the worker, by fingerprint, after processing: repeats
+//! that took the normal path (another call site with the same fingerprint, a
+//! slot taken by another key) are folded there. The worker adopts a slot
+//! when it receives the capture that claimed it, and frees it when the
+//! window closes, adding its count to the window's repeats.
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::fingerprint::Fnv;
-use crate::report::{ExceptionInfo, Kind, Report};
+use crate::report::{ExceptionInfo, Kind, Report, ReportId};
+use crate::stats::STATS;
 
-/// Fingerprints tracked at once; beyond it the oldest window closes early.
-pub(crate) const MAX_GROUPS: usize = 1024;
+/// Fingerprints tracked at once (each keeps a copy of its first report);
+/// beyond it the oldest window closes early.
+pub(crate) const MAX_GROUPS: usize = 256;
 /// Raw keys remembered for folding repeats without processing them.
 const MAX_RAW_KEYS: usize = 4096;
 /// Caller-side slots; a raw key maps to one by its low bits.
 const SLOTS: usize = 256;
-/// Slots one fingerprint may arm (captures of it from several call sites).
-const SLOTS_PER_GROUP: usize = 4;
+/// Slots one fingerprint may adopt (captures of it from several call sites).
+const SLOTS_PER_GROUP: usize = 8;
 const COUNT_MASK: u64 = u32::MAX as u64;
 
 /// The raw key of a capture, computed on the caller's thread.
@@ -56,8 +64,8 @@ pub(crate) fn raw_key(
     key
 }
 
-/// The caller-side fast path: per slot, a 32-bit tag of the armed raw key
-/// (never zero) and a 32-bit count of the captures it absorbed.
+/// The caller-side fast path: per slot, a 32-bit tag of the raw key that
+/// claimed it (never zero) and a 32-bit count of the repeats it absorbed.
 pub(crate) struct Slots([AtomicU64; SLOTS]);
 
 impl Default for Slots {
@@ -70,62 +78,78 @@ fn slot_of(key: u64) -> (usize, u64) {
     ((key as usize) % SLOTS, (key >> 32) | (1 << 31))
 }
 
+/// What a capture found in its slot.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// Its key's first capture: it claimed the slot, and goes to the worker.
+    Claimed,
+    /// A repeat: counted in the slot, nothing more to do.
+    Absorbed,
+    /// Another key holds the slot (or its count is full): the normal path.
+    Busy,
+}
+
 impl Slots {
-    /// Counts a repeat whose fingerprint has a report held back; `false`
-    /// when the key is not armed (the capture takes the normal path).
-    pub(crate) fn absorb(&self, key: u64) -> bool {
+    pub(crate) fn enter(&self, key: u64) -> Entry {
         let (index, tag) = slot_of(key);
         let slot = &self.0[index];
         let mut value = slot.load(Ordering::Relaxed);
         loop {
-            if value >> 32 != tag || value & COUNT_MASK == COUNT_MASK {
-                return false;
-            }
-            match slot.compare_exchange_weak(value, value + 1, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
+            let next = if value == 0 {
+                tag << 32
+            } else if value >> 32 == tag && value & COUNT_MASK != COUNT_MASK {
+                value + 1
+            } else {
+                return Entry::Busy;
+            };
+            match slot.compare_exchange_weak(value, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) if value == 0 => return Entry::Claimed,
+                Ok(_) => return Entry::Absorbed,
                 Err(now) => value = now,
             }
         }
     }
 
-    /// Arms the key's slot if it is free.
-    fn arm(&self, key: u64) -> bool {
+    /// Frees the key's slot, returning the repeats it absorbed.
+    pub(crate) fn release(&self, key: u64) -> u64 {
         let (index, tag) = slot_of(key);
-        self.0[index]
-            .compare_exchange(0, tag << 32, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        let slot = &self.0[index];
+        let mut value = slot.load(Ordering::Acquire);
+        loop {
+            if value >> 32 != tag {
+                return 0;
+            }
+            match slot.compare_exchange_weak(value, 0, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return value & COUNT_MASK,
+                Err(now) => value = now,
+            }
+        }
     }
 
-    /// Frees the key's slot, returning the captures it absorbed.
-    fn disarm(&self, key: u64) -> u64 {
-        let (index, _) = slot_of(key);
-        self.0[index].swap(0, Ordering::AcqRel) & COUNT_MASK
+    /// Frees every slot, returning the repeats they held (at shutdown).
+    pub(crate) fn sweep(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|slot| slot.swap(0, Ordering::AcqRel) & COUNT_MASK)
+            .sum()
     }
-}
-
-/// A report held back to close a window, with its spool file if it has one.
-pub(crate) struct Held {
-    pub report: Report,
-    pub spool_file: Option<PathBuf>,
 }
 
 struct Group {
     window_end: Instant,
-    template: Option<Held>,
-    /// Occurrences the template stands for.
-    count: u64,
-    /// Raw keys whose slots this group armed.
-    armed: Vec<u64>,
+    /// The window's first report, copied for the report that closes it.
+    first: Report,
+    /// Repeats that reached the worker.
+    repeats: u64,
+    /// Raw keys whose slots this group adopted.
+    slots: Vec<u64>,
 }
 
 /// What became of an offered report.
 pub(crate) enum Offer {
     /// The first of its window: send it now.
-    Send(Report, Option<PathBuf>),
-    /// Held back; it goes out when the window closes.
-    Held,
-    /// A repeat, counted in the held report: settle it as aggregated.
+    Send(Box<Report>, Option<PathBuf>),
+    /// A repeat, counted in its window: it goes no further.
     Folded(Option<PathBuf>),
 }
 
@@ -134,12 +158,12 @@ pub(crate) struct Aggregator {
     window: Duration,
     groups: HashMap<u64, Group>,
     raw: HashMap<u64, u64>,
-    slots: std::sync::Arc<Slots>,
-    ready: Vec<Held>,
+    slots: Arc<Slots>,
+    ready: Vec<Report>,
 }
 
 impl Aggregator {
-    pub(crate) fn new(window: Duration, slots: std::sync::Arc<Slots>) -> Self {
+    pub(crate) fn new(window: Duration, slots: Arc<Slots>) -> Self {
         Aggregator {
             window,
             groups: HashMap::new(),
@@ -149,36 +173,34 @@ impl Aggregator {
         }
     }
 
-    fn enabled(&self) -> bool {
-        !self.window.is_zero()
-    }
-
     /// Folds a repeat known by its raw key, without processing it; `false`
-    /// when it must be processed (unknown key, or nothing held yet).
+    /// when it must be processed (unknown key, or its window is over).
     pub(crate) fn fold_raw(&mut self, key: u64, now: Instant) -> bool {
-        let Some(&group_key) = self.raw.get(&key) else {
+        let Some(group) = self
+            .raw
+            .get(&key)
+            .and_then(|group_key| self.groups.get_mut(group_key))
+        else {
             return false;
         };
-        let Some(group) = self.groups.get_mut(&group_key) else {
-            return false;
-        };
-        if group.template.is_none() || now >= group.window_end {
+        if now >= group.window_end {
             return false;
         }
-        group.count += 1;
-        self.arm(group_key, key);
+        group.repeats += 1;
         true
     }
 
+    /// `claimed`: the capture claimed its raw key's slot, which its group adopts.
     pub(crate) fn offer(
         &mut self,
         report: Report,
         spool_file: Option<PathBuf>,
         raw_key: Option<u64>,
+        claimed: bool,
         now: Instant,
     ) -> Offer {
-        if !self.enabled() {
-            return Offer::Send(report, spool_file);
+        if self.window.is_zero() {
+            return Offer::Send(Box::new(report), spool_file);
         }
         let group_key = u64::from_str_radix(&report.group, 16).unwrap_or(0);
         if let Some(key) = raw_key {
@@ -194,63 +216,65 @@ impl Aggregator {
         {
             self.close(group_key);
         }
-        let Some(group) = self.groups.get_mut(&group_key) else {
-            if self.groups.len() >= MAX_GROUPS {
-                let oldest = self
-                    .groups
-                    .iter()
-                    .min_by_key(|(_, g)| g.window_end)
-                    .map(|(k, _)| *k);
-                if let Some(oldest) = oldest {
-                    self.close(oldest);
+        let adopted = match raw_key {
+            Some(key) if claimed => vec![key],
+            _ => Vec::new(),
+        };
+        match self.groups.get_mut(&group_key) {
+            Some(group) => {
+                group.repeats += 1;
+                for key in adopted {
+                    if group.slots.len() < SLOTS_PER_GROUP {
+                        group.slots.push(key);
+                    } else {
+                        // No room to track it: free it now, its repeats counted here.
+                        group.repeats += self.slots.release(key);
+                    }
                 }
+                Offer::Folded(spool_file)
             }
-            self.groups.insert(
-                group_key,
-                Group {
-                    window_end: crate::client::deadline_after_from(now, self.window),
-                    template: None,
-                    count: 0,
-                    armed: Vec::new(),
-                },
-            );
-            return Offer::Send(report, spool_file);
-        };
-        let outcome = if group.template.is_none() {
-            group.template = Some(Held { report, spool_file });
-            group.count = 1;
-            Offer::Held
-        } else {
-            group.count += 1;
-            Offer::Folded(spool_file)
-        };
-        if let Some(key) = raw_key {
-            self.arm(group_key, key);
-        }
-        outcome
-    }
-
-    fn arm(&mut self, group_key: u64, key: u64) {
-        let Some(group) = self.groups.get_mut(&group_key) else {
-            return;
-        };
-        if group.armed.len() < SLOTS_PER_GROUP
-            && !group.armed.contains(&key)
-            && self.slots.arm(key)
-        {
-            group.armed.push(key);
+            None => {
+                if self.groups.len() >= MAX_GROUPS {
+                    let oldest = self
+                        .groups
+                        .iter()
+                        .min_by_key(|(_, g)| g.window_end)
+                        .map(|(k, _)| *k);
+                    if let Some(oldest) = oldest {
+                        self.close(oldest);
+                    }
+                }
+                self.groups.insert(
+                    group_key,
+                    Group {
+                        window_end: crate::client::deadline_after_from(now, self.window),
+                        first: report.clone(),
+                        repeats: 0,
+                        slots: adopted,
+                    },
+                );
+                Offer::Send(Box::new(report), spool_file)
+            }
         }
     }
 
+    /// Closes a window: its repeats (if any) become one report.
     fn close(&mut self, group_key: u64) {
         let Some(group) = self.groups.remove(&group_key) else {
             return;
         };
-        let absorbed: u64 = group.armed.iter().map(|&k| self.slots.disarm(k)).sum();
-        if let Some(mut held) = group.template {
-            held.report.count = group.count + absorbed;
-            self.ready.push(held);
+        let absorbed: u64 = group.slots.iter().map(|&k| self.slots.release(k)).sum();
+        let repeats = group.repeats + absorbed;
+        if repeats == 0 {
+            return;
         }
+        // One repeat travels as this report; the others are in its count.
+        STATS.aggregated.add(repeats - 1);
+        let mut report = group.first;
+        report.id = ReportId::random();
+        report.count = repeats;
+        report.timestamp = crate::time::rfc3339_millis(std::time::SystemTime::now());
+        self.ready.push(report);
     }
 
     /// Closes the windows that have ended.
@@ -274,17 +298,18 @@ impl Aggregator {
         }
     }
 
-    /// When the next held report is due.
+    /// When the next window ends.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.groups
-            .values()
-            .filter(|g| g.template.is_some())
-            .map(|g| g.window_end)
-            .min()
+        self.groups.values().map(|g| g.window_end).min()
     }
 
-    /// Held reports whose windows closed, oldest window first.
-    pub(crate) fn take_ready(&mut self) -> Vec<Held> {
+    /// Frees a slot the worker will not adopt, returning its repeats.
+    pub(crate) fn release(&self, key: u64) -> u64 {
+        self.slots.release(key)
+    }
+
+    /// Reports for the windows that closed, carrying their counts.
+    pub(crate) fn take_ready(&mut self) -> Vec<Report> {
         std::mem::take(&mut self.ready)
     }
 }
@@ -326,7 +351,6 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn report(group: &str) -> Report {
         let mut r = Report::sample("x");
@@ -335,42 +359,73 @@ mod tests {
     }
 
     #[test]
-    fn first_is_sent_then_one_held_then_folded_and_closed_with_the_count() {
+    fn caller_slots_claim_absorb_and_release() {
+        let slots = Slots::default();
+        let key = 0x1234_5678_9abc_def0;
+        assert_eq!(slots.enter(key), Entry::Claimed);
+        assert_eq!(slots.enter(key), Entry::Absorbed);
+        assert_eq!(slots.enter(key), Entry::Absorbed);
+        // Same slot (low bits), another key: the normal path.
+        assert_eq!(slots.enter(key ^ (1 << 40)), Entry::Busy);
+        assert_eq!(slots.release(key ^ (1 << 40)), 0, "not its slot");
+        assert_eq!(slots.release(key), 2);
+        assert_eq!(slots.enter(key), Entry::Claimed);
+        assert_eq!(slots.enter(key), Entry::Absorbed);
+        assert_eq!(slots.sweep(), 1);
+        assert_eq!(slots.enter(key), Entry::Claimed);
+    }
+
+    #[test]
+    fn first_is_sent_repeats_counted_and_one_report_closes_the_window() {
         let slots = Arc::new(Slots::default());
         let mut agg = Aggregator::new(Duration::from_secs(60), slots.clone());
         let now = Instant::now();
         let key = 0x1234_5678_9abc_def0;
+        assert_eq!(slots.enter(key), Entry::Claimed);
+        assert_eq!(slots.enter(key), Entry::Absorbed);
+        let first = report("00000000000000aa");
+        let first_id = first.id;
         assert!(matches!(
-            agg.offer(report("00000000000000aa"), None, Some(key), now),
+            agg.offer(first, None, Some(key), true, now),
             Offer::Send(..)
         ));
-        assert!(!slots.absorb(key), "nothing held yet: no fast path");
-        assert!(!agg.fold_raw(key, now), "the first repeat must be processed");
+        assert_eq!(slots.enter(key), Entry::Absorbed);
+        // Another call site with the same fingerprint, folded by raw key.
+        let other = 0x0fed_cba9_8765_4321;
+        assert!(!agg.fold_raw(other, now), "unknown key: process it");
         assert!(matches!(
-            agg.offer(report("00000000000000aa"), None, Some(key), now),
-            Offer::Held
-        ));
-        assert!(agg.fold_raw(key, now));
-        assert!(slots.absorb(key) && slots.absorb(key));
-        assert!(matches!(
-            agg.offer(report("00000000000000aa"), None, None, now),
+            agg.offer(report("00000000000000aa"), None, Some(other), false, now),
             Offer::Folded(None)
         ));
+        assert!(agg.fold_raw(other, now));
         assert!(matches!(
-            agg.offer(report("00000000000000bb"), None, None, now),
+            agg.offer(report("00000000000000bb"), None, None, false, now),
             Offer::Send(..)
         ));
         assert_eq!(agg.next_deadline(), Some(now + Duration::from_secs(60)));
         agg.close_due(now + Duration::from_secs(59));
         assert!(agg.take_ready().is_empty());
+        let aggregated = crate::stats().aggregated;
         agg.close_due(now + Duration::from_secs(60));
         let ready = agg.take_ready();
-        assert_eq!(ready.len(), 1);
-        // held + one folded by key + two absorbed + one folded by fingerprint
-        assert_eq!(ready[0].report.count, 5);
-        assert!(!slots.absorb(key), "closing disarms the slot");
+        assert_eq!(
+            ready.len(),
+            1,
+            "bb had no repeats: nothing to close it with"
+        );
+        // two absorbed by the slot + one folded by fingerprint + one by raw key
+        assert_eq!(ready[0].count, 4);
+        assert_ne!(ready[0].id, first_id);
+        assert!(crate::stats().aggregated >= aggregated + 3);
+        assert_eq!(slots.enter(key), Entry::Claimed, "closing frees the slot");
         assert!(matches!(
-            agg.offer(report("00000000000000aa"), None, Some(key), now + Duration::from_secs(61)),
+            agg.offer(
+                report("00000000000000aa"),
+                None,
+                Some(key),
+                true,
+                now + Duration::from_secs(61)
+            ),
             Offer::Send(..)
         ));
     }
@@ -380,7 +435,13 @@ mod tests {
         let mut agg = Aggregator::new(Duration::ZERO, Arc::new(Slots::default()));
         for _ in 0..3 {
             assert!(matches!(
-                agg.offer(report("00000000000000aa"), None, Some(1), Instant::now()),
+                agg.offer(
+                    report("00000000000000aa"),
+                    None,
+                    Some(1),
+                    false,
+                    Instant::now()
+                ),
                 Offer::Send(..)
             ));
         }
@@ -392,8 +453,9 @@ mod tests {
         let now = Instant::now();
         for i in 0..(MAX_GROUPS as u64 + 10) {
             let group = format!("{i:016x}");
-            let _ = agg.offer(report(&group), None, None, now + Duration::from_millis(i));
-            let _ = agg.offer(report(&group), None, None, now + Duration::from_millis(i));
+            let at = now + Duration::from_millis(i);
+            let _ = agg.offer(report(&group), None, None, false, at);
+            let _ = agg.offer(report(&group), None, None, false, at);
         }
         assert!(agg.groups.len() <= MAX_GROUPS);
         assert_eq!(agg.take_ready().len(), 10);

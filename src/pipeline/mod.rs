@@ -18,8 +18,8 @@ use serde_json::Value;
 use crate::capture::backtrace::{InAppRules, SymbolCache};
 use crate::capture::Captured;
 use crate::options::{BeforeSend, Options};
-use crate::report::{Kind, Report, Sdk};
 use crate::report::User;
+use crate::report::{Kind, Report, Sdk};
 use crate::stats::STATS;
 use scrub::Scrubber;
 
@@ -50,9 +50,7 @@ impl Settings {
             aggregation_window: options.aggregation_window,
             max_reports_per_minute: options.max_reports_per_minute,
             sample_rate: options.sample_rate,
-            scrubber: options
-                .scrub
-                .then(|| Scrubber::new(&options.scrub_keys)),
+            scrubber: options.scrub.then(|| Scrubber::new(&options.scrub_keys)),
             default_username: if options.send_default_pii {
                 ["USER", "LOGNAME", "USERNAME"]
                     .iter()

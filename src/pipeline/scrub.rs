@@ -16,7 +16,7 @@ impl Scrubber {
     }
     pub(crate) fn is_secret_key(&self, key: &str) -> bool {
         let k = key.to_ascii_lowercase();
-        k.contains("password") || self.extra_keys.iter().any(|e| *e == k)
+        k.contains("password") || self.extra_keys.contains(&k)
     }
     pub(crate) fn scrub_text(&self, _text: &mut String) -> bool {
         false

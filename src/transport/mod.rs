@@ -112,9 +112,9 @@ pub(crate) fn for_collector(
         #[cfg(feature = "http")]
         Collector::Http(endpoint) => Box::new(HttpTransport::new(endpoint)),
         #[cfg(feature = "http")]
-        Collector::Sentry(dsn) => Box::new(
-            SentryTransport::new(dsn.clone()).with_default_pii(service.send_default_pii),
-        ),
+        Collector::Sentry(dsn) => {
+            Box::new(SentryTransport::new(dsn.clone()).with_default_pii(service.send_default_pii))
+        }
         #[cfg(feature = "http")]
         Collector::Otlp(endpoint) => Box::new(OtlpTransport::new(endpoint, service)),
         #[cfg(not(feature = "http"))]

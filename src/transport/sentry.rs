@@ -150,7 +150,8 @@ fn envelope_with(report: &Report, dsn: &Dsn, auto_ip: bool) -> Vec<u8> {
             .as_object_mut()
             .map(|e| e.entry("user").or_insert_with(|| json!({})));
         if let Some(Value::Object(user)) = user {
-            user.entry("ip_address").or_insert_with(|| json!("{{auto}}"));
+            user.entry("ip_address")
+                .or_insert_with(|| json!("{{auto}}"));
         }
     }
     let payload = serde_json::to_vec(&event).unwrap_or_default();

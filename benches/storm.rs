@@ -1,0 +1,146 @@
+//! An error storm: 2 threads each capture the same error 100,000 times from
+//! a 20-frame-deep stack (release build), with the default options.
+//!
+//! `cargo bench --bench storm` prints the throughput in captures per second,
+//! the process's peak RSS, and the accounting: every capture is sent on its
+//! own, aggregated into another report's `count`, or dropped, and the counts
+//! carried by the reports the transport received add up to the captures.
+//! It exits with an error if the accounting does not balance.
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crashbox::{Options, Report, Transport, TransportError};
+
+const THREADS: usize = 2;
+const PER_THREAD: u64 = 100_000;
+const DEPTH: usize = 20;
+
+/// Calls `f` with `depth` more frames on the stack.
+#[inline(never)]
+fn at_depth<R>(depth: usize, f: &mut dyn FnMut() -> R) -> R {
+    if depth == 0 {
+        f()
+    } else {
+        black_box(at_depth(black_box(depth - 1), f))
+    }
+}
+
+#[derive(Debug)]
+struct Timeout(std::io::Error);
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("upstream timed out")
+    }
+}
+impl std::error::Error for Timeout {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Counts the reports and the occurrences they stand for, then discards them.
+struct Counting {
+    reports: Arc<AtomicU64>,
+    occurrences: Arc<AtomicU64>,
+}
+impl Transport for Counting {
+    fn send(&mut self, reports: &[Report]) -> Result<(), TransportError> {
+        self.reports
+            .fetch_add(reports.len() as u64, Ordering::Relaxed);
+        let occurrences: u64 = reports.iter().map(|r| r.count).sum();
+        self.occurrences.fetch_add(occurrences, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Peak resident set size, in KiB (Linux), from `/proc/self/status`.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument that does not name
+    // this bench skips it (as `cargo bench --bench capture foo` would).
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with('-') && !"storm".contains(a.as_str()))
+    {
+        return;
+    }
+    let reports = Arc::new(AtomicU64::new(0));
+    let occurrences = Arc::new(AtomicU64::new(0));
+    let rss_before = peak_rss_kib();
+    let guard = crashbox::init(
+        Options::new()
+            .transport(Counting {
+                reports: reports.clone(),
+                occurrences: occurrences.clone(),
+            })
+            .spool(false),
+    )
+    .expect("init");
+    let start = Instant::now();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let err = Timeout(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "10.0.0.7:5432",
+                ));
+                for _ in 0..PER_THREAD {
+                    at_depth(DEPTH, &mut || black_box(crashbox::capture_error(&err)));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("storm thread");
+    }
+    let elapsed = start.elapsed();
+    let flushed = crashbox::flush(Duration::from_secs(30));
+    let rss_peak = peak_rss_kib();
+    let stats = crashbox::stats();
+    drop(guard);
+
+    let total = THREADS as u64 * PER_THREAD;
+    let rate = total as f64 / elapsed.as_secs_f64();
+    println!("storm: {THREADS} threads x {PER_THREAD} captures of one error, depth {DEPTH}");
+    println!(
+        "  elapsed {:.1} ms, {:.0} captures/s, {:.2} us per capture per thread",
+        elapsed.as_secs_f64() * 1e3,
+        rate,
+        elapsed.as_secs_f64() * 1e6 / PER_THREAD as f64
+    );
+    if let (Some(before), Some(peak)) = (rss_before, rss_peak) {
+        println!(
+            "  peak RSS {:.1} MiB (before init {:.1} MiB)",
+            peak as f64 / 1024.0,
+            before as f64 / 1024.0
+        );
+    }
+    let received = reports.load(Ordering::Relaxed);
+    let carried = occurrences.load(Ordering::Relaxed);
+    println!(
+        "  captured {}, sent {}, aggregated {}, dropped {}, in flight {}",
+        stats.captured,
+        stats.sent,
+        stats.aggregated,
+        stats.dropped(),
+        stats.in_flight()
+    );
+    println!("  the transport received {received} reports carrying {carried} occurrences");
+    let balanced = flushed
+        && stats.captured == total
+        && stats.in_flight() == 0
+        && stats.sent == received
+        && carried + stats.dropped() == total;
+    if !balanced {
+        eprintln!("storm: the accounting does not balance: {stats:?}");
+        std::process::exit(1);
+    }
+    println!("  every capture accounted for: sent + aggregated + dropped = captured");
+}
