@@ -1,0 +1,326 @@
+//! Error storms: fingerprints, aggregation of repeats, the client-side rate
+//! limit and the sample rate, through an installed client and the `memory`
+//! collector.
+//!
+//! A client is process-wide, so the in-process scenarios take turns (`LOCK`)
+//! and compare counters before and after; the fingerprint's stability across
+//! runs is checked in child processes.
+mod common;
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use common::{is_child, report_value, run_child};
+use crashbox::{ConfigError, Level, Options, Report, Stats};
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+fn turn() -> MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[derive(Debug)]
+struct Timeout;
+impl std::fmt::Display for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("upstream timed out")
+    }
+}
+impl std::error::Error for Timeout {}
+
+#[derive(Debug)]
+struct Refused;
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection refused")
+    }
+}
+impl std::error::Error for Refused {}
+
+#[inline(never)]
+fn fetch_quotes() {
+    crashbox::capture_error(&Timeout);
+}
+
+#[inline(never)]
+fn fetch_prices() {
+    crashbox::capture_error(&Timeout);
+}
+
+/// Two call sites in one function: same in-app function names, other addresses.
+#[inline(never)]
+fn retry_twice() {
+    crashbox::capture_error(&Refused);
+    crashbox::capture_error(&Refused);
+}
+
+fn memory(options: Options) -> crashbox::Guard {
+    let _ = crashbox::take_memory_reports();
+    crashbox::init(options.collector("memory").panic_hook(false)).expect("init")
+}
+
+/// Counter growth between two snapshots.
+fn delta(before: &Stats, after: &Stats) -> Stats {
+    let mut d = *after;
+    d.captured -= before.captured;
+    d.sent -= before.sent;
+    d.aggregated -= before.aggregated;
+    d.filtered -= before.filtered;
+    d.dropped_sampled -= before.dropped_sampled;
+    d.dropped_rate_limited -= before.dropped_rate_limited;
+    d.dropped_queue_full -= before.dropped_queue_full;
+    d
+}
+
+fn by_group(reports: &[Report]) -> std::collections::BTreeMap<String, Vec<&Report>> {
+    let mut groups = std::collections::BTreeMap::<String, Vec<&Report>>::new();
+    for r in reports {
+        groups.entry(r.group.clone()).or_default().push(r);
+    }
+    groups
+}
+
+#[test]
+fn repeats_are_counted_and_sent_as_one_report_that_carries_the_count() {
+    let _turn = turn();
+    let guard = memory(Options::new());
+    let before = crashbox::stats();
+    // Two threads and the main thread hammer one call site.
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..2_000 {
+                    fetch_quotes();
+                }
+            });
+        }
+    });
+    for _ in 0..1_000 {
+        fetch_quotes();
+    }
+    assert!(crashbox::flush(Duration::from_secs(10)));
+    let after = crashbox::stats();
+    drop(guard);
+    let reports = crashbox::take_memory_reports();
+    let d = delta(&before, &after);
+    assert_eq!(d.captured, 5_000);
+    assert_eq!(after.in_flight(), 0, "{after:?}");
+    // The threads' stacks differ (thread start vs. main), so up to two
+    // groups: each sent once at once and once with its repeats.
+    let groups = by_group(&reports);
+    assert!(groups.len() <= 2, "{:?}", groups.keys());
+    for (group, reports) in &groups {
+        assert_eq!(
+            reports[0].count, 1,
+            "the first of group {group} is sent alone"
+        );
+        assert!(
+            reports.len() <= 2,
+            "group {group}: {} reports",
+            reports.len()
+        );
+    }
+    let carried: u64 = reports.iter().map(|r| r.count).sum();
+    assert_eq!(carried, 5_000, "the counts add up to the captures");
+    assert_eq!(d.sent, reports.len() as u64);
+    assert_eq!(d.sent + d.aggregated, d.captured, "{d:?}");
+    assert!(reports.len() <= 4);
+    let ids: std::collections::BTreeSet<_> = reports.iter().map(|r| r.id).collect();
+    assert_eq!(
+        ids.len(),
+        reports.len(),
+        "the counting report has its own id"
+    );
+}
+
+#[test]
+fn fingerprints_split_by_type_and_function_but_not_by_call_site() {
+    let _turn = turn();
+    let guard = memory(Options::new().aggregation_window(Duration::ZERO));
+    fetch_quotes();
+    fetch_prices();
+    retry_twice();
+    crashbox::capture_message("disk at 91%", Level::Warning);
+    crashbox::capture_message("disk at 92%", Level::Warning);
+    assert!(crashbox::flush(Duration::from_secs(10)));
+    drop(guard);
+    let reports = crashbox::take_memory_reports();
+    assert_eq!(reports.len(), 6);
+    let group = |i: usize| reports[i].group.as_str();
+    for r in &reports {
+        assert_eq!(r.group.len(), 16, "16 hex digits: {}", r.group);
+        assert!(r.group.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+    assert_ne!(group(0), group(1), "other in-app function");
+    assert_ne!(group(0), group(2), "other error type");
+    assert_eq!(group(2), group(3), "two call sites in one function");
+    assert_ne!(group(4), group(5), "messages group by their text");
+}
+
+#[test]
+fn set_fingerprint_overrides_the_grouping() {
+    let _turn = turn();
+    let guard = memory(Options::new());
+    for tenant in ["a", "b", "a", "a"] {
+        crashbox::with_scope(
+            |s| s.set_fingerprint(["{{ default }}", tenant]),
+            fetch_quotes,
+        );
+    }
+    crashbox::with_scope(|s| s.set_fingerprint(["checkout"]), fetch_prices);
+    crashbox::with_scope(|s| s.set_fingerprint(["checkout"]), fetch_quotes);
+    assert!(crashbox::flush(Duration::from_secs(10)));
+    drop(guard);
+    let reports = crashbox::take_memory_reports();
+    let groups = by_group(&reports);
+    // tenant a (first + 2 repeats), tenant b, and "checkout" for both functions.
+    assert_eq!(groups.len(), 3, "{groups:#?}");
+    let counts: Vec<Vec<u64>> = groups
+        .values()
+        .map(|rs| rs.iter().map(|r| r.count).collect())
+        .collect();
+    let mut counts = counts;
+    counts.sort();
+    assert_eq!(counts, vec![vec![1], vec![1, 1], vec![1, 2]]);
+}
+
+#[test]
+fn a_window_closes_on_its_own_and_the_next_repeat_opens_another() {
+    let _turn = turn();
+    let window = Duration::from_millis(400);
+    let guard = memory(Options::new().aggregation_window(window));
+    for _ in 0..50 {
+        fetch_quotes();
+    }
+    // No flush: the worker sends the count when the window ends.
+    let start = Instant::now();
+    let mut reports = Vec::new();
+    while reports.len() < 2 && start.elapsed() < Duration::from_secs(10) {
+        reports.extend(crashbox::take_memory_reports());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert_eq!((reports[0].count, reports[1].count), (1, 49));
+    // A new window: the next repeat is sent at once.
+    fetch_quotes();
+    assert!(crashbox::flush(Duration::from_secs(10)));
+    let next = crashbox::take_memory_reports();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].count, 1);
+    assert_eq!(next[0].group, reports[0].group);
+    drop(guard);
+}
+
+#[test]
+fn the_rate_limit_drops_and_counts_what_is_over_it() {
+    let _turn = turn();
+    let guard = memory(
+        Options::new()
+            .aggregation_window(Duration::ZERO)
+            .max_reports_per_minute(10),
+    );
+    let before = crashbox::stats();
+    for i in 0..25 {
+        crashbox::capture_message(format!("distinct problem #{i}"), Level::Error);
+    }
+    assert!(crashbox::flush(Duration::from_secs(10)));
+    let d = delta(&before, &crashbox::stats());
+    drop(guard);
+    let reports = crashbox::take_memory_reports();
+    assert_eq!(reports.len(), 10);
+    assert_eq!(reports[0].message, "distinct problem #0");
+    assert_eq!(d.sent, 10);
+    assert_eq!(d.dropped_rate_limited, 15);
+}
+
+#[test]
+fn the_sample_rate_keeps_a_share_and_counts_the_rest() {
+    let _turn = turn();
+    let one_by_one = || {
+        Options::new()
+            .aggregation_window(Duration::ZERO)
+            .max_reports_per_minute(0)
+            .queue_capacity(4096)
+    };
+    let guard = memory(one_by_one().sample_rate(0.0));
+    let before = crashbox::stats();
+    for _ in 0..100 {
+        assert_eq!(crashbox::capture_error(&Timeout), None);
+    }
+    assert!(crashbox::flush(Duration::from_secs(10)));
+    let d = delta(&before, &crashbox::stats());
+    drop(guard);
+    assert!(crashbox::take_memory_reports().is_empty());
+    assert_eq!((d.captured, d.dropped_sampled), (100, 100));
+
+    let guard = memory(one_by_one().sample_rate(0.5));
+    let before = crashbox::stats();
+    for _ in 0..2_000 {
+        fetch_quotes();
+    }
+    assert!(crashbox::flush(Duration::from_secs(30)));
+    let d = delta(&before, &crashbox::stats());
+    drop(guard);
+    let kept = crashbox::take_memory_reports().len() as u64;
+    assert!((800..=1200).contains(&kept), "kept {kept} of 2000 at 0.5");
+    assert_eq!(kept + d.dropped_sampled, 2_000);
+}
+
+#[test]
+fn out_of_range_options_are_config_errors() {
+    let _turn = turn();
+    for rate in [f64::NAN, -0.1, 1.5] {
+        match crashbox::init(Options::new().collector("memory").sample_rate(rate)) {
+            Err(ConfigError::InvalidOption { option, reason }) => {
+                assert_eq!(option, "sample_rate");
+                assert!(!reason.is_empty());
+            }
+            other => panic!("sample_rate {rate}: {other:?}"),
+        }
+    }
+    let err = crashbox::init(
+        Options::new()
+            .collector("memory")
+            .aggregation_window(Duration::from_secs(2 * 86_400)),
+    )
+    .expect_err("two days");
+    assert!(err.to_string().contains("aggregation_window"), "{err}");
+    let err = crashbox::init(Options::new().collector("memory").scrub_keys(["--"]))
+        .expect_err("a key with nothing to match");
+    assert!(err.to_string().contains("scrub_keys"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// The fingerprint is the same in every run of the binary.
+
+#[test]
+fn fingerprints_are_stable_across_runs() {
+    let first = run_child("child_fingerprint", &[]);
+    let second = run_child("child_fingerprint", &[]);
+    let (a, b) = (first.value("group"), second.value("group"));
+    assert_eq!(a.len(), 16, "{}", first.dump());
+    assert_eq!(a, b, "the same error at the same place, in two runs");
+    assert_ne!(
+        first.value("address"),
+        "",
+        "frames keep their addresses, which the fingerprint leaves out"
+    );
+}
+
+/// Run by `fingerprints_are_stable_across_runs`.
+#[test]
+fn child_fingerprint() {
+    if !is_child() {
+        return;
+    }
+    let (_, reports) = crashbox::testing::capture(fetch_quotes);
+    report_value("group", &reports[0].group);
+    report_value(
+        "address",
+        reports[0]
+            .frames
+            .first()
+            .map(|f| f.address.as_str())
+            .unwrap_or(""),
+    );
+}
