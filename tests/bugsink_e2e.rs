@@ -62,9 +62,11 @@ fn child_app_reports_to_bugsink() {
         scope.set_user(Some(crashbox::User::with_id("user-7")));
     });
     crashbox::add_breadcrumb(crashbox::Breadcrumb::new("opening ledger").category("storage"));
-    // The same handled error, twice: one issue in Bugsink.
-    report_ledger_failure();
-    report_ledger_failure();
+    // The same handled error, five times: sent once at once, then once with
+    // the count of its four repeats; one issue in Bugsink.
+    for _ in 0..5 {
+        report_ledger_failure();
+    }
     crashbox::capture_message("ledger running read-only", crashbox::Level::Warning);
     let worker = std::thread::Builder::new()
         .name("reconciler".into())
@@ -203,6 +205,21 @@ fn reports_land_in_bugsink_as_sent() {
         errors[0]["_issue_id"], errors[1]["_issue_id"],
         "the same error twice is one issue"
     );
+    let mut counts: Vec<&str> = errors
+        .iter()
+        .map(|e| e["tags"]["crashbox.count"].as_str().unwrap_or("missing"))
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        ["1", "4"],
+        "the first alone, then its repeats' count"
+    );
+    let extra_counts: u64 = errors
+        .iter()
+        .map(|e| e["extra"]["crashbox.count"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(extra_counts, 5);
 
     let message = events
         .iter()

@@ -237,6 +237,11 @@ mod tests {
             get("exception.message").unwrap()["stringValue"],
             "socket closed"
         );
+        assert_eq!(get("crashbox.report.count").unwrap()["intValue"], "1");
+        assert_eq!(
+            get("crashbox.report.group").unwrap()["stringValue"],
+            r.group.as_str()
+        );
         assert!(get("exception.stacktrace").unwrap()["stringValue"]
             .as_str()
             .unwrap()

@@ -458,6 +458,34 @@ mod tests {
     }
 
     #[test]
+    fn the_count_travels_as_a_tag_and_an_extra() {
+        let mut r = report(Kind::Error);
+        r.count = 4_711;
+        let e = event(&r);
+        assert_eq!(e["tags"]["crashbox.count"], "4711");
+        assert_eq!(e["extra"]["crashbox.count"], 4_711);
+    }
+
+    #[test]
+    fn default_pii_asks_the_server_for_the_ip_unless_one_is_set() {
+        let dsn = local_dsn();
+        let payload = |r: &Report, pii: bool| -> Value {
+            let body = String::from_utf8(envelope_with(r, &dsn, pii)).unwrap();
+            serde_json::from_str(body.trim_end().split('\n').nth(2).unwrap()).unwrap()
+        };
+        let mut r = report(Kind::Error);
+        r.user = None;
+        assert!(payload(&r, false).get("user").is_none());
+        assert_eq!(payload(&r, true)["user"]["ip_address"], "{{auto}}");
+        r.user = Some(crate::User {
+            ip_address: Some("10.1.2.3".into()),
+            ..crate::User::default()
+        });
+        assert_eq!(payload(&r, true)["user"]["ip_address"], "10.1.2.3");
+        assert_eq!(payload(&r, false)["user"]["ip_address"], "10.1.2.3");
+    }
+
+    #[test]
     fn oversized_events_shrink_under_the_limit() {
         let mut r = report(Kind::Error);
         for i in 0..100 {
