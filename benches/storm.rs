@@ -62,27 +62,9 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn main() {
-    // `cargo bench` passes `--bench`; a filter argument that does not name
-    // this bench skips it (as `cargo bench --bench capture foo` would).
-    if std::env::args()
-        .skip(1)
-        .any(|a| !a.starts_with('-') && !"storm".contains(a.as_str()))
-    {
-        return;
-    }
-    let reports = Arc::new(AtomicU64::new(0));
-    let occurrences = Arc::new(AtomicU64::new(0));
-    let rss_before = peak_rss_kib();
-    let guard = crashbox::init(
-        Options::new()
-            .transport(Counting {
-                reports: reports.clone(),
-                occurrences: occurrences.clone(),
-            })
-            .spool(false),
-    )
-    .expect("init");
+/// One storm: `THREADS` threads capture the same error `PER_THREAD` times
+/// each. Returns the elapsed time.
+fn storm() -> Duration {
     let start = Instant::now();
     let threads: Vec<_> = (0..THREADS)
         .map(|_| {
@@ -100,46 +82,80 @@ fn main() {
     for t in threads {
         t.join().expect("storm thread");
     }
-    let elapsed = start.elapsed();
-    let flushed = crashbox::flush(Duration::from_secs(30));
-    let rss_peak = peak_rss_kib();
-    let stats = crashbox::stats();
-    drop(guard);
+    start.elapsed()
+}
 
-    let total = THREADS as u64 * PER_THREAD;
-    let rate = total as f64 / elapsed.as_secs_f64();
-    println!("storm: {THREADS} threads x {PER_THREAD} captures of one error, depth {DEPTH}");
-    println!(
-        "  elapsed {:.1} ms, {:.0} captures/s, {:.2} us per capture per thread",
-        elapsed.as_secs_f64() * 1e3,
-        rate,
-        elapsed.as_secs_f64() * 1e6 / PER_THREAD as f64
-    );
-    if let (Some(before), Some(peak)) = (rss_before, rss_peak) {
-        println!(
-            "  peak RSS {:.1} MiB (before init {:.1} MiB)",
-            peak as f64 / 1024.0,
-            before as f64 / 1024.0
-        );
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("?".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument that does not name
+    // this bench skips it (as `cargo bench --bench capture foo` would).
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with('-') && !"storm".contains(a.as_str()))
+    {
+        return;
     }
-    let received = reports.load(Ordering::Relaxed);
-    let carried = occurrences.load(Ordering::Relaxed);
-    println!(
-        "  captured {}, sent {}, aggregated {}, dropped {}, in flight {}",
-        stats.captured,
-        stats.sent,
-        stats.aggregated,
-        stats.dropped(),
-        stats.in_flight()
-    );
-    println!("  the transport received {received} reports carrying {carried} occurrences");
-    let balanced = flushed
-        && stats.captured == total
-        && stats.in_flight() == 0
-        && stats.sent == received
-        && carried + stats.dropped() == total;
+    let reports = Arc::new(AtomicU64::new(0));
+    let occurrences = Arc::new(AtomicU64::new(0));
+    let rss_start = peak_rss_kib();
+    let guard = crashbox::init(
+        Options::new()
+            .transport(Counting {
+                reports: reports.clone(),
+                occurrences: occurrences.clone(),
+            })
+            .spool(false),
+    )
+    .expect("init");
+    let total = THREADS as u64 * PER_THREAD;
+    println!("storm: {THREADS} threads x {PER_THREAD} captures of one error, depth {DEPTH}, default options");
+    // Cold: the first captures of the process; the worker loads debug info
+    // to resolve the first report while the storm goes on.
+    // Warm: the same again, with the symbol cache filled.
+    let mut balanced = true;
+    for round in ["cold", "warm"] {
+        let before = crashbox::stats();
+        let (reports_before, carried_before) = (
+            reports.load(Ordering::Relaxed),
+            occurrences.load(Ordering::Relaxed),
+        );
+        let elapsed = storm();
+        let flushed = crashbox::flush(Duration::from_secs(30));
+        let stats = crashbox::stats();
+        let received = reports.load(Ordering::Relaxed) - reports_before;
+        let carried = occurrences.load(Ordering::Relaxed) - carried_before;
+        let (captured, sent, aggregated, dropped) = (
+            stats.captured - before.captured,
+            stats.sent - before.sent,
+            stats.aggregated - before.aggregated,
+            stats.dropped() - before.dropped(),
+        );
+        println!(
+            "  {round}: {:.1} ms, {:.0} captures/s, {:.2} us per capture per thread, peak RSS so far {}",
+            elapsed.as_secs_f64() * 1e3,
+            total as f64 / elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() * 1e6 / PER_THREAD as f64,
+            mib(peak_rss_kib()),
+        );
+        println!(
+            "    captured {captured}, sent {sent}, aggregated {aggregated}, dropped {dropped}, in flight {}; \
+             the transport received {received} reports carrying {carried} occurrences",
+            stats.in_flight()
+        );
+        balanced &= flushed
+            && captured == total
+            && stats.in_flight() == 0
+            && sent == received
+            && sent + aggregated + dropped == captured
+            && carried + dropped == total;
+    }
+    drop(guard);
+    println!("  peak RSS before init {}", mib(rss_start));
     if !balanced {
-        eprintln!("storm: the accounting does not balance: {stats:?}");
+        eprintln!("storm: the accounting does not balance");
         std::process::exit(1);
     }
     println!("  every capture accounted for: sent + aggregated + dropped = captured");
