@@ -30,6 +30,8 @@ pub const MAX_OVERFLOW: usize = 100_000;
 const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 /// Flush requests remembered at most; older ones (long timed out) are let go.
 const MAX_WAITERS: usize = 256;
+/// How long the worker waits before its start-up work.
+const STARTUP_DELAY: Duration = Duration::from_millis(2);
 /// Messages taken from the queue between two delivery attempts.
 const RECEIVE_BURST: usize = 256;
 
@@ -216,6 +218,9 @@ impl Worker {
         // A panic on this thread (a transport's, a before_send's) is caught and
         // counted where it happens; reporting it would feed the worker its own failures.
         let _reentry = crate::capture::Reentry::enter();
+        // Let `init` return before the start-up work below (reading files,
+        // growing the heap) competes with it for the process's memory map.
+        std::thread::sleep(STARTUP_DELAY);
         // Gather the machine facts now, off every caller's thread.
         let _ = crate::context::get();
         crate::capture::modules::preload();

@@ -68,6 +68,8 @@ trait Sdk {
     fn drain();
     /// Reports the transport received.
     fn delivered() -> u64;
+    /// Emits the SDK's own accounting, if it keeps any.
+    fn counters() {}
 }
 
 /// Reports (crashbox) or envelopes (sentry) the discarding transports saw.
@@ -114,11 +116,18 @@ impl Sdk for Crashbox {
     }
 
     fn drain() {
-        crashbox::flush(Duration::from_secs(30));
+        assert!(crashbox::flush(Duration::from_secs(10)), "flush timed out");
     }
 
     fn delivered() -> u64 {
         DELIVERED.load(Ordering::Relaxed)
+    }
+
+    fn counters() {
+        let stats = crashbox::stats();
+        emit("captured", stats.captured);
+        emit("in_flight", stats.in_flight());
+        emit("stats", format!("{stats:?}"));
     }
 }
 
@@ -127,6 +136,37 @@ fn crashbox_options() -> crashbox::Options {
         .transport(Discard)
         .spool(false)
         .release(RELEASE)
+}
+
+/// crashbox with aggregation off: every capture, repeat or not, is queued
+/// to the worker (the path of an error's first occurrence).
+struct CrashboxUnaggregated;
+
+impl Sdk for CrashboxUnaggregated {
+    type Guard = crashbox::Guard;
+
+    fn init() -> crashbox::Guard {
+        crashbox::init(crashbox_options().aggregation_window(Duration::ZERO))
+            .expect("crashbox::init")
+    }
+
+    #[inline]
+    fn capture_error(err: &LedgerError) {
+        Crashbox::capture_error(err);
+    }
+
+    #[inline]
+    fn capture_message(message: &str) {
+        Crashbox::capture_message(message);
+    }
+
+    fn drain() {
+        Crashbox::drain();
+    }
+
+    fn delivered() -> u64 {
+        Crashbox::delivered()
+    }
 }
 
 /// sentry's transport: counts and discards envelopes, on the caller's thread.
@@ -225,17 +265,29 @@ impl Sdk for SentryUreq {
     }
 }
 
-/// A bare thread spawn (joined outside the timed part): the floor of an
-/// init that starts a worker thread.
+/// A bare thread spawn: the floor of an init that starts a worker thread.
 struct ThreadSpawn;
 
+/// Joins the thread when dropped (outside the timed part), as crashbox's
+/// `Guard` joins its worker.
+struct Joined(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.join().expect("join");
+        }
+    }
+}
+
 impl Sdk for ThreadSpawn {
-    type Guard = std::thread::JoinHandle<()>;
-    fn init() -> Self::Guard {
-        std::thread::Builder::new()
+    type Guard = Joined;
+    fn init() -> Joined {
+        let handle = std::thread::Builder::new()
             .name("spawn-floor".to_owned())
             .spawn(|| {})
-            .expect("spawn")
+            .expect("spawn");
+        Joined(Some(handle))
     }
     fn capture_error(_: &LedgerError) {}
     fn capture_message(_: &str) {}
@@ -279,10 +331,9 @@ const LATENCY: Plan = Plan {
     max_samples: 100_000,
 };
 
-/// Runs `sample` (which returns one measurement, in ns) for the plan's
-/// warm-up, then until its budget or sample cap; returns the median and the
-/// number of samples. `between(i)` runs after the `i`-th sample, untimed by
-/// the caller's measurement.
+/// Runs `sample(i)` (which returns one measurement, in ns; `i` counts the
+/// calls, warm-up included) for the plan's warm-up, then until its budget or
+/// sample cap; returns the median and the number of samples.
 fn median_ns(plan: Plan, mut sample: impl FnMut(usize) -> f64) -> (f64, usize) {
     let start = Instant::now();
     let mut i = 0;
@@ -394,6 +445,18 @@ fn scenario_no_client<S: Sdk>() {
     }));
 }
 
+/// The first init of a fresh process: what an application pays.
+/// Fresh processes whose first init is timed.
+const FIRST_INIT_RUNS: usize = 15;
+
+fn scenario_init_first<S: Sdk>() {
+    let start = Instant::now();
+    let guard = S::init();
+    let first = start.elapsed();
+    drop(black_box(guard));
+    emit("first_ns", nanos(first));
+}
+
 fn scenario_init<S: Sdk>() {
     let plan = Plan {
         budget: Duration::from_secs(2),
@@ -431,19 +494,9 @@ fn scenario_storm<S: Sdk>(per_thread: usize) {
     emit("per_sec", captures as f64 / elapsed.as_secs_f64());
     S::drain();
     emit("delivered", S::delivered() - before);
+    S::counters();
     emit("vmhwm_kib", vmhwm_kib());
     drop(guard);
-}
-
-/// The crashbox storm, plus its counters after a flush.
-fn storm_crashbox() {
-    scenario_storm::<Crashbox>(STORM_CRASHBOX);
-    // `scenario_storm` flushed before dropping the guard; the guard's drop
-    // delivered anything left. Every capture is in a counter by now.
-    let stats = crashbox::stats();
-    emit("captured", stats.captured);
-    emit("stats", format!("{stats:?}"));
-    emit("in_flight", stats.in_flight());
 }
 
 /// Peak resident set size of this process, from `/proc/self/status`.
@@ -463,6 +516,9 @@ fn child(scenario: &str, sdk: &str) {
     match (scenario, sdk) {
         ("capture_error", "crashbox") => scenario_capture_error::<Crashbox>(),
         ("capture_error", "sentry") => scenario_capture_error::<Sentry>(),
+        ("capture_error", "crashbox-unaggregated") => {
+            scenario_capture_error::<CrashboxUnaggregated>()
+        }
         ("capture_message", "crashbox") => scenario_capture_message::<Crashbox>(),
         ("capture_message", "sentry") => scenario_capture_message::<Sentry>(),
         ("panic", "crashbox") => scenario_panic::<Crashbox>(),
@@ -473,7 +529,9 @@ fn child(scenario: &str, sdk: &str) {
         ("init", "sentry") => scenario_init::<Sentry>(),
         ("init", "sentry-ureq") => scenario_init::<SentryUreq>(),
         ("init", "thread") => scenario_init::<ThreadSpawn>(),
-        ("storm", "crashbox") => storm_crashbox(),
+        ("init_first", "crashbox") => scenario_init_first::<Crashbox>(),
+        ("init_first", "sentry") => scenario_init_first::<Sentry>(),
+        ("storm", "crashbox") => scenario_storm::<Crashbox>(STORM_CRASHBOX),
         ("storm", "sentry") => scenario_storm::<Sentry>(STORM_SENTRY),
         ("storm", "none") => scenario_storm::<NoSdk>(STORM_CRASHBOX),
         _ => {
@@ -575,6 +633,13 @@ fn parent() {
         num(&error_s, "median_ns"),
         Some(("capture_error", 50.0)),
     );
+    let unaggregated = run_child("capture_error", "crashbox-unaggregated");
+    row(
+        "capture_error as above, crashbox with aggregation off (every capture queued) ⁴",
+        num(&unaggregated, "median_ns"),
+        num(&error_s, "median_ns"),
+        Some(("capture_error, aggregation off", 50.0)),
+    );
     let mut timed = |scenario: &str, label: &str| {
         let c = num(&run_child(scenario, "crashbox"), "median_ns");
         let s = num(&run_child(scenario, "sentry"), "median_ns");
@@ -603,6 +668,19 @@ fn parent() {
         "init, sentry with its own ureq transport (for reference) ³",
         init_c,
         init_ureq,
+        None,
+    );
+    let first_init = |sdk: &str| {
+        let mut samples: Vec<f64> = (0..FIRST_INIT_RUNS)
+            .map(|_| num(&run_child("init_first", sdk), "first_ns"))
+            .collect();
+        samples.sort_by(f64::total_cmp);
+        samples[samples.len() / 2]
+    };
+    row(
+        &format!("init, the first of a fresh process (median of {FIRST_INIT_RUNS} processes) ⁵"),
+        first_init("crashbox"),
+        first_init("sentry"),
         None,
     );
 
@@ -672,7 +750,7 @@ fn parent() {
         num(&storm_s, "secs"),
     );
     println!(
-        "  crashbox, after flush and guard drop ({} captured: the storm's plus 1 warm-up; \
+        "  crashbox, after crashbox::flush ({} captured: the storm's plus 1 warm-up; \
          {} reports reached the transport during the storm; in flight: {}): {}",
         storm_c["captured"], storm_c["delivered"], storm_c["in_flight"], storm_c["stats"]
     );
@@ -686,8 +764,18 @@ fn parent() {
     );
     println!(
         "³ sentry's default transport starts a sender thread, as crashbox's init starts its \
-         worker. A bare std::thread spawn (joined untimed) takes {} here.",
+         worker. A bare std::thread spawn (joined outside the timed part) takes {} here.",
         fmt_time(spawn)
+    );
+    println!(
+        "⁴ With the default 60 s aggregation window, a repeat of an error already reported \
+         is counted on the caller's thread (after the stack walk) instead of being queued; \
+         the row above mostly measures repeats. Here every capture goes through the queue."
+    );
+    println!(
+        "⁵ Each process times its first init only: code and data touched for the first \
+         time, the first thread the process starts. The medians above are of repeated \
+         inits in one process."
     );
     println!();
     println!("Targets (crashbox at least N× better):");
