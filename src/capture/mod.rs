@@ -179,7 +179,8 @@ pub(crate) struct Reentry(());
 impl Reentry {
     pub(crate) fn enter() -> Option<Reentry> {
         let was = IN_CAPTURE.try_with(|c| c.replace(true)).unwrap_or(true);
-        (!was).then_some(Reentry(()))
+        // `then`, not `then_some`: a `Reentry` built and dropped would clear the flag.
+        (!was).then(|| Reentry(()))
     }
 
     /// Whether this thread is inside a crashbox capture.
@@ -319,4 +320,23 @@ pub(crate) fn run(f: impl FnOnce(Target) -> Option<ReportId>) -> Option<ReportId
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(target)))
         .ok()
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reentry;
+
+    #[test]
+    fn a_refused_nested_entry_keeps_the_thread_marked() {
+        assert!(!Reentry::active());
+        let outer = Reentry::enter().expect("first entry");
+        assert!(Reentry::enter().is_none(), "nested entry refused");
+        assert!(
+            Reentry::active(),
+            "the refused entry must not clear the mark"
+        );
+        assert!(Reentry::enter().is_none());
+        drop(outer);
+        assert!(!Reentry::active());
+    }
 }
