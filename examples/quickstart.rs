@@ -1,7 +1,9 @@
 //! The whole pipeline on the embedded `memory` collector: no server needed.
 //!
-//! Reports a handled error with a source chain, a message, and a panic on a
-//! named thread, then prints every captured report as JSON and the counters.
+//! Reports a handled error with a source chain, a message, a storm of one
+//! error (aggregated into one report with a count), and a panic on a named
+//! thread, with a secret in the scope and in a message (scrubbed); then prints
+//! every captured report as JSON and the counters.
 //!
 //! Run with: `cargo run --example quickstart`
 use std::fmt;
@@ -47,6 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scope.set_tag("component", "quickstart");
         scope.set_user(Some(User::with_id("user-42")));
         scope.set_extra("config_search_path", ["/etc/quickstart", "./conf"]);
+        // Scrubbed: reports show `[redacted]`.
+        scope.set_tag("api_key", "sk-live-4f9c2a7d1e");
     });
     crashbox::add_breadcrumb(Breadcrumb::new("starting up").category("lifecycle"));
 
@@ -58,7 +62,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         crashbox::add_breadcrumb(Breadcrumb::new("falling back to defaults").category("config"));
     }
 
-    crashbox::capture_message("running with default configuration", Level::Warning);
+    crashbox::capture_message(
+        "running with default configuration; mirror is https://ci:hunter2@mirror.example.com",
+        Level::Warning,
+    );
+
+    // A storm: the first is sent at once, the other 999 become one report
+    // whose `count` is 999 when the window closes (here: at flush).
+    for _ in 0..1000 {
+        crashbox::capture_error(&std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "metrics endpoint timed out",
+        ));
+    }
 
     // A panic on a named thread: captured by the panic hook.
     let worker = std::thread::Builder::new()
@@ -81,9 +97,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let stats = crashbox::stats();
     println!(
-        "captured {} reports: {} delivered, {} dropped",
+        "captured {}: {} reports delivered, {} repeats aggregated into their counts, {} dropped",
         stats.captured,
         stats.sent,
+        stats.aggregated,
         stats.dropped()
     );
     Ok(())
