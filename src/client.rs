@@ -292,6 +292,10 @@ impl Client {
         make: impl Fn(SyncSender<()>, Instant) -> Message,
         timeout: Duration,
     ) -> bool {
+        if Worker::is_current() {
+            // From before_send or a transport: the worker would wait for itself.
+            return false;
+        }
         let deadline = deadline_after(timeout);
         let (done_tx, done_rx) = mpsc::sync_channel(1);
         if !self.send_control(|| make(done_tx.clone(), deadline), deadline) {

@@ -274,6 +274,9 @@ pub fn clear_breadcrumbs() {
 
 /// Waits up to `timeout` until everything captured so far has been handed to
 /// the transport. `true` when it was (or when no client is installed).
+/// It also ends every aggregation window, so repeats counted so far go out.
+/// Called from `before_send` or a transport (on crashbox's worker thread), it
+/// returns `false` at once: the worker cannot wait for itself.
 ///
 /// ```
 /// assert!(crashbox::flush(std::time::Duration::from_millis(10)));

@@ -143,7 +143,7 @@ impl Options {
     /// Defaults: reports go to stderr, environment `development` in debug builds
     /// and `production` otherwise, shutdown timeout 2 s, 100 breadcrumbs,
     /// a queue of 1024 reports, panic hook on, repeats aggregated over 60 s,
-    /// at most 600 reports a minute, every capture kept (sample rate 1.0),
+    /// a rate limit of 600 reports a minute, every capture kept (sample rate 1.0),
     /// secrets scrubbed, no default PII.
     pub fn new() -> Self {
         Options {
@@ -392,12 +392,13 @@ impl Options {
         self
     }
 
-    /// The most reports sent per minute (default
-    /// [`DEFAULT_MAX_REPORTS_PER_MINUTE`], 600): a bucket of that many
-    /// refilled evenly over the minute. Reports over it are dropped and
-    /// counted in [`Stats::dropped_rate_limited`](crate::Stats::dropped_rate_limited).
-    /// Panics and the reports that close an aggregation window are never
-    /// held to it. `0` turns the limit off.
+    /// The most first reports of aggregation windows sent per minute
+    /// (default [`DEFAULT_MAX_REPORTS_PER_MINUTE`], 600): a bucket of that
+    /// many refilled evenly over the minute. Reports over it are dropped and
+    /// counted in [`Stats::dropped_rate_limited`](crate::Stats::dropped_rate_limited),
+    /// and their windows do not open. Panics are never held to it, nor are
+    /// the reports that close windows (at most one per first report, so at
+    /// most about twice the limit is sent a minute). `0` turns the limit off.
     pub fn max_reports_per_minute(mut self, max: u32) -> Self {
         self.max_reports_per_minute = max;
         self

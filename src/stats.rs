@@ -56,16 +56,17 @@ counters! {
     captured,
     /// Reports the transport accepted.
     sent,
-    /// Repeats of a fingerprint folded into the `count` of the report sent
-    /// at the end of their aggregation window, instead of being sent one by one.
+    /// Repeats of a fingerprint folded into the `count` of the report that
+    /// closes their aggregation window, instead of being sent one by one.
+    /// That report stands for one more repeat, and its own fate (sent,
+    /// filtered, dropped) is counted once, like any report's.
     aggregated,
     /// Captures left out by [`Options::sample_rate`](crate::Options::sample_rate).
     dropped_sampled,
     /// Reports over [`Options::max_reports_per_minute`](crate::Options::max_reports_per_minute).
     dropped_rate_limited,
     /// Captures made from inside crashbox itself (a `before_send` hook or a
-    /// transport calling `capture_*`, or a panic in crashbox's own code),
-    /// ignored so they cannot loop.
+    /// transport calling `capture_*`), ignored so they cannot loop.
     dropped_reentrant,
     /// Captures dropped because the worker's queue was full.
     dropped_queue_full,

@@ -2,6 +2,7 @@
 //! bounded outbox, and delivers them in batches, retrying with exponential
 //! back-off and jitter and honouring rate limits, without ever sleeping
 //! through a flush or shutdown request.
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::capture::{Captured, Pending};
-use crate::pipeline::aggregate::{Aggregator, Offer, RateLimiter, Slots};
+use crate::pipeline::aggregate::{Aggregator, Closed, Offer, RateLimiter, Slots};
 use crate::pipeline::{Processor, Settings};
 use crate::report::{Kind, Report};
 use crate::spool::{Entry, EntryRef, Spool};
@@ -30,6 +31,38 @@ pub const MAX_OVERFLOW: usize = 100_000;
 const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 /// Flush requests remembered at most; older ones (long timed out) are let go.
 const MAX_WAITERS: usize = 256;
+thread_local! {
+    static ON_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Takes messages off the queue: the first waiting up to `wait` (for ever
+/// when `None`), then up to `burst` in all without waiting; a shutdown
+/// request also takes everything behind it. `None`: the client is gone.
+fn receive(
+    rx: &Mutex<Receiver<Message>>,
+    wait: Option<Duration>,
+    burst: usize,
+) -> Option<Vec<Message>> {
+    let guard = rx.lock().unwrap_or_else(PoisonError::into_inner);
+    let first = match wait {
+        None => guard.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        Some(wait) => guard.recv_timeout(wait),
+    };
+    let first = match first {
+        Ok(message) => message,
+        Err(RecvTimeoutError::Timeout) => return Some(Vec::new()),
+        Err(RecvTimeoutError::Disconnected) => return None,
+    };
+    let mut stopping = matches!(first, Message::Shutdown { .. });
+    let mut batch = vec![first];
+    while stopping || batch.len() < burst {
+        let Ok(message) = guard.try_recv() else { break };
+        stopping |= matches!(message, Message::Shutdown { .. });
+        batch.push(message);
+    }
+    Some(batch)
+}
+
 /// How long the worker waits before its start-up work.
 const STARTUP_DELAY: Duration = Duration::from_millis(2);
 /// Messages taken from the queue between two delivery attempts.
@@ -90,7 +123,7 @@ fn held(state: u64, on_disk: bool) -> u64 {
 }
 
 impl Ledger {
-    fn update(&self, f: impl Fn(u64) -> Option<u64>) -> bool {
+    fn update(&self, f: impl FnMut(u64) -> Option<u64>) -> bool {
         self.0
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, f)
             .is_ok()
@@ -114,6 +147,24 @@ impl Ledger {
     /// A report held in memory was written to the spool.
     fn to_disk(&self) {
         self.update(|s| (held(s, false) > 0).then(|| s - IN_MEMORY + ON_DISK));
+    }
+
+    /// A report held in the spool is now held in memory only (its file was removed).
+    fn to_memory(&self) {
+        self.update(|s| (held(s, true) > 0).then(|| s - ON_DISK + IN_MEMORY));
+    }
+
+    /// Lets up to `n` reports go under `counter` at once.
+    fn settle_many(&self, on_disk: bool, n: u64, counter: &Counter) {
+        if n == 0 {
+            return;
+        }
+        let mut taken = 0;
+        let _ = self.update(|s| {
+            taken = n.min(held(s, on_disk));
+            (taken > 0).then(|| s - taken * unit(on_disk))
+        });
+        counter.add(taken);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -218,6 +269,7 @@ impl Worker {
         // A panic on this thread (a transport's, a before_send's) is caught and
         // counted where it happens; reporting it would feed the worker its own failures.
         let _reentry = crate::capture::Reentry::enter();
+        let _ = ON_WORKER.try_with(|w| w.set(true));
         // Let `init` return before the start-up work below (reading files,
         // growing the heap) competes with it for the process's memory map.
         std::thread::sleep(STARTUP_DELAY);
@@ -245,43 +297,29 @@ impl Worker {
             let take_more =
                 self.spool.is_some() || !(deliver_now && self.outbox.len() >= OUTBOX_CAPACITY);
             if take_more {
-                let guard = rx.lock().unwrap_or_else(PoisonError::into_inner);
-                let first = match wait {
-                    None => guard.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                    Some(wait) => guard.recv_timeout(wait),
-                };
                 // Without a spool, take no more than the outbox has room for.
                 let burst = match self.spool {
                     Some(_) => RECEIVE_BURST,
                     None => RECEIVE_BURST.min(OUTBOX_CAPACITY.saturating_sub(self.outbox.len())),
                 };
-                let step = match first {
-                    Ok(message) => {
-                        let mut step = self.handle(message);
-                        for _ in 1..burst {
-                            if !matches!(step, Step::Continue) {
-                                break;
-                            }
-                            let Ok(message) = guard.try_recv() else { break };
-                            step = self.handle(message);
-                        }
-                        step
-                    }
-                    Err(RecvTimeoutError::Timeout) => Step::Continue,
-                    Err(RecvTimeoutError::Disconnected) => {
-                        drop(guard);
-                        self.finish(Instant::now());
+                let Some(batch) = receive(&rx, wait, burst) else {
+                    self.finish(Instant::now());
+                    return;
+                };
+                // The queue is let go before anything is processed: processing
+                // runs user code (before_send), and the client may need the
+                // queue meanwhile (shutdown moves what is queued to the spool).
+                let mut stop = None;
+                for message in batch {
+                    if self.ledger.is_closed() {
+                        // Shutdown gave up on us and counted what we hold.
                         return;
                     }
-                };
-                if let Step::Stop { done, deadline } = step {
-                    // Take in everything sent before the request, then let go
-                    // of the queue: delivering may block, and the client may
-                    // need the queue meanwhile.
-                    while let Ok(message) = guard.try_recv() {
-                        let _ = self.handle(message);
+                    if let Step::Stop { done, deadline } = self.handle(message) {
+                        stop = Some((done, deadline));
                     }
-                    drop(guard);
+                }
+                if let Some((done, deadline)) = stop {
                     self.finish(deadline);
                     let _ = done.try_send(());
                     return;
@@ -292,6 +330,12 @@ impl Worker {
             self.pump();
             self.answer_waiters();
         }
+    }
+
+    /// Whether the current thread is a worker (where waiting for the worker
+    /// would wait for itself).
+    pub(crate) fn is_current() -> bool {
+        ON_WORKER.try_with(Cell::get).unwrap_or(false)
     }
 
     /// How long until a delivery is due; `None` when nothing waits for delivery.
@@ -317,7 +361,7 @@ impl Worker {
                         .raw_key
                         .is_some_and(|key| self.aggregator.fold_raw(key, Instant::now()))
                 {
-                    self.ledger.settle(false, None);
+                    // Held until its window closes, as one of the count.
                     return Step::Continue;
                 }
                 self.admit(pending.into_captured(), None, true);
@@ -368,15 +412,19 @@ impl Worker {
             }
             self.received += 1;
             match entry {
-                Entry::Captured(captured) => self.admit(*captured, Some(path), false),
+                // A raw capture (a panic, or what a shutdown moved from the
+                // queue) was never processed: it is aggregated and rate
+                // limited like this run's own.
+                Entry::Captured(captured) => self.admit(*captured, Some(path), true),
                 Entry::Report(report) => self.enqueue(*report, Some(path)),
             }
         }
     }
 
-    /// Processes a capture and, unless it is a repeat held back or counted,
-    /// puts the report in the outbox. `fresh`: captured by this run (a replay
-    /// from an earlier run was aggregated and rate limited by that run).
+    /// Processes a capture and, unless it is a repeat counted in its window,
+    /// puts the report in the outbox. `fresh`: not processed before (a
+    /// processed report replayed from the spool was aggregated and rate
+    /// limited by the run that wrote it).
     fn admit(&mut self, captured: Captured, spool_file: Option<PathBuf>, fresh: bool) {
         let (raw_key, claimed) = (captured.raw_key, captured.claimed);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -402,10 +450,13 @@ impl Worker {
             .offer(report, spool_file, raw_key, claimed, Instant::now())
         {
             Offer::Send(report, spool_file) => self.send(*report, spool_file, true),
-            Offer::Folded(spool_file) => {
-                // Counted when its window closes.
-                self.ledger.settle(spool_file.is_some(), None);
-                self.discard_file(spool_file);
+            Offer::Folded { discard } => {
+                // Held (in the ledger) until its window closes; the window
+                // keeps one repeat's spool file, the others go.
+                if let Some(path) = discard {
+                    self.ledger.to_memory();
+                    self.discard_file(Some(path));
+                }
             }
         }
         self.emit_ready();
@@ -418,18 +469,47 @@ impl Worker {
             return self.drop_report(spool_file, &STATS.filtered);
         };
         if rate_limited && report.kind != Kind::Panic && !self.limiter.allow(Instant::now()) {
+            // Its window does not open: repeats counted meanwhile share its fate.
+            let absorbed = self.aggregator.forget(&report.group);
+            STATS.dropped_rate_limited.add(absorbed);
             return self.drop_report(spool_file, &STATS.dropped_rate_limited);
         }
         self.enqueue(report, spool_file);
     }
 
     /// The reports that close aggregation windows, carrying their counts.
+    /// Each takes the place of one of its repeats (held in the ledger, or
+    /// absorbed in a slot); the others are counted as aggregated.
     fn emit_ready(&mut self) {
-        for report in self.aggregator.take_ready() {
-            if !self.ledger.admit(false) {
-                STATS.dropped_shutdown.inc();
+        for closed in self.aggregator.take_ready() {
+            let Closed {
+                report,
+                mut held,
+                held_file,
+                mut absorbed,
+            } = closed;
+            if let Some(path) = held_file {
+                if held == 0 {
+                    // The only repeat with a ledger entry is on disk: the
+                    // report takes its place, in memory until it is spooled.
+                    self.ledger.to_memory();
+                    held = 1;
+                } else {
+                    self.ledger.settle(true, Some(&STATS.aggregated));
+                }
+                self.discard_file(Some(path));
+            }
+            if held > 0 {
+                held -= 1;
+            } else if self.ledger.admit(false) {
+                absorbed -= 1;
+            } else {
+                // Shutdown is over: this window's repeats are lost with it.
+                STATS.dropped_shutdown.add(absorbed);
                 continue;
             }
+            self.ledger.settle_many(false, held, &STATS.aggregated);
+            STATS.aggregated.add(absorbed);
             self.received += 1;
             self.send(report, None, false);
         }

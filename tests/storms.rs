@@ -7,11 +7,12 @@
 //! runs is checked in child processes.
 mod common;
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::ffi::OsString;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::{is_child, report_value, run_child};
-use crashbox::{ConfigError, Level, Options, Report, Stats};
+use common::{is_child, report_value, run_child, TempDir};
+use crashbox::{ConfigError, Level, Options, Report, Stats, Transport, TransportError};
 
 static LOCK: Mutex<()> = Mutex::new(());
 
@@ -322,5 +323,225 @@ fn child_fingerprint() {
             .first()
             .map(|f| f.address.as_str())
             .unwrap_or(""),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Repeats are counted even when shutdown gives up, and survive the process.
+
+/// Never returns from `send`: a collector that accepted and never answers.
+struct Stuck;
+impl Transport for Stuck {
+    fn send(&mut self, _: &[Report]) -> Result<(), TransportError> {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+#[test]
+fn a_shutdown_that_gives_up_still_counts_every_repeat() {
+    let out = run_child("child_stuck_shutdown", &[]);
+    assert_eq!(out.value("in_flight"), "0", "{}", out.dump());
+    assert_eq!(out.number("captured"), 21, "{}", out.dump());
+    assert!(
+        out.number("drop_ms") < 2_000,
+        "shutdown waited for the stuck send\n{}",
+        out.dump()
+    );
+}
+
+/// Run by `a_shutdown_that_gives_up_still_counts_every_repeat`.
+#[test]
+fn child_stuck_shutdown() {
+    if !is_child() {
+        return;
+    }
+    let guard = crashbox::init(
+        Options::new()
+            .transport(Stuck)
+            .spool(false)
+            .panic_hook(false)
+            .shutdown_timeout(Duration::from_millis(300)),
+    )
+    .expect("init");
+    // Queued before the worker starts: it takes them in one burst, sends the
+    // first, folds the repeats of the other call site, and gets stuck.
+    fetch_quotes();
+    for _ in 0..10 {
+        retry_twice();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    drop(guard);
+    report_value("drop_ms", start.elapsed().as_millis());
+    let stats = crashbox::stats();
+    report_value("captured", stats.captured);
+    report_value("in_flight", stats.in_flight());
+    println!("{stats:?}");
+}
+
+const SPOOL_ENV: &str = "CRASHBOX_TEST_STORM_SPOOL";
+
+/// Refuses every delivery: reports stay in the spool.
+struct Down;
+impl Transport for Down {
+    fn send(&mut self, _: &[Report]) -> Result<(), TransportError> {
+        Err(TransportError::Retryable("collector down".into()))
+    }
+}
+
+/// Keeps what it receives.
+struct Keep(Arc<Mutex<Vec<Report>>>);
+impl Transport for Keep {
+    fn send(&mut self, reports: &[Report]) -> Result<(), TransportError> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(reports);
+        Ok(())
+    }
+}
+
+#[inline(never)]
+fn panic_in_handler() {
+    let _ = std::panic::catch_unwind(|| -> () { panic!("handler failed: slot 7 is gone") });
+}
+
+#[test]
+fn a_repeated_panic_survives_the_process_dying_inside_its_window() {
+    let spool = TempDir::new("storm-spool");
+    let env = [(SPOOL_ENV, OsString::from(spool.path()))];
+    let first = run_child("child_panic_twice_then_exit", &env);
+    assert_eq!(first.value("exiting"), "true", "{}", first.dump());
+    assert_eq!(first.value("files"), "2", "{}", first.dump());
+    let second = run_child("child_replay_panics", &env);
+    // The first panic (sent at once, refused) and one repeat held by its
+    // window: both were on disk when the process died.
+    assert_eq!(second.value("panics"), "2", "{}", second.dump());
+    assert_eq!(second.value("replayed"), "2", "{}", second.dump());
+}
+
+/// Run by `a_repeated_panic_survives_the_process_dying_inside_its_window`.
+#[test]
+fn child_panic_twice_then_exit() {
+    if !is_child() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|_| {}));
+    let _guard = crashbox::init(
+        Options::new()
+            .transport(Down)
+            .spool_dir(std::env::var_os(SPOOL_ENV).expect("spool dir"))
+            .max_attempts(1),
+    )
+    .expect("init");
+    for _ in 0..3 {
+        panic_in_handler();
+    }
+    // Let the worker take them in: the hook wrote three spool files; the
+    // worker keeps the first's (refused: it stays for the next run) and one
+    // repeat's, and removes the other repeat's.
+    let spool = std::path::PathBuf::from(std::env::var_os(SPOOL_ENV).expect("spool dir"));
+    let reports = || {
+        std::fs::read_dir(&spool)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".report"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let start = Instant::now();
+    while (reports() > 2 || crashbox::stats().spooled == 0)
+        && start.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    report_value("files", reports());
+    report_value("exiting", true);
+    // Dies without shutting down: the window never closes.
+    std::process::exit(0);
+}
+
+/// Run by `a_repeated_panic_survives_the_process_dying_inside_its_window`.
+#[test]
+fn child_replay_panics() {
+    if !is_child() {
+        return;
+    }
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let guard = crashbox::init(
+        Options::new()
+            .transport(Keep(kept.clone()))
+            .spool_dir(std::env::var_os(SPOOL_ENV).expect("spool dir"))
+            .panic_hook(false),
+    )
+    .expect("init");
+    assert!(crashbox::flush(Duration::from_secs(10)));
+    drop(guard);
+    let reports = kept.lock().unwrap_or_else(PoisonError::into_inner);
+    let panics: u64 = reports
+        .iter()
+        .filter(|r| r.kind == crashbox::Kind::Panic)
+        .map(|r| r.count)
+        .sum();
+    report_value("panics", panics);
+    report_value("replayed", crashbox::stats().replayed);
+}
+
+#[test]
+fn the_rate_limit_bounds_reports_including_the_ones_that_close_windows() {
+    let _turn = turn();
+    let guard = memory(Options::new().max_reports_per_minute(10));
+    let before = crashbox::stats();
+    for round in 0..2 {
+        for i in 0..200 {
+            crashbox::capture_message(format!("problem #{i}"), Level::Error);
+        }
+        let _ = round;
+    }
+    assert!(crashbox::flush(Duration::from_secs(10)));
+    let after = crashbox::stats();
+    drop(guard);
+    let reports = crashbox::take_memory_reports();
+    // 10 first reports, and at most one report closing each of their windows.
+    assert!(reports.len() <= 20, "{} reports", reports.len());
+    assert!(reports.len() >= 10);
+    assert_eq!(after.in_flight(), 0, "{after:?}");
+    let d = delta(&before, &after);
+    assert_eq!(d.captured, 400);
+    assert_eq!(d.sent + d.aggregated + d.dropped_rate_limited, 400, "{d:?}");
+}
+
+#[test]
+fn flush_from_before_send_returns_false_at_once() {
+    let _turn = turn();
+    let waited = Arc::new(Mutex::new(Vec::new()));
+    let seen = waited.clone();
+    let guard = memory(Options::new().before_send(move |report| {
+        let start = Instant::now();
+        let flushed = crashbox::flush(Duration::from_secs(5));
+        seen.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((flushed, start.elapsed()));
+        Some(report)
+    }));
+    crashbox::capture_message("flush from inside", Level::Info);
+    let start = Instant::now();
+    assert!(crashbox::flush(Duration::from_secs(10)));
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(guard);
+    let waited = waited.lock().unwrap_or_else(PoisonError::into_inner);
+    assert_eq!(waited.len(), 1);
+    assert!(!waited[0].0, "the worker cannot wait for itself");
+    assert!(
+        waited[0].1 < Duration::from_millis(100),
+        "{:?}",
+        waited[0].1
     );
 }

@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use super::fingerprint::Fnv;
 use crate::report::{ExceptionInfo, Kind, Report, ReportId};
-use crate::stats::STATS;
 
 /// Fingerprints tracked at once (each keeps a copy of its first report);
 /// beyond it the oldest window closes early.
@@ -74,8 +73,10 @@ impl Default for Slots {
     }
 }
 
+/// The slot (from the key's low 8 bits) and the tag (from the other 56).
 fn slot_of(key: u64) -> (usize, u64) {
-    ((key as usize) % SLOTS, (key >> 32) | (1 << 31))
+    let tag = ((key >> 32) ^ ((key >> 8) & u64::from(u32::MAX >> 8))) | (1 << 31);
+    ((key as usize) % SLOTS, tag)
 }
 
 /// What a capture found in its slot.
@@ -139,18 +140,36 @@ struct Group {
     window_end: Instant,
     /// The window's first report, copied for the report that closes it.
     first: Report,
-    /// Repeats that reached the worker.
-    repeats: u64,
+    /// Repeats that reached the worker, still held in the ledger (in memory).
+    held: u64,
+    /// One repeat's spool file (a panic's), kept so that a repeat survives
+    /// the process dying before the window closes; held in the ledger on disk.
+    held_file: Option<PathBuf>,
     /// Raw keys whose slots this group adopted.
     slots: Vec<u64>,
+    /// Repeats of slots freed before the window closed.
+    absorbed_early: u64,
 }
 
 /// What became of an offered report.
 pub(crate) enum Offer {
     /// The first of its window: send it now.
     Send(Box<Report>, Option<PathBuf>),
-    /// A repeat, counted in its window: it goes no further.
-    Folded(Option<PathBuf>),
+    /// A repeat, held in its window; `discard`: its spool file, no longer
+    /// needed (the repeat is held in memory from now on).
+    Folded { discard: Option<PathBuf> },
+}
+
+/// A closed window: its report (a copy of the first, carrying the count),
+/// and the repeats it stands for.
+pub(crate) struct Closed {
+    pub report: Report,
+    /// Repeats held in the ledger in memory.
+    pub held: u64,
+    /// A repeat held in the ledger with this spool file.
+    pub held_file: Option<PathBuf>,
+    /// Repeats counted in slots, never in the ledger.
+    pub absorbed: u64,
 }
 
 /// The worker's side of aggregation.
@@ -159,7 +178,7 @@ pub(crate) struct Aggregator {
     groups: HashMap<u64, Group>,
     raw: HashMap<u64, u64>,
     slots: Arc<Slots>,
-    ready: Vec<Report>,
+    ready: Vec<Closed>,
 }
 
 impl Aggregator {
@@ -186,7 +205,7 @@ impl Aggregator {
         if now >= group.window_end {
             return false;
         }
-        group.repeats += 1;
+        group.held += 1;
         true
     }
 
@@ -222,16 +241,25 @@ impl Aggregator {
         };
         match self.groups.get_mut(&group_key) {
             Some(group) => {
-                group.repeats += 1;
                 for key in adopted {
                     if group.slots.len() < SLOTS_PER_GROUP {
                         group.slots.push(key);
                     } else {
-                        // No room to track it: free it now, its repeats counted here.
-                        group.repeats += self.slots.release(key);
+                        // No room to track it: free it now. Its repeats
+                        // are counted when the window closes.
+                        group.absorbed_early += self.slots.release(key);
                     }
                 }
-                Offer::Folded(spool_file)
+                match spool_file {
+                    Some(path) if group.held_file.is_none() => {
+                        group.held_file = Some(path);
+                        Offer::Folded { discard: None }
+                    }
+                    discard => {
+                        group.held += 1;
+                        Offer::Folded { discard }
+                    }
+                }
             }
             None => {
                 if self.groups.len() >= MAX_GROUPS {
@@ -249,7 +277,9 @@ impl Aggregator {
                     Group {
                         window_end: crate::client::deadline_after_from(now, self.window),
                         first: report.clone(),
-                        repeats: 0,
+                        held: 0,
+                        held_file: None,
+                        absorbed_early: 0,
                         slots: adopted,
                     },
                 );
@@ -263,18 +293,42 @@ impl Aggregator {
         let Some(group) = self.groups.remove(&group_key) else {
             return;
         };
-        let absorbed: u64 = group.slots.iter().map(|&k| self.slots.release(k)).sum();
-        let repeats = group.repeats + absorbed;
+        let absorbed = group.absorbed_early
+            + group
+                .slots
+                .iter()
+                .map(|&k| self.slots.release(k))
+                .sum::<u64>();
+        let repeats = group.held + u64::from(group.held_file.is_some()) + absorbed;
         if repeats == 0 {
             return;
         }
-        // One repeat travels as this report; the others are in its count.
-        STATS.aggregated.add(repeats - 1);
         let mut report = group.first;
         report.id = ReportId::random();
         report.count = repeats;
         report.timestamp = crate::time::rfc3339_millis(std::time::SystemTime::now());
-        self.ready.push(report);
+        self.ready.push(Closed {
+            report,
+            held: group.held,
+            held_file: group.held_file,
+            absorbed,
+        });
+    }
+
+    /// Drops the window that `group` (a report's `group`) just opened, when
+    /// its first report went no further (the rate limit); returns the
+    /// repeats its slots absorbed meanwhile (none reached the worker yet).
+    pub(crate) fn forget(&mut self, group: &str) -> u64 {
+        let group_key = u64::from_str_radix(group, 16).unwrap_or(0);
+        let Some(group) = self.groups.remove(&group_key) else {
+            return 0;
+        };
+        group.absorbed_early
+            + group
+                .slots
+                .iter()
+                .map(|&k| self.slots.release(k))
+                .sum::<u64>()
     }
 
     /// Closes the windows that have ended.
@@ -308,8 +362,8 @@ impl Aggregator {
         self.slots.release(key)
     }
 
-    /// Reports for the windows that closed, carrying their counts.
-    pub(crate) fn take_ready(&mut self) -> Vec<Report> {
+    /// The windows that closed, oldest first.
+    pub(crate) fn take_ready(&mut self) -> Vec<Closed> {
         std::mem::take(&mut self.ready)
     }
 }
@@ -395,7 +449,7 @@ mod tests {
         assert!(!agg.fold_raw(other, now), "unknown key: process it");
         assert!(matches!(
             agg.offer(report("00000000000000aa"), None, Some(other), false, now),
-            Offer::Folded(None)
+            Offer::Folded { discard: None }
         ));
         assert!(agg.fold_raw(other, now));
         assert!(matches!(
@@ -414,9 +468,11 @@ mod tests {
             "bb had no repeats: nothing to close it with"
         );
         // two absorbed by the slot + one folded by fingerprint + one by raw key
-        assert_eq!(ready[0].count, 4);
-        assert_ne!(ready[0].id, first_id);
-        assert!(crate::stats().aggregated >= aggregated + 3);
+        assert_eq!(ready[0].report.count, 4);
+        assert_ne!(ready[0].report.id, first_id);
+        // Two absorbed in the slot, two held (folded on the worker).
+        assert_eq!((ready[0].absorbed, ready[0].held), (2, 2));
+        let _ = aggregated;
         assert_eq!(slots.enter(key), Entry::Claimed, "closing frees the slot");
         assert!(matches!(
             agg.offer(
@@ -428,6 +484,48 @@ mod tests {
             ),
             Offer::Send(..)
         ));
+    }
+
+    #[test]
+    fn a_window_keeps_one_repeats_spool_file_and_lets_the_others_go() {
+        let mut agg = Aggregator::new(Duration::from_secs(60), Arc::new(Slots::default()));
+        let now = Instant::now();
+        let file = |n: &str| Some(PathBuf::from(n));
+        assert!(matches!(
+            agg.offer(report("00000000000000aa"), file("a"), None, false, now),
+            Offer::Send(_, Some(_))
+        ));
+        assert!(matches!(
+            agg.offer(report("00000000000000aa"), file("b"), None, false, now),
+            Offer::Folded { discard: None }
+        ));
+        match agg.offer(report("00000000000000aa"), file("c"), None, false, now) {
+            Offer::Folded {
+                discard: Some(path),
+            } => assert_eq!(path, PathBuf::from("c")),
+            _ => panic!("a second file is not needed"),
+        }
+        agg.close_all();
+        let closed = agg.take_ready().pop().expect("closed");
+        assert_eq!(closed.held_file, file("b"));
+        assert_eq!((closed.held, closed.report.count), (1, 2));
+    }
+
+    #[test]
+    fn a_forgotten_window_returns_what_its_slots_absorbed() {
+        let slots = Arc::new(Slots::default());
+        let mut agg = Aggregator::new(Duration::from_secs(60), slots.clone());
+        let key = 42 << 8;
+        assert_eq!(slots.enter(key), Entry::Claimed);
+        assert_eq!(slots.enter(key), Entry::Absorbed);
+        let first = report("00000000000000cc");
+        assert!(matches!(
+            agg.offer(first, None, Some(key), true, Instant::now()),
+            Offer::Send(..)
+        ));
+        assert_eq!(agg.forget("00000000000000cc"), 1);
+        assert_eq!(agg.next_deadline(), None);
+        assert_eq!(slots.enter(key), Entry::Claimed, "the slot is free again");
     }
 
     #[test]

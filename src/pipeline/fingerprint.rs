@@ -7,9 +7,12 @@
 //! hashes of symbol names are left out, so a rebuild that does not rename
 //! those functions keeps the fingerprint.
 //!
+//! Where no frame has a function name (a stripped binary), the capture's
+//! source location (file and line) stands in for the names.
+//!
 //! A fingerprint set with [`Scope::set_fingerprint`](crate::Scope::set_fingerprint)
 //! replaces it; a part written `{{ default }}` stands for the default one.
-use crate::report::{ExceptionInfo, Frame, Kind};
+use crate::report::{ExceptionInfo, Frame, Kind, Location};
 
 /// FNV-1a, 64 bits: stable across runs, platforms and Rust versions.
 #[derive(Clone, Copy)]
@@ -54,6 +57,7 @@ pub(crate) fn default_hash(
     message: &str,
     exceptions: &[ExceptionInfo],
     frames: &[Frame],
+    location: Option<&Location>,
 ) -> u64 {
     let mut h = Fnv::new().field(match kind {
         Kind::Panic => "panic",
@@ -70,10 +74,18 @@ pub(crate) fn default_hash(
     }
     h = h.bytes(&[0xfe]);
     let any_in_app = frames.iter().any(|f| f.in_app);
+    let mut named = false;
     for frame in frames.iter().filter(|f| f.in_app || !any_in_app) {
         if let Some(function) = &frame.function {
             h = h.field(stable_name(function));
+            named = true;
         }
+    }
+    if let (false, Some(location)) = (named, location) {
+        h = h
+            .bytes(&[0xfd])
+            .field(&location.file)
+            .field(&location.line.to_string());
     }
     h.finish()
 }
@@ -136,14 +148,14 @@ mod tests {
         ];
         let (ea, eb) = (io_error(), io_error());
         assert_eq!(
-            default_hash(Kind::Error, "x", &ea, &a),
-            default_hash(Kind::Error, "y", &eb, &b),
+            default_hash(Kind::Error, "x", &ea, &a, None),
+            default_hash(Kind::Error, "y", &eb, &b, None),
             "only in-app names count, and messages of errors do not"
         );
         let c = [frame("app::save", true, 10, "0x1000")];
         assert_ne!(
-            default_hash(Kind::Error, "x", &ea, &a),
-            default_hash(Kind::Error, "x", &ea, &c)
+            default_hash(Kind::Error, "x", &ea, &a, None),
+            default_hash(Kind::Error, "x", &ea, &c, None)
         );
     }
 
@@ -156,16 +168,16 @@ mod tests {
         }];
         let io = io_error();
         assert_ne!(
-            default_hash(Kind::Error, "", &io, &frames),
-            default_hash(Kind::Error, "", &other, &frames)
+            default_hash(Kind::Error, "", &io, &frames, None),
+            default_hash(Kind::Error, "", &other, &frames, None)
         );
         assert_ne!(
-            default_hash(Kind::Error, "", &io, &frames),
-            default_hash(Kind::Panic, "", &io, &frames)
+            default_hash(Kind::Error, "", &io, &frames, None),
+            default_hash(Kind::Panic, "", &io, &frames, None)
         );
         assert_ne!(
-            default_hash(Kind::Message, "disk full", &[], &frames),
-            default_hash(Kind::Message, "disk empty", &[], &frames)
+            default_hash(Kind::Message, "disk full", &[], &frames, None),
+            default_hash(Kind::Message, "disk empty", &[], &frames, None)
         );
     }
 
@@ -174,8 +186,8 @@ mod tests {
         let a = [frame("tokio::run", false, 1, "0x1")];
         let b = [frame("rayon::run", false, 1, "0x1")];
         assert_ne!(
-            default_hash(Kind::Error, "", &[], &a),
-            default_hash(Kind::Error, "", &[], &b)
+            default_hash(Kind::Error, "", &[], &a, None),
+            default_hash(Kind::Error, "", &[], &b, None)
         );
     }
 
@@ -185,7 +197,7 @@ mod tests {
         // collectors group by it across releases.
         let frames = [frame("app::main", true, 3, "0x1")];
         assert_eq!(
-            to_hex(default_hash(Kind::Error, "", &io_error(), &frames)),
+            to_hex(default_hash(Kind::Error, "", &io_error(), &frames, None)),
             to_hex(
                 Fnv::new()
                     .field("error")
@@ -196,6 +208,31 @@ mod tests {
             )
         );
         assert_eq!(to_hex(Fnv::new().finish()), "cbf29ce484222325");
+    }
+
+    #[test]
+    fn without_function_names_the_location_tells_errors_apart() {
+        let unnamed = [Frame {
+            function: None,
+            ..frame("", true, 0, "0x1")
+        }];
+        let at = |line| Location {
+            file: "src/store.rs".to_owned(),
+            line,
+            column: 9,
+        };
+        let io = io_error();
+        let (a, b) = (at(10), at(20));
+        assert_ne!(
+            default_hash(Kind::Error, "", &io, &unnamed, Some(&a)),
+            default_hash(Kind::Error, "", &io, &unnamed, Some(&b))
+        );
+        // With names, lines do not matter.
+        let named = [frame("app::load", true, 1, "0x1")];
+        assert_eq!(
+            default_hash(Kind::Error, "", &io, &named, Some(&a)),
+            default_hash(Kind::Error, "", &io, &named, Some(&b))
+        );
     }
 
     #[test]

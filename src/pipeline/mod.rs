@@ -176,7 +176,7 @@ impl Processor {
             }
         }
         let group = fingerprint::hash(
-            || fingerprint::default_hash(kind, &message, &exceptions, &frames),
+            || fingerprint::default_hash(kind, &message, &exceptions, &frames, location.as_ref()),
             fingerprint.as_deref(),
         );
         let timestamp = UNIX_EPOCH + Duration::from_millis(timestamp_ms);
