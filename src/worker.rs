@@ -35,18 +35,21 @@ thread_local! {
     static ON_WORKER: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Takes messages off the queue: the first waiting up to `wait` (for ever
-/// when `None`), then up to `burst` in all without waiting; a shutdown
-/// request also takes everything behind it. `None`: the client is gone.
+/// Takes messages off the queue: the first (unless `first` is given)
+/// waiting up to `wait` (for ever when `None`), then up to `burst` in all
+/// without waiting; a shutdown request also takes everything behind it.
+/// `None`: the client is gone.
 fn receive(
     rx: &Mutex<Receiver<Message>>,
+    first: Option<Message>,
     wait: Option<Duration>,
     burst: usize,
 ) -> Option<Vec<Message>> {
     let guard = rx.lock().unwrap_or_else(PoisonError::into_inner);
-    let first = match wait {
-        None => guard.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        Some(wait) => guard.recv_timeout(wait),
+    let first = match (first, wait) {
+        (Some(message), _) => Ok(message),
+        (None, None) => guard.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        (None, Some(wait)) => guard.recv_timeout(wait),
     };
     let first = match first {
         Ok(message) => message,
@@ -271,8 +274,13 @@ impl Worker {
         let _reentry = crate::capture::Reentry::enter();
         let _ = ON_WORKER.try_with(|w| w.set(true));
         // Let `init` return before the start-up work below (reading files,
-        // growing the heap) competes with it for the process's memory map.
-        std::thread::sleep(STARTUP_DELAY);
+        // growing the heap) competes with it for the process's memory map;
+        // a message (a capture, or a shutdown right after init) ends the wait.
+        let mut early = rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recv_timeout(STARTUP_DELAY)
+            .ok();
         // Gather the machine facts now, off every caller's thread.
         let _ = crate::context::get();
         crate::capture::modules::preload();
@@ -302,7 +310,7 @@ impl Worker {
                     Some(_) => RECEIVE_BURST,
                     None => RECEIVE_BURST.min(OUTBOX_CAPACITY.saturating_sub(self.outbox.len())),
                 };
-                let Some(batch) = receive(&rx, wait, burst) else {
+                let Some(batch) = receive(&rx, early.take(), wait, burst) else {
                     self.finish(Instant::now());
                     return;
                 };
