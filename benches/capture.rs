@@ -8,48 +8,18 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use crashbox::{Level, Options, Report, Transport, TransportError};
+use crashbox::{Level, Options};
 use criterion::{criterion_group, criterion_main, Criterion};
 
-/// Calls `f` with `depth` more frames on the stack.
-#[inline(never)]
-fn at_depth<R>(depth: usize, f: &mut dyn FnMut() -> R) -> R {
-    if depth == 0 {
-        f()
-    } else {
-        black_box(at_depth(black_box(depth - 1), f))
-    }
-}
+mod support;
+use support::{at_depth, Chained, Discard, DEPTH};
 
-const DEPTH: usize = 20;
-
-#[derive(Debug)]
-struct Io(std::io::Error);
-impl std::fmt::Display for Io {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("reading the ledger failed")
-    }
-}
-impl std::error::Error for Io {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
-fn error() -> Io {
-    Io(std::io::Error::new(
+fn error() -> Chained {
+    Chained::new(
+        "reading the ledger failed",
         std::io::ErrorKind::NotFound,
         "ledger.db",
-    ))
-}
-
-/// Accepts and discards: the bench measures the caller, not a collector.
-struct Discard;
-impl Transport for Discard {
-    fn send(&mut self, reports: &[Report]) -> Result<(), TransportError> {
-        black_box(reports);
-        Ok(())
-    }
+    )
 }
 
 fn benches(c: &mut Criterion) {

@@ -6,32 +6,14 @@
 //! - `panic/no_client/depth20`: `catch_unwind` of a panic with only a silent hook (the floor);
 //! - `panic/spooled/depth20`: the same with crashbox installed, spool on, one panic at a time;
 //! - `panic/spooled_storm/depth20`: back-to-back panics, faster than the worker keeps up.
-use std::hint::black_box;
 use std::panic::catch_unwind;
 use std::time::{Duration, Instant};
 
-use crashbox::{Options, Report, Transport, TransportError};
+use crashbox::Options;
 use criterion::{criterion_group, criterion_main, Criterion};
 
-#[inline(never)]
-fn at_depth(depth: usize, f: &mut dyn FnMut()) {
-    if depth == 0 {
-        f()
-    } else {
-        at_depth(black_box(depth - 1), f);
-        black_box(());
-    }
-}
-
-const DEPTH: usize = 20;
-
-struct Discard;
-impl Transport for Discard {
-    fn send(&mut self, reports: &[Report]) -> Result<(), TransportError> {
-        black_box(reports);
-        Ok(())
-    }
-}
+mod support;
+use support::{at_depth, Discard, DEPTH};
 
 fn panic_once() -> Duration {
     let start = Instant::now();

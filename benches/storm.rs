@@ -13,32 +13,11 @@ use std::time::{Duration, Instant};
 
 use crashbox::{Options, Report, Transport, TransportError};
 
+mod support;
+use support::{at_depth, Chained, DEPTH};
+
 const THREADS: usize = 2;
 const PER_THREAD: u64 = 100_000;
-const DEPTH: usize = 20;
-
-/// Calls `f` with `depth` more frames on the stack.
-#[inline(never)]
-fn at_depth<R>(depth: usize, f: &mut dyn FnMut() -> R) -> R {
-    if depth == 0 {
-        f()
-    } else {
-        black_box(at_depth(black_box(depth - 1), f))
-    }
-}
-
-#[derive(Debug)]
-struct Timeout(std::io::Error);
-impl std::fmt::Display for Timeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("upstream timed out")
-    }
-}
-impl std::error::Error for Timeout {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
 
 /// Counts the reports and the occurrences they stand for, then discards them.
 struct Counting {
@@ -69,10 +48,11 @@ fn storm() -> Duration {
     let threads: Vec<_> = (0..THREADS)
         .map(|_| {
             std::thread::spawn(|| {
-                let err = Timeout(std::io::Error::new(
+                let err = Chained::new(
+                    "upstream timed out",
                     std::io::ErrorKind::TimedOut,
                     "10.0.0.7:5432",
-                ));
+                );
                 for _ in 0..PER_THREAD {
                     at_depth(DEPTH, &mut || black_box(crashbox::capture_error(&err)));
                 }

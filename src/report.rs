@@ -202,6 +202,18 @@ impl User {
             ..User::default()
         }
     }
+
+    /// The fields that are set.
+    pub(crate) fn fields_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        [
+            &mut self.id,
+            &mut self.username,
+            &mut self.email,
+            &mut self.ip_address,
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 /// Something that happened before a report, kept in a bounded ring.

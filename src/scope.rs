@@ -99,15 +99,7 @@ impl Scope {
     /// Sets (or with `None`, clears) the user.
     pub fn set_user(&mut self, user: Option<User>) {
         self.user = user.map(|mut user| {
-            for field in [
-                &mut user.id,
-                &mut user.username,
-                &mut user.email,
-                &mut user.ip_address,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for field in user.fields_mut() {
                 if limits::truncate(field, limits::MAX_NAME_BYTES) {
                     self.note_truncated("user".to_owned());
                 }

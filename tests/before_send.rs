@@ -15,59 +15,15 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use common::{is_child, one_by_one, parse_stats, print_stats, report_value, run_child};
-use crashbox::{Breadcrumb, Kind, Level, Options, Report, Scope, Stats};
-
-/// Serializes the tests of this file that install a client.
-static LOCK: Mutex<()> = Mutex::new(());
+use common::{is_child, parse_stats, print_stats, report_value, run_child, MemoryClient};
+use crashbox::{Breadcrumb, Kind, Level, Options, Report, Stats};
 
 /// Long enough for a loaded 2-core machine (the first report loads debug info).
 const FLUSH: Duration = Duration::from_secs(30);
-
-/// A client on the `memory` collector, installed while this lives, with the
-/// global scope, breadcrumbs and the memory collector emptied first.
-struct Client {
-    // Field order: shut the client down before letting the next test in.
-    guard: Option<crashbox::Guard>,
-    _lock: MutexGuard<'static, ()>,
-}
-
-impl Client {
-    fn start(options: Options) -> Client {
-        let lock = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-        reset_global_state();
-        let guard = crashbox::init(one_by_one(options.collector("memory"))).expect("init");
-        Client {
-            guard: Some(guard),
-            _lock: lock,
-        }
-    }
-
-    /// Drops the guard (delivering what is queued) and returns the reports
-    /// the memory collector got.
-    fn shut_down(&mut self) -> Vec<Report> {
-        drop(self.guard.take());
-        crashbox::take_memory_reports()
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        drop(self.guard.take());
-        reset_global_state();
-    }
-}
-
-/// Forgets what earlier tests left in the process-wide hub and the memory collector.
-fn reset_global_state() {
-    crashbox::configure_scope(|scope| *scope = Scope::default());
-    crashbox::clear_breadcrumbs();
-    crashbox::take_memory_reports();
-}
 
 /// `after - before`, counter by counter, for the ones these tests check.
 #[derive(Debug)]
@@ -93,7 +49,7 @@ fn delta(before: &Stats, after: &Stats) -> Delta {
 
 #[test]
 fn before_send_changes_and_drops_reports() {
-    let mut client = Client::start(Options::new().before_send(|mut report| {
+    let mut client = MemoryClient::start(Options::new().before_send(|mut report| {
         if report.message.starts_with("drop-me") {
             return None;
         }
@@ -142,7 +98,7 @@ type SeenThread = (Option<String>, ThreadId);
 fn before_send_runs_on_the_worker_thread() {
     let seen: Arc<Mutex<Vec<SeenThread>>> = Arc::default();
     let record = seen.clone();
-    let mut client = Client::start(Options::new().before_send(move |report| {
+    let mut client = MemoryClient::start(Options::new().before_send(move |report| {
         let thread = std::thread::current();
         record
             .lock()
@@ -185,7 +141,7 @@ const HOOK_PANIC: &str = "before_send hook exploded";
 /// Run by the panicking-hook tests: the hook first changes the report (a
 /// tag, the message) and then panics for every third capture.
 fn panicking_hook_scenario() -> (Vec<Report>, Vec<String>, Delta, usize) {
-    let mut client = Client::start(Options::new().before_send(|mut report| {
+    let mut client = MemoryClient::start(Options::new().before_send(|mut report| {
         let explode = report.message.ends_with("explode");
         report.tags.insert("touched".into(), "yes".into());
         report.message.push_str(" (changed)");
@@ -295,7 +251,7 @@ fn a_before_send_that_reports_does_not_deadlock_or_loop() {
     // Captures from inside the hook that were taken (returned an id).
     let taken = Arc::new(AtomicUsize::new(0));
     let (counter, hook_taken) = (calls.clone(), taken.clone());
-    let mut client = Client::start(Options::new().before_send(move |report| {
+    let mut client = MemoryClient::start(Options::new().before_send(move |report| {
         let n = counter.fetch_add(1, Ordering::SeqCst);
         let from_hook = crashbox::capture_error(&std::io::Error::other("captured by the hook"));
         let message = crashbox::capture_message("message from the hook", Level::Error);
@@ -400,7 +356,7 @@ fn child_accounting() {
     if !is_child() {
         return;
     }
-    let mut client = Client::start(
+    let mut client = MemoryClient::start(
         Options::new().before_send(|report| (!report.message.contains("secret")).then_some(report)),
     );
     for i in 0..ACCOUNTED / 2 {

@@ -30,21 +30,13 @@ mod http_server;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use common::{is_child, one_by_one, report_value, run_child, TempDir};
+use common::{client_turn, is_child, report_value, run_child, MemoryClient, TempDir};
 use crashbox::{
-    testing, Breadcrumb, Kind, Level, Options, Report, Scope, Transport, TransportError, User,
+    testing, Breadcrumb, Kind, Level, Options, Report, Transport, TransportError, User,
 };
 use serde_json::{json, Value};
-
-/// Serializes this file's in-process tests (see the module docs).
-static LOCK: Mutex<()> = Mutex::new(());
-
-fn lock() -> MutexGuard<'static, ()> {
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Long enough for a loaded 2-core machine (the first report loads debug info).
 const FLUSH: Duration = Duration::from_secs(30);
@@ -150,7 +142,7 @@ fn fill_scope_with_secrets() {
 
 #[test]
 fn secrets_are_redacted_everywhere_in_a_report() {
-    let _lock = lock();
+    let _turn = client_turn();
     let ((), reports) = testing::capture(|| {
         fill_scope_with_secrets();
         crashbox::capture_error(&login_error());
@@ -334,7 +326,7 @@ fn report_with_keys(keys: &[&str]) -> Report {
 
 #[test]
 fn values_under_secret_keys_are_redacted_in_tags_extra_and_breadcrumbs() {
-    let _lock = lock();
+    let _turn = client_turn();
     let report = report_with_keys(SECRET_KEYS);
     assert_eq!(report.breadcrumbs.len(), SECRET_KEYS.len());
     for (i, key) in SECRET_KEYS.iter().enumerate() {
@@ -354,7 +346,7 @@ fn values_under_secret_keys_are_redacted_in_tags_extra_and_breadcrumbs() {
 
 #[test]
 fn harmless_look_alike_keys_are_left_alone() {
-    let _lock = lock();
+    let _turn = client_turn();
     let report = report_with_keys(HARMLESS_KEYS);
     for (i, key) in HARMLESS_KEYS.iter().enumerate() {
         let value = plain_value(i);
@@ -390,7 +382,7 @@ const HARMLESS_TEXTS: &[&str] = &[
 
 #[test]
 fn harmless_look_alike_text_is_left_alone() {
-    let _lock = lock();
+    let _turn = client_turn();
     let ((), reports) = testing::capture(|| {
         for (i, text) in HARMLESS_TEXTS.iter().enumerate() {
             crashbox::with_scope(
@@ -428,49 +420,9 @@ fn harmless_look_alike_text_is_left_alone() {
 // ---------------------------------------------------------------------------
 // Options, through an installed client and the `memory` collector.
 
-/// A client on the `memory` collector, installed while this lives, with the
-/// global scope, breadcrumbs and the memory collector emptied first.
-struct Client {
-    // Field order: shut the client down before letting the next test in.
-    guard: Option<crashbox::Guard>,
-    _lock: MutexGuard<'static, ()>,
-}
-
-impl Client {
-    fn start(options: Options) -> Client {
-        let lock = lock();
-        reset_global_state();
-        let guard = crashbox::init(one_by_one(options.collector("memory"))).expect("init");
-        Client {
-            guard: Some(guard),
-            _lock: lock,
-        }
-    }
-
-    /// Flushes, and returns the reports the memory collector got.
-    fn reports(&self) -> Vec<Report> {
-        assert!(crashbox::flush(FLUSH), "flush timed out");
-        crashbox::take_memory_reports()
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        drop(self.guard.take());
-        reset_global_state();
-    }
-}
-
-/// Forgets what earlier tests left in the process-wide hub and the memory collector.
-fn reset_global_state() {
-    crashbox::configure_scope(|scope| *scope = Scope::default());
-    crashbox::clear_breadcrumbs();
-    crashbox::take_memory_reports();
-}
-
 #[test]
 fn scrub_false_delivers_values_unchanged() {
-    let client = Client::start(Options::new().scrub(false));
+    let client = MemoryClient::start(Options::new().scrub(false));
     crashbox::configure_scope(|scope| {
         scope.set_tag("api_key", "k-live-51HxQ9");
         scope.set_extra("password", "hunter2");
@@ -502,7 +454,7 @@ fn scrub_false_delivers_values_unchanged() {
 
 #[test]
 fn scrubbing_is_on_by_default_with_an_installed_client() {
-    let client = Client::start(Options::new());
+    let client = MemoryClient::start(Options::new());
     crashbox::configure_scope(|scope| scope.set_tag("api_key", "k-live-51HxQ9"));
     crashbox::add_breadcrumb(Breadcrumb::new("login").data("token", "tok_77aa88bb99"));
     crashbox::capture_error(&login_error()).expect("captured");
@@ -515,7 +467,7 @@ fn scrubbing_is_on_by_default_with_an_installed_client() {
 
 #[test]
 fn scrub_keys_adds_keys_to_the_built_in_ones() {
-    let client = Client::start(Options::new().scrub_keys(["ssn"]));
+    let client = MemoryClient::start(Options::new().scrub_keys(["ssn"]));
     crashbox::configure_scope(|scope| {
         scope.set_tag("customer_ssn", "123-45-6789");
         scope.set_tag("ssn_count", "3");
@@ -697,7 +649,7 @@ fn child_spool_secrets() {
 
 #[test]
 fn by_default_no_user_is_made_up_and_explicit_users_are_kept() {
-    let _lock = lock();
+    let _turn = client_turn();
     let ((), reports) = testing::capture(|| {
         crashbox::capture_message("no user", Level::Info);
         crashbox::configure_scope(|scope| {
@@ -754,7 +706,7 @@ fn child_default_pii() {
         return;
     }
     for (label, pii) in [("off", false), ("on", true)] {
-        let client = Client::start(Options::new().send_default_pii(pii));
+        let client = MemoryClient::start(Options::new().send_default_pii(pii));
         crashbox::capture_message("no user", Level::Info).expect("captured");
         crashbox::configure_scope(|s| s.set_user(Some(User::with_id("42"))));
         crashbox::capture_message("id only", Level::Info).expect("captured");

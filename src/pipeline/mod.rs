@@ -83,18 +83,8 @@ impl Settings {
             scrubber.scrub_entry(key, value);
         }
         scrub_map(scrubber, &mut captured.extra);
-        if let Some(user) = &mut captured.user {
-            for field in [
-                &mut user.id,
-                &mut user.username,
-                &mut user.email,
-                &mut user.ip_address,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                scrubber.scrub_text(field);
-            }
+        for field in captured.user.iter_mut().flat_map(User::fields_mut) {
+            scrubber.scrub_text(field);
         }
         for crumb in &mut captured.breadcrumbs {
             scrubber.scrub_text(&mut crumb.message);

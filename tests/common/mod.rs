@@ -538,3 +538,64 @@ pub fn is_rfc3339_utc_millis(s: &str) -> bool {
 pub fn is_lower_hex_32(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
+
+/// Serializes a test binary's in-process tests that install a client (one
+/// client per process at a time).
+static CLIENT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes the turn of the in-process tests that install a client (or that
+/// depend on the installed client, as `testing::capture` does for settings).
+pub fn client_turn() -> std::sync::MutexGuard<'static, ()> {
+    CLIENT_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A client on the `memory` collector with every capture sent on its own,
+/// installed while this lives (and holding [`client_turn`]), with the global
+/// scope, breadcrumbs and the memory collector emptied before and after.
+pub struct MemoryClient {
+    // Field order: shut the client down before letting the next test in.
+    guard: Option<crashbox::Guard>,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl MemoryClient {
+    pub fn start(options: Options) -> MemoryClient {
+        let turn = client_turn();
+        reset_global_state();
+        let guard = crashbox::init(one_by_one(options.collector("memory"))).expect("init");
+        MemoryClient {
+            guard: Some(guard),
+            _turn: turn,
+        }
+    }
+
+    /// Flushes (up to 30 s: the first report loads debug info), and returns
+    /// the reports the memory collector got.
+    pub fn reports(&self) -> Vec<crashbox::Report> {
+        assert!(crashbox::flush(Duration::from_secs(30)), "flush timed out");
+        crashbox::take_memory_reports()
+    }
+
+    /// Drops the guard (delivering what is queued) and returns the reports
+    /// the memory collector got.
+    pub fn shut_down(&mut self) -> Vec<crashbox::Report> {
+        drop(self.guard.take());
+        crashbox::take_memory_reports()
+    }
+}
+
+impl Drop for MemoryClient {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        reset_global_state();
+    }
+}
+
+/// Forgets what earlier tests left in the process-wide hub and the memory collector.
+pub fn reset_global_state() {
+    crashbox::configure_scope(|scope| *scope = crashbox::Scope::default());
+    crashbox::clear_breadcrumbs();
+    crashbox::take_memory_reports();
+}
