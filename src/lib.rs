@@ -32,11 +32,15 @@
 //!
 //! The caller's thread walks the stack (addresses only), reads the error's
 //! source chain, snapshots the scope and queues the capture without blocking;
-//! a full queue drops the capture and counts it ([`stats`]). The worker
-//! thread resolves symbols (cached by address), trims crashbox's and the
-//! panic machinery's frames, marks in-app frames, merges scopes, adds the
-//! machine context, enforces the [`limits`], runs `before_send` and hands
-//! batches to the [`Transport`].
+//! a full queue drops the capture and counts it ([`stats`]). A repeat of an
+//! error already reported in the current aggregation window is only counted,
+//! with one compare-and-swap. The worker thread scrubs secrets, resolves
+//! symbols (cached by address), trims crashbox's and the panic machinery's
+//! frames, marks in-app frames, merges scopes, adds the machine context,
+//! fingerprints the report, enforces the [`limits`], aggregates repeats
+//! ([`Options::aggregation_window`]), runs `before_send`, applies the rate
+//! limit and hands batches to the [`Transport`]. Every capture ends in
+//! exactly one counter of [`Stats`] (see [`Stats::in_flight`]).
 #![warn(missing_docs)]
 
 mod capture;
