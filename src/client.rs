@@ -15,7 +15,7 @@ use crate::report::ReportId;
 use crate::scope::Hub;
 use crate::spool::{EntryRef, LastRun, Spool};
 use crate::stats::STATS;
-use crate::worker::{Ledger, Message, Worker};
+use crate::worker::{Inbox, Ledger, Message, Worker};
 
 static LAST_RUN: RwLock<Option<LastRun>> = RwLock::new(None);
 
@@ -104,7 +104,7 @@ pub(crate) fn current_settings() -> Option<Arc<Settings>> {
 pub(crate) struct Client {
     tx: SyncSender<Message>,
     /// The queue's other end, shared with the worker (see `Worker::run`).
-    rx: Arc<Mutex<mpsc::Receiver<Message>>>,
+    inbox: Arc<Mutex<Inbox>>,
     settings: Arc<Settings>,
     spool: Option<Arc<Spool>>,
     last_run: LastRun,
@@ -229,9 +229,9 @@ impl Client {
     /// is stuck in a send) to the spool, in the raw form the next run
     /// resolves, until `deadline`; without a spool it is dropped and counted.
     fn spool_queued(&self, deadline: Instant) {
-        let rx = loop {
-            match self.rx.try_lock() {
-                Ok(rx) => break rx,
+        let mut inbox = loop {
+            match self.inbox.try_lock() {
+                Ok(inbox) => break inbox,
                 Err(TryLockError::Poisoned(poisoned)) => break poisoned.into_inner(),
                 // The worker is taking messages in: it will be done shortly.
                 Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
@@ -241,7 +241,9 @@ impl Client {
             }
         };
         while Instant::now() < deadline {
-            let Ok(message) = rx.try_recv() else { break };
+            let Some(message) = inbox.try_next() else {
+                break;
+            };
             match message {
                 Message::Report(pending) => {
                     let captured = self.raw_capture(*pending);
@@ -387,8 +389,8 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     *LAST_RUN.write().unwrap_or_else(PoisonError::into_inner) = last_run;
     let settings = Arc::new(Settings::from_options(&options));
     let (tx, rx) = mpsc::sync_channel(options.queue_capacity);
-    let rx = Arc::new(Mutex::new(rx));
-    let worker_rx = rx.clone();
+    let inbox = Inbox::new(rx);
+    let worker_inbox = inbox.clone();
     let ledger = Arc::new(Ledger::default());
     let slots = Arc::new(Slots::default());
     let worker = Worker::new(
@@ -401,7 +403,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     );
     let handle = match std::thread::Builder::new()
         .name("crashbox-worker".to_owned())
-        .spawn(move || worker.run(worker_rx))
+        .spawn(move || worker.run(worker_inbox))
     {
         Ok(handle) => handle,
         Err(e) => {
@@ -412,7 +414,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     Hub::global().set_max_breadcrumbs(options.max_breadcrumbs);
     *CLIENT.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Client {
         tx,
-        rx,
+        inbox,
         settings,
         spool,
         last_run: last_run.unwrap_or_default(),

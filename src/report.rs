@@ -368,7 +368,9 @@ pub struct Report {
     /// The report's fingerprint as 16 hex digits: reports with the same
     /// group are occurrences of one problem, and are aggregated. By default a
     /// hash of the kind, the exception types (the text, for a message) and
-    /// the in-app frames' function names; from `fingerprint` when one is set.
+    /// the in-app frames' function names (all frames' when none is in-app,
+    /// plus the capture's file and line when no in-app frame has a name);
+    /// from `fingerprint` when one is set.
     #[serde(default)]
     pub group: String,
     /// How many occurrences this report stands for: 1, or for the report

@@ -35,35 +35,62 @@ thread_local! {
     static ON_WORKER: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Takes messages off the queue: the first (unless `first` is given)
-/// waiting up to `wait` (for ever when `None`), then up to `burst` in all
-/// without waiting; a shutdown request also takes everything behind it.
-/// `None`: the client is gone.
+/// The queue's receiving end, and the messages the worker took off it but
+/// has not handled yet. Shared with the client: shutdown moves both to the
+/// spool when the worker is stuck.
+pub(crate) struct Inbox {
+    pub rx: Receiver<Message>,
+    pub taken: VecDeque<Message>,
+}
+
+impl Inbox {
+    pub(crate) fn new(rx: Receiver<Message>) -> Arc<Mutex<Inbox>> {
+        Arc::new(Mutex::new(Inbox {
+            rx,
+            taken: VecDeque::new(),
+        }))
+    }
+
+    /// The next message to handle, in queue order.
+    pub(crate) fn try_next(&mut self) -> Option<Message> {
+        self.taken.pop_front().or_else(|| self.rx.try_recv().ok())
+    }
+}
+
+/// Takes messages off the queue into `inbox.taken`: the first (unless
+/// `first` is given) waiting up to `wait` (for ever when `None`), then up to
+/// `burst` in all without waiting; a shutdown request also takes everything
+/// behind it. `false`: the client is gone.
 fn receive(
-    rx: &Mutex<Receiver<Message>>,
+    inbox: &Mutex<Inbox>,
     first: Option<Message>,
     wait: Option<Duration>,
     burst: usize,
-) -> Option<Vec<Message>> {
-    let guard = rx.lock().unwrap_or_else(PoisonError::into_inner);
+) -> bool {
+    let mut inbox = inbox.lock().unwrap_or_else(PoisonError::into_inner);
+    if !inbox.taken.is_empty() {
+        return true;
+    }
     let first = match (first, wait) {
         (Some(message), _) => Ok(message),
-        (None, None) => guard.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        (None, Some(wait)) => guard.recv_timeout(wait),
+        (None, None) => inbox.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        (None, Some(wait)) => inbox.rx.recv_timeout(wait),
     };
     let first = match first {
         Ok(message) => message,
-        Err(RecvTimeoutError::Timeout) => return Some(Vec::new()),
-        Err(RecvTimeoutError::Disconnected) => return None,
+        Err(RecvTimeoutError::Timeout) => return true,
+        Err(RecvTimeoutError::Disconnected) => return false,
     };
     let mut stopping = matches!(first, Message::Shutdown { .. });
-    let mut batch = vec![first];
-    while stopping || batch.len() < burst {
-        let Ok(message) = guard.try_recv() else { break };
+    inbox.taken.push_back(first);
+    while stopping || inbox.taken.len() < burst {
+        let Ok(message) = inbox.rx.try_recv() else {
+            break;
+        };
         stopping |= matches!(message, Message::Shutdown { .. });
-        batch.push(message);
+        inbox.taken.push_back(message);
     }
-    Some(batch)
+    true
 }
 
 /// How long the worker waits before its start-up work.
@@ -152,9 +179,10 @@ impl Ledger {
         self.update(|s| (held(s, false) > 0).then(|| s - IN_MEMORY + ON_DISK));
     }
 
-    /// A report held in the spool is now held in memory only (its file was removed).
-    fn to_memory(&self) {
-        self.update(|s| (held(s, true) > 0).then(|| s - ON_DISK + IN_MEMORY));
+    /// A report held in the spool is to be held in memory only (its file
+    /// removed); `false` once closed (the file was counted as spooled: keep it).
+    fn to_memory(&self) -> bool {
+        self.update(|s| (held(s, true) > 0).then(|| s - ON_DISK + IN_MEMORY))
     }
 
     /// Lets up to `n` reports go under `counter` at once.
@@ -265,10 +293,11 @@ impl Worker {
     }
 
     /// The worker's loop. The queue's receiving end is shared with the
-    /// client behind a mutex that the worker holds while it takes messages
-    /// in, never while it sends: a shutdown that gives up on a worker stuck
-    /// in a send can still move what is queued to the spool.
-    pub(crate) fn run(mut self, rx: Arc<Mutex<Receiver<Message>>>) {
+    /// client (see [`Inbox`]) behind a mutex that the worker holds while it
+    /// takes messages in, never while it handles or sends them: a shutdown
+    /// that gives up on a stuck worker can still move what is queued to the
+    /// spool.
+    pub(crate) fn run(mut self, inbox: Arc<Mutex<Inbox>>) {
         // A panic on this thread (a transport's, a before_send's) is caught and
         // counted where it happens; reporting it would feed the worker its own failures.
         let _reentry = crate::capture::Reentry::enter();
@@ -276,9 +305,10 @@ impl Worker {
         // Let `init` return before the start-up work below (reading files,
         // growing the heap) competes with it for the process's memory map;
         // a message (a capture, or a shutdown right after init) ends the wait.
-        let mut early = rx
+        let mut early = inbox
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .rx
             .recv_timeout(STARTUP_DELAY)
             .ok();
         // Gather the machine facts now, off every caller's thread.
@@ -310,19 +340,26 @@ impl Worker {
                     Some(_) => RECEIVE_BURST,
                     None => RECEIVE_BURST.min(OUTBOX_CAPACITY.saturating_sub(self.outbox.len())),
                 };
-                let Some(batch) = receive(&rx, early.take(), wait, burst) else {
+                if !receive(&inbox, early.take(), wait, burst) {
                     self.finish(Instant::now());
                     return;
-                };
-                // The queue is let go before anything is processed: processing
-                // runs user code (before_send), and the client may need the
-                // queue meanwhile (shutdown moves what is queued to the spool).
+                }
+                // One message at a time, the inbox let go while it is
+                // handled: handling runs user code (before_send), and a
+                // shutdown that gives up on us moves what we have not
+                // handled yet to the spool.
                 let mut stop = None;
-                for message in batch {
+                loop {
                     if self.ledger.is_closed() {
                         // Shutdown gave up on us and counted what we hold.
                         return;
                     }
+                    let next = inbox
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .taken
+                        .pop_front();
+                    let Some(message) = next else { break };
                     if let Step::Stop { done, deadline } = self.handle(message) {
                         stop = Some((done, deadline));
                     }
@@ -462,8 +499,9 @@ impl Worker {
                 // Held (in the ledger) until its window closes; the window
                 // keeps one repeat's spool file, the others go.
                 if let Some(path) = discard {
-                    self.ledger.to_memory();
-                    self.discard_file(Some(path));
+                    if self.ledger.to_memory() {
+                        self.discard_file(Some(path));
+                    }
                 }
             }
         }
@@ -473,12 +511,14 @@ impl Worker {
     /// Runs `before_send` and, for a first report held to the rate limit,
     /// takes a token; then queues the report for delivery.
     fn send(&mut self, report: Report, spool_file: Option<PathBuf>, rate_limited: bool) {
+        // The window this report opened, as aggregation knows it (before_send may change it).
+        let group = report.group.clone();
         let Some(report) = self.processor.before_send(report) else {
             return self.drop_report(spool_file, &STATS.filtered);
         };
         if rate_limited && report.kind != Kind::Panic && !self.limiter.allow(Instant::now()) {
             // Its window does not open: repeats counted meanwhile share its fate.
-            let absorbed = self.aggregator.forget(&report.group);
+            let absorbed = self.aggregator.forget(&group);
             STATS.dropped_rate_limited.add(absorbed);
             return self.drop_report(spool_file, &STATS.dropped_rate_limited);
         }
@@ -496,11 +536,20 @@ impl Worker {
                 held_file,
                 mut absorbed,
             } = closed;
+            if self.ledger.is_closed() {
+                // Shutdown gave up on us: it counted the repeats held (and
+                // kept the spool file); those only in slots are lost.
+                STATS.dropped_shutdown.add(absorbed);
+                continue;
+            }
             if let Some(path) = held_file {
                 if held == 0 {
                     // The only repeat with a ledger entry is on disk: the
                     // report takes its place, in memory until it is spooled.
-                    self.ledger.to_memory();
+                    if !self.ledger.to_memory() {
+                        STATS.dropped_shutdown.add(absorbed);
+                        continue;
+                    }
                     held = 1;
                 } else {
                     self.ledger.settle(true, Some(&STATS.aggregated));

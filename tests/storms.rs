@@ -545,3 +545,51 @@ fn flush_from_before_send_returns_false_at_once() {
         waited[0].1
     );
 }
+
+#[test]
+fn a_slow_before_send_does_not_keep_shutdown_from_spooling_what_is_queued() {
+    let spool = TempDir::new("slow-hook-spool");
+    let out = run_child(
+        "child_slow_before_send",
+        &[(SPOOL_ENV, OsString::from(spool.path()))],
+    );
+    assert_eq!(out.value("in_flight"), "0", "{}", out.dump());
+    // One report is in the hook when shutdown gives up; the other 49 are
+    // moved to the spool, whether still queued or already taken in.
+    assert!(out.number("spooled") >= 49, "{}", out.dump());
+    let files = std::fs::read_dir(spool.path())
+        .expect("spool dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".report"))
+        .count();
+    assert!(files >= 49, "{files} report files\n{}", out.dump());
+}
+
+/// Run by `a_slow_before_send_does_not_keep_shutdown_from_spooling_what_is_queued`.
+#[test]
+fn child_slow_before_send() {
+    if !is_child() {
+        return;
+    }
+    let guard = crashbox::init(
+        common::one_by_one(Options::new())
+            .transport(Down)
+            .spool_dir(std::env::var_os(SPOOL_ENV).expect("spool dir"))
+            .panic_hook(false)
+            .shutdown_timeout(Duration::from_millis(300))
+            .before_send(|report| {
+                std::thread::sleep(Duration::from_secs(3));
+                Some(report)
+            }),
+    )
+    .expect("init");
+    for i in 0..50 {
+        crashbox::capture_message(format!("queued behind a slow hook #{i}"), Level::Error);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    drop(guard);
+    let stats = crashbox::stats();
+    report_value("spooled", stats.spooled);
+    report_value("in_flight", stats.in_flight());
+    println!("{stats:?}");
+}

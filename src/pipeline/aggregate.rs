@@ -36,8 +36,6 @@ pub(crate) const MAX_GROUPS: usize = 256;
 const MAX_RAW_KEYS: usize = 4096;
 /// Caller-side slots; a raw key maps to one by its low bits.
 const SLOTS: usize = 256;
-/// Slots one fingerprint may adopt (captures of it from several call sites).
-const SLOTS_PER_GROUP: usize = 8;
 const COUNT_MASK: u64 = u32::MAX as u64;
 
 /// The raw key of a capture, computed on the caller's thread.
@@ -147,8 +145,6 @@ struct Group {
     held_file: Option<PathBuf>,
     /// Raw keys whose slots this group adopted.
     slots: Vec<u64>,
-    /// Repeats of slots freed before the window closed.
-    absorbed_early: u64,
 }
 
 /// What became of an offered report.
@@ -241,15 +237,9 @@ impl Aggregator {
         };
         match self.groups.get_mut(&group_key) {
             Some(group) => {
-                for key in adopted {
-                    if group.slots.len() < SLOTS_PER_GROUP {
-                        group.slots.push(key);
-                    } else {
-                        // No room to track it: free it now. Its repeats
-                        // are counted when the window closes.
-                        group.absorbed_early += self.slots.release(key);
-                    }
-                }
+                // A slot is claimed by one capture at a time: a group holds
+                // each at most once, so at most all 256.
+                group.slots.extend(adopted);
                 match spool_file {
                     Some(path) if group.held_file.is_none() => {
                         group.held_file = Some(path);
@@ -279,7 +269,6 @@ impl Aggregator {
                         first: report.clone(),
                         held: 0,
                         held_file: None,
-                        absorbed_early: 0,
                         slots: adopted,
                     },
                 );
@@ -293,12 +282,7 @@ impl Aggregator {
         let Some(group) = self.groups.remove(&group_key) else {
             return;
         };
-        let absorbed = group.absorbed_early
-            + group
-                .slots
-                .iter()
-                .map(|&k| self.slots.release(k))
-                .sum::<u64>();
+        let absorbed: u64 = group.slots.iter().map(|&k| self.slots.release(k)).sum();
         let repeats = group.held + u64::from(group.held_file.is_some()) + absorbed;
         if repeats == 0 {
             return;
@@ -323,12 +307,7 @@ impl Aggregator {
         let Some(group) = self.groups.remove(&group_key) else {
             return 0;
         };
-        group.absorbed_early
-            + group
-                .slots
-                .iter()
-                .map(|&k| self.slots.release(k))
-                .sum::<u64>()
+        group.slots.iter().map(|&k| self.slots.release(k)).sum()
     }
 
     /// Closes the windows that have ended.

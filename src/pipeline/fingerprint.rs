@@ -7,8 +7,8 @@
 //! hashes of symbol names are left out, so a rebuild that does not rename
 //! those functions keeps the fingerprint.
 //!
-//! Where no frame has a function name (a stripped binary), the capture's
-//! source location (file and line) stands in for the names.
+//! Where no in-app frame has a function name (a stripped binary keeps only
+//! the C library's), the capture's source location (file and line) is added.
 //!
 //! A fingerprint set with [`Scope::set_fingerprint`](crate::Scope::set_fingerprint)
 //! replaces it; a part written `{{ default }}` stands for the default one.
@@ -74,14 +74,14 @@ pub(crate) fn default_hash(
     }
     h = h.bytes(&[0xfe]);
     let any_in_app = frames.iter().any(|f| f.in_app);
-    let mut named = false;
+    let mut named_in_app = false;
     for frame in frames.iter().filter(|f| f.in_app || !any_in_app) {
         if let Some(function) = &frame.function {
             h = h.field(stable_name(function));
-            named = true;
+            named_in_app |= frame.in_app;
         }
     }
-    if let (false, Some(location)) = (named, location) {
+    if let (false, Some(location)) = (named_in_app, location) {
         h = h
             .bytes(&[0xfd])
             .field(&location.file)
@@ -212,10 +212,14 @@ mod tests {
 
     #[test]
     fn without_function_names_the_location_tells_errors_apart() {
-        let unnamed = [Frame {
-            function: None,
-            ..frame("", true, 0, "0x1")
-        }];
+        // Stripped: the app's frames have no names, the C library's do.
+        let unnamed = [
+            Frame {
+                function: None,
+                ..frame("", false, 0, "0x1")
+            },
+            frame("__libc_start_main_impl", false, 0, "0x2"),
+        ];
         let at = |line| Location {
             file: "src/store.rs".to_owned(),
             line,
