@@ -512,13 +512,13 @@ impl Worker {
     /// takes a token; then queues the report for delivery.
     fn send(&mut self, report: Report, spool_file: Option<PathBuf>, rate_limited: bool) {
         // The window this report opened, as aggregation knows it (before_send may change it).
-        let group = report.group.clone();
+        let group = rate_limited.then(|| report.group.clone());
         let Some(report) = self.processor.before_send(report) else {
             return self.drop_report(spool_file, &STATS.filtered);
         };
         if rate_limited && report.kind != Kind::Panic && !self.limiter.allow(Instant::now()) {
             // Its window does not open: repeats counted meanwhile share its fate.
-            let absorbed = self.aggregator.forget(&group);
+            let absorbed = group.map_or(0, |g| self.aggregator.forget(&g));
             STATS.dropped_rate_limited.add(absorbed);
             return self.drop_report(spool_file, &STATS.dropped_rate_limited);
         }

@@ -82,6 +82,10 @@ pub(crate) struct Captured {
     pub release: Option<String>,
     #[serde(default)]
     pub environment: Option<String>,
+    /// Whether secrets were already scrubbed (in the panic hook, or by the
+    /// run that spooled it): the worker does not scrub it again.
+    #[serde(default)]
+    pub scrubbed: bool,
     #[serde(skip, default)]
     pub raw_key: Option<u64>,
     #[serde(skip, default)]
@@ -138,6 +142,7 @@ impl Pending {
             truncated,
             release: None,
             environment: None,
+            scrubbed: false,
             raw_key: self.raw_key,
             claimed: self.claimed,
         }

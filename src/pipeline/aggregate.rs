@@ -282,7 +282,7 @@ impl Aggregator {
         let Some(group) = self.groups.remove(&group_key) else {
             return;
         };
-        let absorbed: u64 = group.slots.iter().map(|&k| self.slots.release(k)).sum();
+        let absorbed = self.release_slots(&group);
         let repeats = group.held + u64::from(group.held_file.is_some()) + absorbed;
         if repeats == 0 {
             return;
@@ -307,6 +307,11 @@ impl Aggregator {
         let Some(group) = self.groups.remove(&group_key) else {
             return 0;
         };
+        self.release_slots(&group)
+    }
+
+    /// Frees a group's slots, returning the repeats they absorbed.
+    fn release_slots(&self, group: &Group) -> u64 {
         group.slots.iter().map(|&k| self.slots.release(k)).sum()
     }
 

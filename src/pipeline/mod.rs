@@ -70,11 +70,13 @@ impl Settings {
         draw < self.sample_rate
     }
 
-    /// Redacts secrets in a capture, before it is spooled or processed.
+    /// Redacts secrets in a capture, before it is spooled or processed;
+    /// once per capture.
     pub(crate) fn scrub(&self, captured: &mut Captured) {
-        let Some(scrubber) = &self.scrubber else {
+        let Some(scrubber) = self.scrubber.as_ref().filter(|_| !captured.scrubbed) else {
             return;
         };
+        captured.scrubbed = true;
         scrubber.scrub_text(&mut captured.message);
         for e in &mut captured.exceptions {
             scrubber.scrub_text(&mut e.message);

@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Frames on the stack below the capture point, in every scenario.
-const DEPTH: usize = 20;
 /// Captures per thread in crashbox's storm (and in the no-SDK baseline).
 const STORM_CRASHBOX: usize = 100_000;
 /// Captures per thread in sentry's storm: at ~1 ms a capture, 100,000 would take minutes.
@@ -25,15 +23,9 @@ const STORM_THREADS: usize = 2;
 const DRAIN_EVERY: usize = 256;
 const RELEASE: &str = "compare@0.1.0";
 
-/// Calls `f` with `depth` more frames on the stack.
-#[inline(never)]
-fn at_depth<R>(depth: usize, f: &mut dyn FnMut() -> R) -> R {
-    if depth == 0 {
-        f()
-    } else {
-        black_box(at_depth(black_box(depth - 1), f))
-    }
-}
+#[path = "../../support/mod.rs"]
+mod support;
+use support::{at_depth, DEPTH};
 
 /// A two-level error chain: the outer error and its `source()`.
 #[derive(Debug)]
