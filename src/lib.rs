@@ -68,6 +68,7 @@ pub use client::{init, last_run, spool_dir, Guard};
 pub use collector::{Collector, Dsn, Endpoint};
 pub use options::{BeforeSend, ConfigError, Options};
 pub use options::{DEFAULT_MAX_REPORTS_PER_MINUTE, MAX_QUEUE_CAPACITY};
+pub use report::Image;
 pub use report::{
     Breadcrumb, Context, ExceptionInfo, Frame, Kind, Level, Location, Report, ReportId, Sdk,
     ThreadInfo, User,

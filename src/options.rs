@@ -89,6 +89,7 @@ pub struct Options {
     pub(crate) scrub: bool,
     pub(crate) scrub_keys: Vec<String>,
     pub(crate) send_default_pii: bool,
+    pub(crate) symbolicate: bool,
 }
 
 impl Default for Options {
@@ -129,6 +130,7 @@ impl fmt::Debug for Options {
             .field("scrub", &self.scrub)
             .field("scrub_keys", &self.scrub_keys)
             .field("send_default_pii", &self.send_default_pii)
+            .field("symbolicate", &self.symbolicate)
             .finish()
     }
 }
@@ -178,11 +180,13 @@ impl Options {
             scrub: true,
             scrub_keys: Vec::new(),
             send_default_pii: false,
+            symbolicate: true,
         }
     }
 
     /// Defaults overridden by `CRASHBOX_COLLECTOR`, `CRASHBOX_RELEASE`,
-    /// `CRASHBOX_ENVIRONMENT` and `CRASHBOX_SPOOL_DIR` where they are set and not empty. When
+    /// `CRASHBOX_ENVIRONMENT`, `CRASHBOX_SPOOL_DIR` and `CRASHBOX_SYMBOLICATE`
+    /// (see [`symbolicate`](Options::symbolicate)) where they are set and not empty. When
     /// `CRASHBOX_COLLECTOR` is not set, a `SENTRY_DSN` (`https://KEY@host/ID`)
     /// selects the Sentry collector.
     ///
@@ -211,6 +215,10 @@ impl Options {
         }
         if let Some(dir) = var("CRASHBOX_SPOOL_DIR") {
             options.spool_dir = Some(PathBuf::from(dir));
+        }
+        if let Some(value) = var("CRASHBOX_SYMBOLICATE") {
+            let value = value.trim().to_ascii_lowercase();
+            options.symbolicate = !matches!(value.as_str(), "0" | "false" | "off" | "no");
         }
         options
     }
@@ -459,6 +467,25 @@ impl Options {
     /// either way.
     pub fn send_default_pii(mut self, enabled: bool) -> Self {
         self.send_default_pii = enabled;
+        self
+    }
+
+    /// Whether the worker resolves frames to function, file and line
+    /// (default `true`). With `false` it loads no debug information at all:
+    /// frames keep only their absolute `address` (none is in-app), and the
+    /// report's [`images`](crate::Report::images) let a server that
+    /// symbolicates (Sentry, with the debug files uploaded) or
+    /// `crashbox symbolicate` fill them in later. For processes that must
+    /// stay small, and for stripped binaries. `CRASHBOX_SYMBOLICATE=0`
+    /// (or `false`, `off`, `no`) sets it from the environment with
+    /// [`from_env`](Options::from_env).
+    ///
+    /// ```
+    /// let options = crashbox::Options::new().symbolicate(false);
+    /// # let _ = options;
+    /// ```
+    pub fn symbolicate(mut self, enabled: bool) -> Self {
+        self.symbolicate = enabled;
         self
     }
 

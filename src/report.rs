@@ -136,6 +136,84 @@ pub struct Frame {
     pub address: String,
 }
 
+/// A loaded binary (the executable or a shared library) that frames fall
+/// in: what a server needs to symbolicate the frames' addresses later,
+/// against the binary's debug file, found by its build id.
+///
+/// The fields follow Sentry's `debug_meta.images` entries of type `elf`.
+///
+/// ```
+/// let (_, reports) = crashbox::testing::capture(|| {
+///     crashbox::capture_message("where am I", crashbox::Level::Info);
+/// });
+/// # #[cfg(target_os = "linux")]
+/// # {
+/// let image = &reports[0].images[0];
+/// assert_eq!(image.ty, "elf");
+/// assert!(image.image_addr.starts_with("0x"));
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Image {
+    /// The image format: `elf`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// The binary's path when it was loaded.
+    pub code_file: String,
+    /// The GNU build id in lowercase hex; `None` when the binary has none.
+    #[serde(default)]
+    pub code_id: Option<String>,
+    /// The build id's first 16 bytes as a GUID (the first three fields
+    /// byte-swapped), `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`: the identifier
+    /// Sentry files debug information under.
+    #[serde(default)]
+    pub debug_id: Option<String>,
+    /// Where the image's lowest segment was loaded, as `0x` hex.
+    pub image_addr: String,
+    /// Bytes from `image_addr` to the end of its highest loaded segment.
+    pub image_size: u64,
+}
+
+impl Image {
+    /// The load address as a number (`None` if `image_addr` is not `0x` hex).
+    pub fn start(&self) -> Option<u64> {
+        parse_hex(&self.image_addr)
+    }
+
+    /// Whether `address` falls in the image.
+    pub fn contains(&self, address: u64) -> bool {
+        self.start()
+            .is_some_and(|start| address >= start && address - start < self.image_size)
+    }
+}
+
+/// Parses `0x`-prefixed hex, as in [`Frame::address`] and [`Image::image_addr`].
+pub(crate) fn parse_hex(text: &str) -> Option<u64> {
+    let digits = text.strip_prefix("0x")?;
+    u64::from_str_radix(digits, 16).ok()
+}
+
+/// The debug id Sentry derives from an ELF build id: the first 16 bytes
+/// (zero-padded) read as a little-endian GUID.
+pub(crate) fn debug_id(build_id: &[u8]) -> String {
+    let mut b = [0u8; 16];
+    let n = build_id.len().min(16);
+    b[..n].copy_from_slice(&build_id[..n]);
+    b[0..4].reverse();
+    b[4..6].reverse();
+    b[6..8].reverse();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 /// A source location.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
@@ -381,6 +459,11 @@ pub struct Report {
     /// Names of the fields that were cut to fit crashbox's size limits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<String>,
+    /// The loaded binaries the frames fall in, in the order frames first
+    /// fall in them, so a server (or `crashbox symbolicate`) can resolve
+    /// the frames' addresses with the binaries' debug files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Image>,
 }
 
 impl Report {
@@ -477,6 +560,7 @@ impl Report {
             group: "0000000000000000".into(),
             count: 1,
             truncated: vec![],
+            images: vec![],
         }
     }
 }
@@ -497,6 +581,49 @@ mod tests {
         assert_eq!(&hex[12..13], "4", "uuid version nibble");
         assert_ne!(ReportId::random(), id);
         assert_eq!(ReportId::parse("xyz"), None);
+    }
+
+    #[test]
+    fn debug_ids_are_the_build_id_as_a_little_endian_guid() {
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        // The example in Sentry's documentation of ELF debug identifiers.
+        assert_eq!(
+            debug_id(&hex("f1c3bcc0279865fe3058404b2831d9e64135386c")),
+            "c0bcc3f1-9827-fe65-3058-404b2831d9e6"
+        );
+        assert_eq!(
+            debug_id(&hex("c0ffee0011223344556677889900aabbccddeeff")),
+            "00eeffc0-2211-4433-5566-77889900aabb"
+        );
+        // A short build id is padded with zeros.
+        assert_eq!(
+            debug_id(&hex("c0ffee01020304")),
+            "01eeffc0-0302-0004-0000-000000000000"
+        );
+        assert_eq!(debug_id(&[]), "00000000-0000-0000-0000-000000000000");
+    }
+
+    #[test]
+    fn images_contain_their_address_range() {
+        let image = Image {
+            ty: "elf".into(),
+            code_file: "/bin/app".into(),
+            code_id: None,
+            debug_id: None,
+            image_addr: "0x1000".into(),
+            image_size: 0x100,
+        };
+        assert!(image.contains(0x1000));
+        assert!(image.contains(0x10ff));
+        assert!(!image.contains(0x1100));
+        assert!(!image.contains(0xfff));
+        assert_eq!(parse_hex("0x1f"), Some(31));
+        assert_eq!(parse_hex("1f"), None);
     }
 
     #[test]

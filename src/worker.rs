@@ -314,6 +314,7 @@ impl Worker {
         // Gather the machine facts now, off every caller's thread.
         let _ = crate::context::get();
         crate::capture::modules::preload();
+        crate::capture::images::preload();
         self.replay();
         loop {
             if self.ledger.is_closed() {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     fast_options, is_child, is_lower_hex_32, is_rfc3339_utc_millis, print_stats,
-    report_init_outcome, report_value, run_against, run_child, sentry_collector, stats,
+    report_init_outcome, report_value, run_against, run_child, sentry_collector, stats, stats_with,
     wait_for_stats, ChildOutput,
 };
 use crashbox::{Level, Options, User};
@@ -235,6 +235,151 @@ fn error_events_list_causes_oldest_first_with_the_stack_on_the_outer_error() {
     );
     // Oldest first: the thread's start (std) comes first.
     assert_eq!(frames[0]["in_app"], false, "{frames:?}");
+}
+
+/// The GNU build id of the ELF file at `path`, in lowercase hex.
+fn build_id_of(path: &std::path::Path) -> String {
+    use object::Object;
+    let data = std::fs::read(path).expect("read the binary");
+    let file = object::File::parse(&*data).expect("an object file");
+    let id = file.build_id().expect("notes").expect("a build id");
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `debug_meta.images` entry of the test binary (the child is a run of
+/// it), after checking every entry's shape.
+#[track_caller]
+fn executable_image(event: &Value) -> Value {
+    let images = event["debug_meta"]["images"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no debug_meta.images: {event}"));
+    for image in images {
+        assert_eq!(image["type"], "elf", "{image}");
+        assert!(
+            image["code_file"].as_str().is_some_and(|f| !f.is_empty()),
+            "{image}"
+        );
+        assert!(
+            image["image_addr"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("0x")),
+            "{image}"
+        );
+        assert!(
+            image["image_size"].as_u64().is_some_and(|s| s > 0),
+            "{image}"
+        );
+    }
+    let code_id = build_id_of(&std::env::current_exe().unwrap());
+    let image = images
+        .iter()
+        .find(|i| i["code_id"] == code_id.as_str())
+        .unwrap_or_else(|| panic!("no image with code_id {code_id}: {images:?}"))
+        .clone();
+    // Sentry's debug id for ELF: the build id's first 16 bytes as a GUID.
+    let c = &code_id;
+    let debug_id = format!(
+        "{}{}{}{}-{}{}-{}{}-{}-{}",
+        &c[6..8],
+        &c[4..6],
+        &c[2..4],
+        &c[0..2],
+        &c[10..12],
+        &c[8..10],
+        &c[14..16],
+        &c[12..14],
+        &c[16..20],
+        &c[20..32]
+    );
+    assert_eq!(image["debug_id"], debug_id.as_str(), "{image}");
+    let exe = std::env::current_exe().unwrap().canonicalize().unwrap();
+    assert_eq!(image["code_file"], exe.to_str().unwrap(), "{image}");
+    image
+}
+
+fn hex_value(value: &Value) -> u64 {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {value}"));
+    u64::from_str_radix(text.strip_prefix("0x").expect("0x hex"), 16).expect("hex")
+}
+
+#[test]
+fn events_carry_debug_meta_images_and_each_frame_an_instruction_addr() {
+    let (out, events) = run_three_events();
+    let event = event_for(&events, &out.value("error_id"));
+    let image = executable_image(event);
+    let start = hex_value(&image["image_addr"]);
+    let end = start + image["image_size"].as_u64().unwrap();
+    let values = event["exception"]["values"].as_array().unwrap();
+    let frames = values[values.len() - 1]["stacktrace"]["frames"]
+        .as_array()
+        .expect("frames");
+    let site = hex_value(&frames.last().unwrap()["instruction_addr"]);
+    assert!(
+        (start..end).contains(&site),
+        "the capture site {site:#x} lies in the executable's image {image}"
+    );
+    // Every frame has an absolute address, in one of the listed images (a
+    // null address, the end of some stacks, belongs to none).
+    let images = event["debug_meta"]["images"].as_array().unwrap();
+    for frame in frames {
+        let address = hex_value(&frame["instruction_addr"]);
+        assert!(
+            address == 0
+                || images.iter().any(|i| {
+                    let start = hex_value(&i["image_addr"]);
+                    (start..start + i["image_size"].as_u64().unwrap()).contains(&address)
+                }),
+            "{frame} is in no image of {images:?}"
+        );
+    }
+}
+
+/// Run by `without_local_symbolication_events_carry_addresses_and_images`:
+/// options from the environment, where `CRASHBOX_SYMBOLICATE=0`.
+#[test]
+fn child_unsymbolicated() {
+    if !is_child() {
+        return;
+    }
+    let guard = crashbox::init(Options::from_env().spool(false)).expect("init");
+    let err = load_error();
+    let id = crashbox::capture_error(&err).expect("captured");
+    assert!(crashbox::flush(Duration::from_secs(10)), "flush timed out");
+    report_value("id", id);
+    print_stats("stats");
+    drop(guard);
+}
+
+#[test]
+fn without_local_symbolication_events_carry_addresses_and_images() {
+    let server = Server::start();
+    let out = run_child(
+        "child_unsymbolicated",
+        &[
+            ("CRASHBOX_COLLECTOR", dsn(&server).into()),
+            ("CRASHBOX_SYMBOLICATE", "0".into()),
+        ],
+    );
+    out.assert_success();
+    let events = events(&server);
+    let event = event_for(&events, &out.value("id"));
+    executable_image(event);
+    let values = event["exception"]["values"].as_array().unwrap();
+    let frames = values[values.len() - 1]["stacktrace"]["frames"]
+        .as_array()
+        .expect("frames");
+    assert!(!frames.is_empty());
+    for frame in frames {
+        assert!(frame.get("function").is_none(), "{frame}");
+        assert!(frame.get("lineno").is_none(), "{frame}");
+        assert_eq!(frame["in_app"], false, "{frame}");
+        hex_value(&frame["instruction_addr"]);
+    }
+    let stats = stats_with(&out, "stats", "addresses_resolved");
+    assert_eq!(stats["addresses_resolved"], 0, "no debug info was loaded");
+    assert_eq!(stats["sent"], 1, "{stats:?}");
 }
 
 #[test]

@@ -6,6 +6,11 @@
 pub(crate) mod backtrace;
 pub(crate) mod error;
 #[cfg(target_os = "linux")]
+pub(crate) mod images;
+#[cfg(not(target_os = "linux"))]
+#[path = "images_fallback.rs"]
+pub(crate) mod images;
+#[cfg(target_os = "linux")]
 pub(crate) mod modules;
 #[cfg(not(target_os = "linux"))]
 #[path = "modules_fallback.rs"]
@@ -64,6 +69,10 @@ pub(crate) struct Captured {
     pub located: Vec<Option<(u32, u64)>>,
     #[serde(default)]
     pub modules: Vec<modules::Module>,
+    /// The images the addresses fell in when captured, for a replay: the
+    /// addresses belong to the process that captured them.
+    #[serde(default)]
+    pub images: Vec<crate::report::Image>,
     /// Whether `addresses` belong to this process (not a replay from another run).
     #[serde(skip, default)]
     pub live: bool,
@@ -130,6 +139,7 @@ impl Pending {
             addresses: self.addresses,
             located: Vec::new(),
             modules: Vec::new(),
+            images: Vec::new(),
             live: true,
             location: self.location,
             thread: thread_info(&self.thread),
@@ -155,6 +165,7 @@ impl Captured {
         let (modules, located) = modules::locate(&self.addresses);
         self.modules = modules;
         self.located = located;
+        self.images = images::images_for(&self.addresses);
     }
 
     /// Addresses to resolve in this process: the captured ones when live,

@@ -19,7 +19,7 @@ use crate::capture::backtrace::{InAppRules, SymbolCache};
 use crate::capture::Captured;
 use crate::options::{BeforeSend, Options};
 use crate::report::User;
-use crate::report::{Kind, Report, Sdk};
+use crate::report::{parse_hex, Frame, Image, Kind, Report, Sdk};
 use crate::stats::STATS;
 use scrub::Scrubber;
 
@@ -35,6 +35,8 @@ pub(crate) struct Settings {
     pub scrubber: Option<Scrubber>,
     /// The login name to fill in as the username, with `send_default_pii`.
     pub default_username: Option<String>,
+    /// Whether frames are resolved here; without, no debug info is loaded.
+    pub symbolicate: bool,
 }
 
 impl Settings {
@@ -58,6 +60,7 @@ impl Settings {
             } else {
                 None
             },
+            symbolicate: options.symbolicate,
         }
     }
 
@@ -112,6 +115,33 @@ fn scrub_map(scrubber: &Scrubber, map: &mut BTreeMap<String, Value>) {
     }
 }
 
+/// The images the frames fall in: the ones recorded at capture time when
+/// there are some (a replayed capture's addresses belong to the process that
+/// captured it), else, for a live capture, this process's.
+fn frame_images(frames: &[Frame], live: bool, recorded: Vec<Image>) -> Vec<Image> {
+    let mut addresses: Vec<u64> = frames
+        .iter()
+        .filter_map(|f| parse_hex(&f.address))
+        .collect();
+    addresses.dedup();
+    if recorded.is_empty() && live {
+        let addresses: Vec<usize> = addresses
+            .iter()
+            .filter_map(|&a| usize::try_from(a).ok())
+            .collect();
+        return crate::capture::images::images_for(&addresses);
+    }
+    let mut images: Vec<Image> = Vec::new();
+    for a in addresses {
+        if let Some(image) = recorded.iter().find(|i| i.contains(a)) {
+            if !images.contains(image) {
+                images.push(image.clone());
+            }
+        }
+    }
+    images
+}
+
 /// Turns captures into reports; owns the symbol cache.
 pub(crate) struct Processor {
     settings: Arc<Settings>,
@@ -129,7 +159,12 @@ impl Processor {
     /// The finished report, before aggregation and `before_send`.
     pub(crate) fn process(&mut self, mut captured: Captured) -> Report {
         self.settings.scrub(&mut captured);
-        let resolvable = captured.resolvable_addresses();
+        let resolvable = if self.settings.symbolicate {
+            captured.resolvable_addresses()
+        } else {
+            vec![None; captured.addresses.len()]
+        };
+        let (live, captured_images) = (captured.live, std::mem::take(&mut captured.images));
         let Captured {
             id,
             timestamp_ms,
@@ -157,6 +192,7 @@ impl Processor {
         if cut && !truncated.iter().any(|t| t == "frames") {
             truncated.push("frames".to_owned());
         }
+        let images = frame_images(&frames, live, captured_images);
         let level = match (kind, level_override) {
             (Kind::Panic, _) | (_, None) => level,
             (_, Some(scope_level)) => scope_level,
@@ -194,6 +230,7 @@ impl Processor {
             group: fingerprint::to_hex(group),
             count: 1,
             truncated,
+            images,
         };
         fit::fit(&mut report);
         report
@@ -216,5 +253,59 @@ impl Processor {
                 Some(fallback)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::*;
+
+    fn frame(address: u64) -> Frame {
+        Frame {
+            function: None,
+            file: None,
+            line: None,
+            column: None,
+            in_app: false,
+            address: format!("{address:#x}"),
+        }
+    }
+
+    fn image(name: &str, start: u64, size: u64) -> Image {
+        serde_json::from_value(serde_json::json!({
+            "type": "elf", "code_file": name, "code_id": null, "debug_id": null,
+            "image_addr": format!("{start:#x}"), "image_size": size,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_replayed_capture_keeps_the_images_recorded_at_capture_time() {
+        let recorded = vec![
+            image("/lib/libc.so.6", 0x7000_0000, 0x1000),
+            image("/bin/app", 0x1000, 0x1000),
+            image("/lib/unused.so", 0x9000_0000, 0x1000),
+        ];
+        let frames = [
+            frame(0x1010),
+            frame(0x1010),
+            frame(0x7000_0010),
+            frame(0x1020),
+        ];
+        let images = frame_images(&frames, false, recorded.clone());
+        assert_eq!(images, vec![recorded[1].clone(), recorded[0].clone()]);
+        // Not this process's images, even when it has none recorded.
+        assert!(frame_images(&frames, false, Vec::new()).is_empty());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_live_capture_gets_this_process_s_images() {
+        let here = a_live_capture_gets_this_process_s_images as *const () as u64;
+        let images = frame_images(&[frame(here)], true, Vec::new());
+        assert_eq!(images.len(), 1);
+        assert!(images[0].contains(here));
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        assert_eq!(images[0].code_file, exe.to_string_lossy());
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use super::http::{HttpClient, DEFAULT_RATE_LIMIT};
 use super::{Transport, TransportError};
 use crate::collector::Dsn;
-use crate::report::{Frame, Kind, Report};
+use crate::report::{Frame, Image, Kind, Report};
 
 /// The largest event sent; bigger ones lose breadcrumbs, extra and middle frames first.
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
@@ -197,6 +197,23 @@ fn sentry_frame(frame: &Frame) -> Value {
     Value::Object(f)
 }
 
+/// A `debug_meta` image; identifiers Sentry would reject are left out
+/// rather than sent empty.
+fn debug_image(image: &Image) -> Value {
+    let mut i = Map::new();
+    i.insert("type".into(), json!(image.ty));
+    i.insert("code_file".into(), json!(image.code_file));
+    if let Some(code_id) = &image.code_id {
+        i.insert("code_id".into(), json!(code_id));
+    }
+    if let Some(debug_id) = &image.debug_id {
+        i.insert("debug_id".into(), json!(debug_id));
+    }
+    i.insert("image_addr".into(), json!(image.image_addr));
+    i.insert("image_size".into(), json!(image.image_size));
+    Value::Object(i)
+}
+
 /// Sentry wants the oldest call first: the reverse of crashbox's order.
 fn stacktrace(frames: &[Frame]) -> Value {
     json!({ "frames": frames.iter().rev().map(sentry_frame).collect::<Vec<_>>() })
@@ -329,6 +346,12 @@ pub(crate) fn event(report: &Report) -> Value {
     if let Some(fingerprint) = &report.fingerprint {
         event.insert("fingerprint".into(), json!(fingerprint));
     }
+    // With these, Sentry symbolicates the frames' `instruction_addr`s from
+    // the debug files uploaded for each build id (a stripped binary's too).
+    if !report.images.is_empty() {
+        let images: Vec<Value> = report.images.iter().map(debug_image).collect();
+        event.insert("debug_meta".into(), json!({ "images": images }));
+    }
     event.insert(
         "sdk".into(),
         json!({"name": report.sdk.name, "version": report.sdk.version}),
@@ -429,6 +452,27 @@ mod tests {
         assert_eq!(e["platform"], "native");
         assert_eq!(e["level"], "error");
         assert!(e.get("message").is_none());
+    }
+
+    #[test]
+    fn images_become_debug_meta_and_frames_keep_their_absolute_address() {
+        let mut r = report(Kind::Error);
+        assert!(!r.frames.is_empty());
+        let e = event(&r);
+        let frames = e["exception"]["values"][0]["stacktrace"]["frames"]
+            .as_array()
+            .unwrap();
+        let last = frames.last().unwrap();
+        assert_eq!(last["instruction_addr"], json!(r.frames[0].address));
+        if cfg!(target_os = "linux") {
+            let images = e["debug_meta"]["images"].as_array().unwrap();
+            assert_eq!(images.len(), r.images.len());
+            assert_eq!(images[0]["type"], "elf");
+            assert_eq!(images[0]["image_addr"], json!(r.images[0].image_addr));
+            assert_eq!(images[0]["code_id"], json!(r.images[0].code_id));
+        }
+        r.images.clear();
+        assert!(event(&r).get("debug_meta").is_none());
     }
 
     #[test]
