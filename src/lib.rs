@@ -64,8 +64,12 @@ use std::error::Error;
 use std::panic::Location as StdLocation;
 use std::time::Duration;
 
+use capture::stack::{StackMark, Top};
+
 pub use client::{init, last_run, spool_dir, Guard};
 pub use collector::{Collector, Dsn, Endpoint};
+#[doc(hidden)]
+pub use options::__application_crate;
 pub use options::{BeforeSend, ConfigError, Options};
 pub use options::{DEFAULT_MAX_REPORTS_PER_MINUTE, MAX_QUEUE_CAPACITY};
 pub use report::Image;
@@ -101,19 +105,23 @@ struct ReadmeDoctests;
 /// assert_eq!(reports[0].message, "disk on fire");
 /// assert_eq!(reports[0].kind, crashbox::Kind::Error);
 /// ```
+// The entry points are `#[inline(always)]`: the stack mark they take must be
+// in the caller's frame (see `capture::stack`).
 #[track_caller]
-#[inline]
+#[inline(always)]
 pub fn capture_error<E: Error + ?Sized>(err: &E) -> Option<ReportId> {
     if !client::is_active() {
         return None;
     }
-    capture_error_at(err, StdLocation::caller())
+    let anchor = 0u8;
+    capture_error_at(err, StdLocation::caller(), StackMark::new(&anchor))
 }
 
 #[inline(never)]
 fn capture_error_at<E: Error + ?Sized>(
     err: &E,
     location: &'static StdLocation<'static>,
+    mark: StackMark,
 ) -> Option<ReportId> {
     capture::run(|target| {
         if !target.sampled_in(Kind::Error) {
@@ -135,6 +143,8 @@ fn capture_error_at<E: Error + ?Sized>(
             exceptions,
             Some(Location::from_std(location)),
             truncated,
+            mark,
+            Top::Marked,
         );
         target.submit(pending)
     })
@@ -149,12 +159,18 @@ fn capture_error_at<E: Error + ?Sized>(
 /// assert_eq!(reports[0].kind, crashbox::Kind::Message);
 /// ```
 #[track_caller]
-#[inline]
+#[inline(always)]
 pub fn capture_message(message: impl AsRef<str>, level: Level) -> Option<ReportId> {
     if !client::is_active() {
         return None;
     }
-    capture_message_at(message.as_ref(), level, StdLocation::caller())
+    let anchor = 0u8;
+    capture_message_at(
+        message.as_ref(),
+        level,
+        StdLocation::caller(),
+        StackMark::new(&anchor),
+    )
 }
 
 #[inline(never)]
@@ -162,6 +178,7 @@ fn capture_message_at(
     message: &str,
     level: Level,
     location: &'static StdLocation<'static>,
+    mark: StackMark,
 ) -> Option<ReportId> {
     capture::run(|target| {
         if !target.sampled_in(Kind::Message) {
@@ -184,6 +201,8 @@ fn capture_message_at(
             Vec::new(),
             Some(Location::from_std(location)),
             truncated,
+            mark,
+            Top::Marked,
         );
         target.submit(pending)
     })
@@ -208,11 +227,12 @@ pub trait ResultExt<T, E> {
 
 impl<T, E: Error> ResultExt<T, E> for Result<T, E> {
     #[track_caller]
-    #[inline]
+    #[inline(always)]
     fn report(self) -> Self {
         if let Err(err) = &self {
             if client::is_active() {
-                capture_error_at(err, StdLocation::caller());
+                let anchor = 0u8;
+                capture_error_at(err, StdLocation::caller(), StackMark::new(&anchor));
             }
         }
         self

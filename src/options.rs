@@ -35,17 +35,40 @@ pub enum ConfigError {
     Spawn(#[source] std::io::Error),
 }
 
-/// Returns `"<crate name>@<crate version>"` of the crate that expands it.
+/// Returns `"<package name>@<package version>"` of the crate that expands
+/// it, and names that crate as the application: its functions are in-app
+/// even where the build recorded no source paths (`debug = false`), by the
+/// crate's own name (`CARGO_CRATE_NAME`: `rg` for ripgrep's binary, not the
+/// package name `ripgrep`).
 ///
 /// ```
 /// let release = crashbox::release!();
-/// assert!(release.starts_with("crashbox@") || release.contains('@'));
+/// assert!(release.contains('@'));
 /// ```
 #[macro_export]
 macro_rules! release {
     () => {
-        concat!(env!("CARGO_PKG_NAME"), "@", env!("CARGO_PKG_VERSION"))
+        $crate::__application_crate(
+            env!("CARGO_CRATE_NAME"),
+            concat!(env!("CARGO_PKG_NAME"), "@", env!("CARGO_PKG_VERSION")),
+        )
     };
+}
+
+/// Application crates named by [`release!`], at most a few.
+static APPLICATION_CRATES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+/// Records `crate_name` as an application crate and returns `release`
+/// (the expansion of [`release!`]).
+#[doc(hidden)]
+pub fn __application_crate(crate_name: &'static str, release: &'static str) -> &'static str {
+    let mut crates = APPLICATION_CRATES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !crates.contains(&crate_name) && crates.len() < 16 {
+        crates.push(crate_name);
+    }
+    release
 }
 
 /// A hook that sees each processed report before it is sent: return `None` to drop it.
@@ -593,9 +616,17 @@ impl Options {
         }
     }
 
-    /// In-app prefixes: explicit ones plus the release's crate name.
+    /// In-app prefixes: explicit ones, the crates [`release!`] named, and
+    /// the release's package name.
     pub(crate) fn in_app_prefixes(&self) -> Vec<String> {
         let mut prefixes = self.in_app_include.clone();
+        for name in APPLICATION_CRATES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            prefixes.push(format!("{name}::"));
+        }
         if let Some(name) = self
             .release
             .as_deref()
@@ -617,10 +648,18 @@ mod tests {
         let o = Options::new()
             .release("my-app@1.0.0")
             .in_app_include("other");
-        assert_eq!(
-            o.in_app_prefixes(),
-            vec!["other".to_owned(), "my_app::".to_owned()]
-        );
+        let prefixes = o.in_app_prefixes();
+        assert_eq!(prefixes.first().map(String::as_str), Some("other"));
+        assert_eq!(prefixes.last().map(String::as_str), Some("my_app::"));
+    }
+
+    #[test]
+    fn release_names_the_expanding_crate_as_the_application() {
+        let release = crate::release!();
+        assert!(release.starts_with("crashbox@"));
+        assert!(Options::new()
+            .in_app_prefixes()
+            .contains(&"crashbox::".to_owned()));
     }
 
     #[test]

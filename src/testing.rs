@@ -110,7 +110,7 @@ impl Binding {
 ///     let err = "x".parse::<i32>().unwrap_err();
 ///     crashbox::capture_error(&err);
 /// });
-/// assert_eq!(reports[0].exceptions[0].ty, "core::num::error::ParseIntError");
+/// assert_eq!(reports[0].exceptions[0].ty, "std::num::ParseIntError");
 /// assert!(reports[0].location.as_ref().unwrap().file.ends_with(".rs"));
 /// ```
 pub fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<Report>) {

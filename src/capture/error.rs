@@ -25,6 +25,47 @@ pub(crate) fn display_bounded<T: fmt::Display + ?Sized>(value: &T, limit: usize)
     }
 }
 
+/// Calls `$check` with each std error type crashbox names by its public
+/// path (`std::io::Error`, where `type_name` says `std::io::error::Error`).
+macro_rules! for_known_types {
+    ($check:ident) => {
+        $check!(
+            std::io::Error,
+            std::fmt::Error,
+            std::num::ParseIntError,
+            std::num::ParseFloatError,
+            std::num::TryFromIntError,
+            std::str::Utf8Error,
+            std::str::ParseBoolError,
+            std::string::FromUtf8Error,
+            std::net::AddrParseError,
+            std::env::VarError,
+            std::time::SystemTimeError,
+            std::array::TryFromSliceError,
+            std::char::ParseCharError,
+            std::ffi::NulError,
+            std::sync::mpsc::RecvError,
+            std::sync::mpsc::RecvTimeoutError,
+            serde_json::Error,
+        )
+    };
+}
+
+/// The name of a captured error's type: its public path for the std types
+/// that sources are named by too, so one type has one name either way.
+fn type_name_of<E: ?Sized>() -> String {
+    let name = std::any::type_name::<E>();
+    macro_rules! public {
+        ($($ty:ty),* $(,)?) => {
+            $(if name == std::any::type_name::<$ty>() {
+                return stringify!($ty).replace(' ', "");
+            })*
+        };
+    }
+    for_known_types!(public);
+    name.to_owned()
+}
+
 /// Best-effort type name of a source error, which is only known as `dyn Error`:
 /// common std errors by downcast, else the leading identifier of its `Debug` form.
 fn source_type_name(err: &(dyn Error + 'static)) -> String {
@@ -33,20 +74,7 @@ fn source_type_name(err: &(dyn Error + 'static)) -> String {
             $(if err.is::<$ty>() { return stringify!($ty).replace(' ', ""); })*
         };
     }
-    known!(
-        std::io::Error,
-        std::fmt::Error,
-        std::num::ParseIntError,
-        std::num::ParseFloatError,
-        std::num::TryFromIntError,
-        std::str::Utf8Error,
-        std::str::ParseBoolError,
-        std::string::FromUtf8Error,
-        std::net::AddrParseError,
-        std::env::VarError,
-        std::time::SystemTimeError,
-        serde_json::Error,
-    );
+    for_known_types!(known);
     let mut w = BoundedWriter::new(96);
     let debug = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _ = write!(w, "{err:?}");
@@ -74,7 +102,7 @@ pub(crate) fn chain<E: Error + ?Sized>(err: &E) -> (Vec<ExceptionInfo>, Vec<Stri
         truncated.push("exceptions[0].message".to_owned());
     }
     let mut links = vec![ExceptionInfo {
-        ty: std::any::type_name::<E>().to_owned(),
+        ty: type_name_of::<E>(),
         message,
     }];
     // Fat pointers (address and vtable): a newtype shares its inner error's
@@ -142,6 +170,16 @@ mod tests {
         assert_eq!(links[1].ty, "std::io::Error");
         assert_eq!(links[1].message, "no such file");
         assert!(truncated.is_empty());
+    }
+
+    #[test]
+    fn a_std_type_has_one_name_captured_directly_or_as_a_source() {
+        let io = std::io::Error::other("disk full");
+        assert_eq!(chain(&io).0[0].ty, "std::io::Error");
+        let parse = "x".parse::<u8>().unwrap_err();
+        assert_eq!(chain(&parse).0[0].ty, "std::num::ParseIntError");
+        let wrapped = Outer(std::io::Error::other("disk full"));
+        assert_eq!(chain(&wrapped).0[1].ty, chain(&io).0[0].ty);
     }
 
     #[derive(Debug)]

@@ -3,7 +3,6 @@
 //! A capture walks the stack (addresses only), reads the error's text,
 //! snapshots the scope and hands a [`Pending`] report to the worker (or to the
 //! test sink bound to the thread). Everything else happens in the pipeline.
-pub(crate) mod backtrace;
 pub(crate) mod error;
 #[cfg(target_os = "linux")]
 pub(crate) mod images;
@@ -16,6 +15,7 @@ pub(crate) mod modules;
 #[path = "modules_fallback.rs"]
 pub(crate) mod modules;
 pub(crate) mod panic;
+pub(crate) mod stack;
 
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
@@ -288,7 +288,9 @@ impl Target {
     }
 }
 
-/// The fields every capture shares: id, time, thread, stack and scope.
+/// The fields every capture shares: id, time, thread, stack and scope. The
+/// stack starts where `mark` and `top` say (see [`stack`]).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pending(
     level: Level,
     kind: Kind,
@@ -296,8 +298,10 @@ pub(crate) fn pending(
     exceptions: Vec<ExceptionInfo>,
     location: Option<Location>,
     truncated: Vec<String>,
+    mark: stack::StackMark,
+    top: stack::Top,
 ) -> Pending {
-    let (addresses, cut) = backtrace::capture_addresses();
+    let (addresses, cut) = stack::walk(mark, top);
     let mut truncated = truncated;
     if cut {
         truncated.push("frames".to_owned());

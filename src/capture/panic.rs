@@ -3,6 +3,7 @@ use std::any::Any;
 use std::panic::PanicHookInfo;
 use std::sync::Once;
 
+use crate::capture::stack::{self, StackMark, Top};
 use crate::capture::{self, Reentry};
 use crate::report::{ExceptionInfo, Kind, Level, Location};
 
@@ -31,18 +32,26 @@ pub(crate) fn install() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            let anchor = 0u8;
+            let mark = StackMark::new(&anchor);
+            if stack::calibration_panic(mark) {
+                return;
+            }
             if Reentry::active() {
                 return;
             }
             if crate::client::is_active() {
-                capture_panic(info);
+                capture_panic(info, mark);
             }
             previous(info);
         }));
+        // Now that crashbox's hook is the current one, it can swallow the
+        // panics that teach it std's panic machinery.
+        stack::calibrate();
     });
 }
 
-fn capture_panic(info: &PanicHookInfo<'_>) {
+fn capture_panic(info: &PanicHookInfo<'_>, mark: StackMark) {
     capture::run(|target| {
         let mut message = payload_text(info.payload());
         let mut truncated = Vec::new();
@@ -66,6 +75,8 @@ fn capture_panic(info: &PanicHookInfo<'_>) {
             exceptions,
             location,
             truncated,
+            mark,
+            Top::Panic,
         );
         target.submit(pending)
     });

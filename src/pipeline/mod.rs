@@ -8,6 +8,7 @@ pub(crate) mod aggregate;
 pub(crate) mod fingerprint;
 mod fit;
 pub(crate) mod scrub;
+pub(crate) mod symbolicate;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,13 +16,13 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::capture::backtrace::{InAppRules, SymbolCache};
 use crate::capture::Captured;
 use crate::options::{BeforeSend, Options};
 use crate::report::User;
 use crate::report::{parse_hex, Frame, Image, Kind, Report, Sdk};
 use crate::stats::STATS;
 use scrub::Scrubber;
+use symbolicate::{InAppRules, SymbolCache, Symbolicated};
 
 /// What processing needs from the options.
 pub(crate) struct Settings {
@@ -160,7 +161,7 @@ impl Processor {
     pub(crate) fn process(&mut self, mut captured: Captured) -> Report {
         self.settings.scrub(&mut captured);
         let resolvable = if self.settings.symbolicate {
-            captured.resolvable_addresses()
+            symbolicate::resolvable(&captured)
         } else {
             vec![None; captured.addresses.len()]
         };
@@ -186,9 +187,13 @@ impl Processor {
             environment,
             ..
         } = captured;
-        let (frames, cut) = self
+        let Symbolicated {
+            frames,
+            physical,
+            cut,
+        } = self
             .symbols
-            .frames(&addresses, &resolvable, &self.settings.in_app);
+            .frames(&addresses, &resolvable, kind, &self.settings.in_app);
         if cut && !truncated.iter().any(|t| t == "frames") {
             truncated.push("frames".to_owned());
         }
@@ -204,7 +209,7 @@ impl Processor {
             }
         }
         let group = fingerprint::hash(
-            || fingerprint::default_hash(kind, &message, &exceptions, &frames, location.as_ref()),
+            || fingerprint::default_hash(kind, &message, &exceptions, &physical, location.as_ref()),
             fingerprint.as_deref(),
         );
         let timestamp = UNIX_EPOCH + Duration::from_millis(timestamp_ms);

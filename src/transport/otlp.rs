@@ -231,7 +231,7 @@ mod tests {
         };
         assert_eq!(
             get("exception.type").unwrap()["stringValue"],
-            "std::io::error::Error"
+            "std::io::Error"
         );
         assert_eq!(
             get("exception.message").unwrap()["stringValue"],

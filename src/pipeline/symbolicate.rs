@@ -1,0 +1,630 @@
+//! Symbolication on the worker: addresses to frames (cached by address),
+//! crashbox's own frames and std's panic machinery left out, in-app marking.
+//!
+//! Decisions go by source path where the build recorded one (crashbox's own
+//! sources are known at build time; the registry, git checkouts, vendor
+//! directories, the toolchain's `/rustc/` paths and the C library's relative
+//! `./` paths are not the application's), and by name only where no path
+//! exists (`debug = false`: full paths from the symbol table). The capture
+//! already cut the stack at the caller's frame by address (see
+//! `capture::stack`), so nothing here depends on names to find the top.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::capture::{modules, Captured};
+use crate::limits;
+use crate::report::{Frame, Kind};
+
+/// One symbol at an address (an address yields several when calls were inlined).
+#[derive(Clone, Debug)]
+pub(crate) struct Symbol {
+    function: Option<String>,
+    file: Option<String>,
+    line: Option<u32>,
+    column: Option<u32>,
+}
+
+/// What the fingerprint takes from a stack: per physical frame (one return
+/// address), its function's bare name and whether it is in-app. Inlined
+/// frames are left out: only some profiles have them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Physical {
+    pub name: Option<String>,
+    pub in_app: bool,
+}
+
+/// Frames of a report, with what the fingerprint needs.
+pub(crate) struct Symbolicated {
+    pub frames: Vec<Frame>,
+    pub physical: Vec<Physical>,
+    /// Whether the frame cap cut any.
+    pub cut: bool,
+}
+
+/// Address → symbols, so a repeated error is resolved from memory.
+pub(crate) struct SymbolCache {
+    map: HashMap<usize, Arc<[Symbol]>>,
+}
+
+/// Entries kept before the cache starts over; a long-running process with
+/// many distinct stacks must not grow without bound.
+const CACHE_CAPACITY: usize = 16 * 1024;
+
+/// crashbox's own sources, as this build recorded them.
+const OWN_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
+
+impl SymbolCache {
+    pub(crate) fn new() -> Self {
+        SymbolCache {
+            map: HashMap::new(),
+        }
+    }
+
+    fn symbols(&mut self, address: usize) -> Arc<[Symbol]> {
+        if let Some(hit) = self.map.get(&address) {
+            return hit.clone();
+        }
+        let mut symbols = Vec::new();
+        backtrace::resolve(address as *mut std::ffi::c_void, |sym| {
+            symbols.push(Symbol {
+                function: sym.name().map(|n| format!("{n:#}")),
+                file: sym.filename().map(|p| p.to_string_lossy().into_owned()),
+                line: sym.lineno(),
+                column: sym.colno(),
+            });
+        });
+        crate::stats::STATS.addresses_resolved.inc();
+        let symbols: Arc<[Symbol]> = symbols.into();
+        if self.map.len() >= CACHE_CAPACITY {
+            self.map.clear();
+        }
+        self.map.insert(address, symbols.clone());
+        symbols
+    }
+
+    /// Resolves `addresses` (innermost first) into frames. `resolvable[i]`
+    /// is where `addresses[i]` can be looked up in this process (`None`: it
+    /// cannot, and the frame keeps only its address).
+    pub(crate) fn frames(
+        &mut self,
+        addresses: &[usize],
+        resolvable: &[Option<usize>],
+        kind: Kind,
+        in_app: &InAppRules,
+    ) -> Symbolicated {
+        let stack: Vec<(usize, Vec<Symbol>)> = addresses
+            .iter()
+            .enumerate()
+            .map(|(i, &address)| {
+                let symbols = match resolvable.get(i).copied().flatten() {
+                    Some(here) => self.symbols(here).to_vec(),
+                    None => Vec::new(),
+                };
+                (address, symbols)
+            })
+            .collect();
+        build(stack, kind, in_app)
+    }
+}
+
+/// Where each captured address can be resolved in this process (see
+/// [`SymbolCache::frames`]), except addresses in the system's shared
+/// libraries: resolving those loads the C library's separate debug files
+/// (tens of MiB and milliseconds) to name frames that are never in-app.
+/// They keep their address and image.
+pub(crate) fn resolvable(captured: &Captured) -> Vec<Option<usize>> {
+    let mut resolvable = captured.resolvable_addresses();
+    let located;
+    let (modules, located) = if captured.live && captured.located.is_empty() {
+        located = modules::locate(&captured.addresses);
+        (&located.0, &located.1)
+    } else {
+        (&captured.modules, &captured.located)
+    };
+    let exe = std::env::current_exe().ok();
+    for (slot, place) in resolvable.iter_mut().zip(located) {
+        let Some(module) = place.and_then(|(m, _)| modules.get(m as usize)) else {
+            continue;
+        };
+        let is_exe = exe
+            .as_deref()
+            .is_some_and(|e| e.as_os_str() == module.path.as_str());
+        if !is_exe && is_system_library(&module.path) {
+            *slot = None;
+        }
+    }
+    resolvable
+}
+
+/// A shared library installed by the system (the C library, the loader).
+fn is_system_library(path: &str) -> bool {
+    [
+        "/lib/",
+        "/lib32/",
+        "/lib64/",
+        "/usr/lib/",
+        "/usr/lib32/",
+        "/usr/lib64/",
+    ]
+    .iter()
+    .any(|dir| path.starts_with(dir))
+}
+
+/// Turns resolved physical frames into the report's frames.
+fn build(stack: Vec<(usize, Vec<Symbol>)>, kind: Kind, rules: &InAppRules) -> Symbolicated {
+    let mut stack: Vec<(usize, Vec<Symbol>)> = stack
+        .into_iter()
+        .filter(|(address, _)| *address != 0)
+        .filter_map(|(address, symbols)| {
+            if symbols.is_empty() {
+                return Some((address, symbols));
+            }
+            // crashbox's own frames, anywhere (a test's `testing::capture`,
+            // an entry point that was not inlined).
+            let kept: Vec<Symbol> = symbols.into_iter().filter(|s| !is_own(s)).collect();
+            (!kept.is_empty()).then_some((address, kept))
+        })
+        .collect();
+    if kind == Kind::Panic {
+        trim_panic_machinery(&mut stack);
+    }
+    let mut frames = Vec::with_capacity(stack.len());
+    let mut physical = Vec::with_capacity(stack.len());
+    for (address, symbols) in &stack {
+        let address_hex = format!("{address:#x}");
+        if symbols.is_empty() {
+            frames.push(Frame {
+                function: None,
+                file: None,
+                line: None,
+                column: None,
+                in_app: false,
+                address: address_hex,
+            });
+            physical.push(Physical {
+                name: None,
+                in_app: false,
+            });
+            continue;
+        }
+        for sym in symbols {
+            frames.push(Frame {
+                function: sym.function.clone(),
+                file: sym.file.clone(),
+                line: sym.line,
+                column: sym.column,
+                in_app: rules.is_in_app(sym.function.as_deref(), sym.file.as_deref()),
+                address: address_hex.clone(),
+            });
+        }
+        // The last symbol of an address is the function the code belongs
+        // to; the ones before it were inlined into it.
+        let outer = &symbols[symbols.len() - 1];
+        physical.push(Physical {
+            name: outer.function.as_deref().map(bare_name),
+            in_app: rules.is_in_app(outer.function.as_deref(), outer.file.as_deref()),
+        });
+    }
+    let cut = frames.len() > limits::MAX_FRAMES;
+    frames.truncate(limits::MAX_FRAMES);
+    physical.truncate(limits::MAX_FRAMES);
+    Symbolicated {
+        frames,
+        physical,
+        cut,
+    }
+}
+
+/// Drops std's panic machinery from the top of a panic's stack: the frames
+/// the capture could not tell by address (under `panic = "abort"`, or a
+/// panic entry point it did not learn), then std functions inlined into the
+/// first frame of other code (`Index::index`, `Option::unwrap`), so the top
+/// frame is the code that panicked. Frames with no symbols stop it.
+fn trim_panic_machinery(stack: &mut Vec<(usize, Vec<Symbol>)>) {
+    let machinery = stack
+        .iter()
+        .take_while(|(_, symbols)| !symbols.is_empty() && symbols.iter().all(is_toolchain))
+        .count();
+    if machinery == stack.len() {
+        // All std: a panic raised by std itself on a thread of its own. Keep it.
+        return;
+    }
+    stack.drain(..machinery);
+    if let Some((_, symbols)) = stack.first_mut() {
+        let inlined = symbols.iter().take_while(|s| is_toolchain(s)).count();
+        if inlined < symbols.len() {
+            symbols.drain(..inlined);
+        }
+    }
+}
+
+/// A symbol of crashbox itself: by source path, or by name without one.
+fn is_own(sym: &Symbol) -> bool {
+    let name = sym.function.as_deref().unwrap_or("");
+    // crashbox's unit tests live in its sources but are not crashbox.
+    if name.contains("::tests::") {
+        return false;
+    }
+    match &sym.file {
+        Some(file) => file.starts_with(OWN_SOURCES),
+        None => name.starts_with("crashbox::") || name.starts_with("<crashbox::"),
+    }
+}
+
+/// A symbol of the Rust toolchain's libraries (std, core, alloc).
+fn is_toolchain(sym: &Symbol) -> bool {
+    match &sym.file {
+        Some(file) => is_toolchain_file(file),
+        None => sym.function.as_deref().is_some_and(is_toolchain_name),
+    }
+}
+
+fn is_toolchain_file(file: &str) -> bool {
+    file.starts_with("/rustc/")
+        || file.contains("/rustlib/src/rust/library/")
+        || (file.contains("/rustc-") && file.contains("/library/"))
+}
+
+/// A name from the toolchain's libraries, where no source path tells.
+fn is_toolchain_name(name: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "std::",
+        "core::",
+        "alloc::",
+        "__rust",
+        "rust_begin_unwind",
+        "rust_panic",
+        "__rustc::",
+    ];
+    let name = name
+        .trim_start_matches(['<', '&'])
+        .trim_start_matches("mut ");
+    PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// The C library and the dynamic loader: relative source paths (glibc is
+/// built from its source tree) or their well-known entry points.
+fn is_system(function: &str, file: Option<&str>) -> bool {
+    if let Some(f) = file {
+        return f.starts_with("./") || f.starts_with("../");
+    }
+    const NAMES: &[&str] = &[
+        "_start",
+        "start_thread",
+        "clone",
+        "clone3",
+        "__clone",
+        "__clone3",
+        "__libc_start_main",
+        "__libc_start_call_main",
+        "__libc_start_main_impl",
+        "__GI___clone3",
+        "__GI___clone",
+    ];
+    NAMES.contains(&function) || function.starts_with("_dl_")
+}
+
+/// A dependency's source: the cargo registry, a git checkout, a vendor directory.
+fn is_dependency_file(file: &str) -> bool {
+    const PARTS: &[&str] = &[
+        "/registry/src/",
+        "/.cargo/registry/",
+        "/.cargo/git/",
+        "/git/checkouts/",
+        "/vendor/",
+    ];
+    PARTS.iter().any(|p| file.contains(p))
+}
+
+/// The last path segment of a function name, without generic arguments,
+/// with closures and async bodies under one name: what every unstripped
+/// profile gives alike (`debug = false` names from the symbol table carry
+/// full paths, line tables bare names).
+pub(crate) fn bare_name(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' => depth += 1,
+            b'>' if i > 0 && bytes[i - 1] == b'-' => {}
+            b'>' => depth = depth.saturating_sub(1),
+            b':' if depth == 0 && bytes.get(i + 1) == Some(&b':') => {
+                start = i + 2;
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let segment = &name[start..];
+    let segment = segment.split('<').next().unwrap_or(segment);
+    if segment.starts_with('{') {
+        "{closure}".to_owned()
+    } else {
+        segment.to_owned()
+    }
+}
+
+/// Whether `name` starts with `prefix`, or is an impl whose self type or
+/// trait does (`<app::Config as core::fmt::Display>::fmt`,
+/// `<core::result::Result<T,E> as app::Report>::report`: by the orphan
+/// rule, the impl is in one of those crates' code).
+fn names_crate(name: &str, prefix: &str) -> bool {
+    let name = name.trim_start_matches(['<', '&']);
+    name.starts_with(prefix)
+        || name
+            .split(" as ")
+            .skip(1)
+            .any(|rest| rest.starts_with(prefix))
+}
+
+/// Decides which frames belong to the application.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct InAppRules {
+    /// Name prefixes that are in-app (`Options::in_app_include`, the
+    /// application's crate names).
+    pub include: Vec<String>,
+    /// Name prefixes that are not (`Options::in_app_exclude`).
+    pub exclude: Vec<String>,
+}
+
+impl InAppRules {
+    /// In order: crashbox, the toolchain's sources, the C library and the
+    /// loader are never in-app; an exclude prefix says no; an include prefix
+    /// says yes (matched at the start of the name, or of an impl's trait);
+    /// a dependency's source (registry, git, vendor) says no; any other
+    /// source file (the application's workspace) says yes; a name without a
+    /// source file (`debug = false`) is in-app only by an include prefix.
+    pub(crate) fn is_in_app(&self, function: Option<&str>, file: Option<&str>) -> bool {
+        let sym = Symbol {
+            function: function.map(str::to_owned),
+            file: file.map(str::to_owned),
+            line: None,
+            column: None,
+        };
+        let name = function.unwrap_or("");
+        if is_own(&sym) || is_system(name, file) {
+            return false;
+        }
+        if file.is_some_and(is_toolchain_file) {
+            return false;
+        }
+        if self.exclude.iter().any(|p| names_crate(name, p)) {
+            return false;
+        }
+        if self.include.iter().any(|p| names_crate(name, p)) {
+            return true;
+        }
+        match file {
+            Some(f) => !is_dependency_file(f),
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(function: &str, file: Option<&str>) -> Symbol {
+        Symbol {
+            function: Some(function.to_owned()),
+            file: file.map(str::to_owned),
+            line: Some(1),
+            column: None,
+        }
+    }
+
+    #[test]
+    fn in_app_by_source_path() {
+        let rules = InAppRules::default();
+        let yes = |f: &str, file: &str| rules.is_in_app(Some(f), Some(file));
+        // The application's workspace, member crates included.
+        assert!(yes("main", "/home/u/app/src/main.rs"));
+        assert!(yes("search", "/home/u/ripgrep/crates/core/search.rs"));
+        assert!(
+            yes("run", "/usr/src/app/src/main.rs"),
+            "a container's /usr/src"
+        );
+        // Dependencies.
+        assert!(!yes(
+            "from_str",
+            "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/serde_json-1.0.1/src/de.rs"
+        ));
+        assert!(!yes(
+            "from_str",
+            "/opt/cargo/registry/src/index.crates.io-1949cf8c6b5b557f/serde_json-1.0.1/src/de.rs"
+        ));
+        assert!(!yes(
+            "poll",
+            "/home/u/.cargo/git/checkouts/tokio-3f2a/ab12cd3/tokio/src/runtime/park.rs"
+        ));
+        assert!(!yes("parse", "/home/u/app/vendor/toml/src/de.rs"));
+        // The toolchain.
+        assert!(!yes(
+            "lang_start_internal",
+            "/rustc/4eb161250e340c8f48f66e2b929ef4a5bed7c181/library/std/src/rt.rs"
+        ));
+        assert!(!yes(
+            "index",
+            "/home/u/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/lib/rustlib/src/rust/library/core/src/slice/index.rs"
+        ));
+        // The C library and the loader.
+        assert!(!yes("start_thread", "./nptl/pthread_create.c"));
+        assert!(!yes(
+            "clone3",
+            "./misc/../sysdeps/unix/sysv/linux/x86_64/clone3.S"
+        ));
+        assert!(!rules.is_in_app(Some("__libc_start_main"), None));
+        assert!(!rules.is_in_app(Some("clone3"), None));
+        // crashbox itself.
+        assert!(!yes("capture_error", &format!("{OWN_SOURCES}lib.rs")));
+        assert!(!rules.is_in_app(Some("crashbox::capture::stack::walk"), None));
+    }
+
+    #[test]
+    fn in_app_by_name_only_through_prefixes() {
+        let rules = InAppRules {
+            include: vec!["myapp::".into(), "mylib::".into()],
+            exclude: vec!["myapp::generated::".into()],
+        };
+        assert!(rules.is_in_app(Some("myapp::main"), None));
+        assert!(rules.is_in_app(Some("mylib::load"), None));
+        assert!(rules.is_in_app(Some("<myapp::Config as core::fmt::Display>::fmt"), None));
+        assert!(rules.is_in_app(
+            Some("<core::result::Result<T,E> as myapp::Report>::report"),
+            None
+        ));
+        assert!(!rules.is_in_app(
+            Some("<myapp::Config as core::fmt::Display>::fmt"),
+            Some(CORE)
+        ));
+        assert!(!rules.is_in_app(Some("myapp::generated::parse"), Some("src/generated.rs")));
+        assert!(!rules.is_in_app(Some("serde_json::de::from_str"), None));
+        assert!(!rules.is_in_app(Some("std::rt::lang_start"), None));
+        assert!(!rules.is_in_app(Some("core::ops::function::FnOnce::call_once"), None));
+        assert!(!rules.is_in_app(None, None));
+    }
+
+    #[test]
+    fn system_libraries_are_told_by_their_directory() {
+        assert!(is_system_library("/usr/lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(is_system_library("/lib64/ld-linux-x86-64.so.2"));
+        assert!(!is_system_library("/home/u/app/target/release/app"));
+        assert!(!is_system_library("/usr/local/bin/app"));
+    }
+
+    #[test]
+    fn bare_names_agree_across_profiles() {
+        // Symbol table (debug = false, debug = true) against line tables.
+        let pairs = [
+            ("myapp::store::save", "save"),
+            ("<myapp::Config as core::fmt::Display>::fmt", "fmt"),
+            ("myapp::main::{{closure}}", "{closure#0}"),
+            ("myapp::parse", "parse<u32>"),
+            (
+                "<alloc::vec::Vec<T,A> as core::ops::index::Index<I>>::index",
+                "index<u8, usize, alloc::alloc::Global>",
+            ),
+            ("myapp::run::{{closure}}", "{async_fn#0}"),
+            ("<fn() -> u8 as myapp::Call>::call", "call"),
+        ];
+        for (full, bare) in pairs {
+            assert_eq!(bare_name(full), bare_name(bare), "{full} vs {bare}");
+        }
+        assert_ne!(bare_name("myapp::save"), bare_name("myapp::load"));
+    }
+
+    fn stack(frames: &[&[(&str, &str)]]) -> Vec<(usize, Vec<Symbol>)> {
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, symbols)| {
+                (
+                    0x1000 + i,
+                    symbols.iter().map(|(f, file)| sym(f, Some(file))).collect(),
+                )
+            })
+            .collect()
+    }
+
+    const CORE: &str = "/rustc/abc/library/core/src/panicking.rs";
+    const STD: &str = "/rustc/abc/library/std/src/panicking.rs";
+    const APP: &str = "/home/u/app/src/main.rs";
+
+    #[test]
+    fn a_panic_starts_at_the_code_that_panicked() {
+        let raw = stack(&[
+            &[("rust_panic_with_hook", STD)],
+            &[("panic_fmt", CORE)],
+            &[("panic_bounds_check", CORE)],
+            &[
+                ("index<usize>", "/rustc/abc/library/core/src/slice/index.rs"),
+                ("index<u8>", "/rustc/abc/library/alloc/src/vec/mod.rs"),
+                ("lookup", APP),
+            ],
+            &[("main", APP)],
+            &[("lang_start_internal", "/rustc/abc/library/std/src/rt.rs")],
+        ]);
+        let out = build(raw, Kind::Panic, &InAppRules::default());
+        let names: Vec<_> = out
+            .frames
+            .iter()
+            .map(|f| f.function.as_deref().unwrap())
+            .collect();
+        assert_eq!(names, ["lookup", "main", "lang_start_internal"]);
+        assert_eq!(
+            out.frames.iter().map(|f| f.in_app).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        assert_eq!(
+            out.physical,
+            [
+                Physical {
+                    name: Some("lookup".into()),
+                    in_app: true
+                },
+                Physical {
+                    name: Some("main".into()),
+                    in_app: true
+                },
+                Physical {
+                    name: Some("lang_start_internal".into()),
+                    in_app: false
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_keep_std_frames_and_lose_crashbox_ones() {
+        let own = format!("{OWN_SOURCES}lib.rs");
+        let raw = stack(&[
+            &[("capture_error<std::io::Error>", &own), ("save", APP)],
+            &[("call_once", CORE)],
+            &[("capture<F>", &format!("{OWN_SOURCES}testing.rs"))],
+            &[("main", APP)],
+        ]);
+        let out = build(raw, Kind::Error, &InAppRules::default());
+        let names: Vec<_> = out
+            .frames
+            .iter()
+            .map(|f| f.function.as_deref().unwrap())
+            .collect();
+        assert_eq!(names, ["save", "call_once", "main"]);
+    }
+
+    #[test]
+    fn unnamed_frames_are_kept_and_null_addresses_dropped() {
+        let raw = vec![
+            (0x10, Vec::new()),
+            (0x20, vec![sym("main", Some(APP))]),
+            (0, Vec::new()),
+        ];
+        let out = build(raw, Kind::Panic, &InAppRules::default());
+        assert_eq!(out.frames.len(), 2);
+        assert_eq!(out.frames[0].function, None);
+        assert_eq!(out.frames[0].address, "0x10");
+    }
+
+    #[test]
+    fn repeated_addresses_are_resolved_once() {
+        let mut cache = SymbolCache::new();
+        let rules = InAppRules::default();
+        let here = repeated_addresses_are_resolved_once as *const () as usize + 1;
+        let addresses = [here, here];
+        let live: Vec<Option<usize>> = addresses.iter().map(|&a| Some(a)).collect();
+        let first = cache.frames(&addresses, &live, Kind::Error, &rules);
+        let cached = cache.map.len();
+        let second = cache.frames(&addresses, &live, Kind::Error, &rules);
+        assert_eq!(cache.map.len(), cached, "no new entries for the same stack");
+        assert_eq!(cached, 1);
+        assert_eq!(first.frames, second.frames);
+        assert!(first.frames.iter().any(|f| f
+            .function
+            .as_deref()
+            .is_some_and(|n| n.contains("repeated_addresses_are_resolved_once"))));
+    }
+}
