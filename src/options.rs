@@ -503,6 +503,10 @@ impl Options {
     /// (or `false`, `off`, `no`) sets it from the environment with
     /// [`from_env`](Options::from_env).
     ///
+    /// With `true`, the debug information loaded for a report (tens of MiB
+    /// for a binary built with debug info) is let go once the worker has
+    /// processed no capture for 10 seconds; the next report loads it again.
+    ///
     /// ```
     /// let options = crashbox::Options::new().symbolicate(false);
     /// # let _ = options;

@@ -97,6 +97,9 @@ fn receive(
 const STARTUP_DELAY: Duration = Duration::from_millis(2);
 /// Messages taken from the queue between two delivery attempts.
 const RECEIVE_BURST: usize = 256;
+/// The debug info loaded to resolve frames is let go once no capture was
+/// processed for this long (see `Options::symbolicate`).
+pub(crate) const SYMBOLS_IDLE_RELEASE: Duration = Duration::from_secs(10);
 
 /// When to try a failed batch again.
 #[derive(Clone, Copy, Debug)]
@@ -264,6 +267,11 @@ pub(crate) struct Worker {
     spool: Option<Arc<Spool>>,
     aggregator: Aggregator,
     limiter: RateLimiter,
+    /// How long without processing before debug info is let go.
+    symbols_idle: Duration,
+    /// Told each time debug info is let go.
+    #[cfg(test)]
+    on_release: Option<SyncSender<()>>,
 }
 
 impl Worker {
@@ -289,6 +297,9 @@ impl Worker {
             not_before: None,
             ledger,
             spool,
+            symbols_idle: SYMBOLS_IDLE_RELEASE,
+            #[cfg(test)]
+            on_release: None,
         }
     }
 
@@ -330,6 +341,11 @@ impl Worker {
                     Some(outbox_wait.map_or(until, |w| w.min(until)))
                 }
                 None => outbox_wait,
+            };
+            // And to let go of debug info once idle.
+            let wait = match self.symbols_release_in() {
+                Some(until) => Some(wait.map_or(until, |w| w.min(until))),
+                None => wait,
             };
             // Without a spool, a full outbox pushes back into the queue;
             // with one, the overflow waits in the spool.
@@ -375,6 +391,28 @@ impl Worker {
             self.emit_ready();
             self.pump();
             self.answer_waiters();
+            self.release_symbols_if_idle();
+        }
+    }
+
+    /// How long until the debug info held for resolving frames is let go;
+    /// `None` when none is held.
+    fn symbols_release_in(&self) -> Option<Duration> {
+        let last = self.processor.last_resolved()?;
+        let due = last.checked_add(self.symbols_idle)?;
+        Some(due.saturating_duration_since(Instant::now()))
+    }
+
+    /// A long-running process reports rarely: between bursts, the tens of
+    /// MiB of parsed debug info are not worth keeping.
+    fn release_symbols_if_idle(&mut self) {
+        if self.symbols_release_in() != Some(Duration::ZERO) {
+            return;
+        }
+        self.processor.release_symbols();
+        #[cfg(test)]
+        if let Some(tx) = &self.on_release {
+            let _ = tx.try_send(());
         }
     }
 
@@ -813,6 +851,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::ReportId;
 
     #[test]
     fn the_ledger_counts_each_report_once() {
@@ -834,6 +873,98 @@ mod tests {
         assert!(after.spooled > before.spooled);
         assert_eq!(held(ledger.0.load(Ordering::Acquire), false), 0);
         assert_eq!(held(ledger.0.load(Ordering::Acquire), true), 0);
+    }
+
+    /// A transport that accepts everything and keeps nothing.
+    struct Discard;
+
+    impl Transport for Discard {
+        fn send(&mut self, _reports: &[Report]) -> Result<(), TransportError> {
+            Ok(())
+        }
+    }
+
+    /// A capture of an error at a real address of this binary, so that
+    /// processing it resolves frames (and loads debug info).
+    fn capture_here() -> Captured {
+        let here = capture_here as *const () as usize;
+        let mut captured: Captured = serde_json::from_value(serde_json::json!({
+            "id": ReportId::random(),
+            "timestamp_ms": 0,
+            "level": "error",
+            "kind": "error",
+            "message": "idle test",
+            "exceptions": [],
+            "addresses": [here],
+            "location": null,
+            "thread": {"name": null, "id": 1},
+            "tags": {},
+            "extra": {},
+            "user": null,
+            "level_override": null,
+            "fingerprint": null,
+            "breadcrumbs": [],
+            "truncated": [],
+        }))
+        .expect("a capture");
+        captured.live = true;
+        captured
+    }
+
+    #[test]
+    fn debug_info_is_let_go_once_the_worker_is_idle() {
+        let idle = Duration::from_millis(100);
+        let settings = Arc::new(Settings::from_options(&crate::Options::new()));
+        let ledger = Arc::new(Ledger::default());
+        let retry = RetryPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(1),
+            attempts: 1,
+        };
+        let mut worker = Worker::new(
+            settings,
+            Box::new(Discard),
+            retry,
+            ledger.clone(),
+            None,
+            Arc::new(Slots::default()),
+        );
+        worker.symbols_idle = idle;
+        let (released_tx, released) = std::sync::mpsc::sync_channel(8);
+        worker.on_release = Some(released_tx);
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let handle = std::thread::spawn(move || worker.run(Inbox::new(rx)));
+        // Twice: a capture after a release resolves (and releases) again.
+        for round in 0..2 {
+            let sent = Instant::now();
+            assert!(ledger.admit(false));
+            tx.send(Message::Durable {
+                captured: Box::new(capture_here()),
+                spool_file: None,
+            })
+            .expect("the worker runs");
+            released
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("round {round}: debug info never let go"));
+            assert!(
+                sent.elapsed() >= idle,
+                "round {round}: let go after {:?}, before the idle period",
+                sent.elapsed()
+            );
+        }
+        let (done_tx, done) = std::sync::mpsc::sync_channel(1);
+        tx.send(Message::Shutdown {
+            done: done_tx,
+            deadline: Instant::now() + Duration::from_secs(10),
+        })
+        .expect("the worker runs");
+        done.recv_timeout(Duration::from_secs(60))
+            .expect("the worker stops");
+        handle.join().expect("no panic on the worker");
+        assert!(
+            released.try_recv().is_err(),
+            "nothing is let go that was not loaded"
+        );
     }
 
     #[test]

@@ -9,10 +9,11 @@ pub(crate) mod fingerprint;
 mod fit;
 pub(crate) mod scrub;
 pub(crate) mod symbolicate;
+pub(crate) mod symtab;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -147,6 +148,9 @@ fn frame_images(frames: &[Frame], live: bool, recorded: Vec<Image>) -> Vec<Image
 pub(crate) struct Processor {
     settings: Arc<Settings>,
     symbols: SymbolCache,
+    /// When frames were last resolved, while the debug info loaded for
+    /// them may still be held (see [`Processor::release_symbols`]).
+    last_resolved: Option<Instant>,
 }
 
 impl Processor {
@@ -154,12 +158,39 @@ impl Processor {
         Processor {
             settings,
             symbols: SymbolCache::new(),
+            last_resolved: None,
         }
+    }
+
+    /// When frames were last resolved; `None` once [`release_symbols`](Self::release_symbols)
+    /// let go of what that loaded (or when nothing was resolved yet).
+    pub(crate) fn last_resolved(&self) -> Option<Instant> {
+        self.last_resolved
+    }
+
+    /// Lets go of the debug info loaded to resolve frames (the `backtrace`
+    /// crate's parsed files, tens of MiB for a binary with debug info) and
+    /// of the resolved addresses. The worker calls it once idle; the next
+    /// capture loads again what it needs.
+    pub(crate) fn release_symbols(&mut self) {
+        self.symbols = SymbolCache::new();
+        backtrace::clear_symbol_cache();
+        // glibc keeps what the worker thread's arena freed for reuse: without
+        // a trim, half of the debug info's memory stays resident.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim takes the allocator's own locks; any thread may call it.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        self.last_resolved = None;
     }
 
     /// The finished report, before aggregation and `before_send`.
     pub(crate) fn process(&mut self, mut captured: Captured) -> Report {
         self.settings.scrub(&mut captured);
+        if self.settings.symbolicate {
+            self.last_resolved = Some(Instant::now());
+        }
         let resolvable = if self.settings.symbolicate {
             symbolicate::resolvable(&captured)
         } else {
