@@ -9,12 +9,19 @@
 //! CRASHBOX_E2E_BUGSINK_DSN=$(tests/e2e/bugsink.sh start) cargo test --test bugsink_e2e
 //! tests/e2e/bugsink.sh stop
 //! ```
+//!
+//! Besides this test binary's own application, the fixture application of
+//! tests/fixture_app, built with `debug = "line-tables-only"`, reports to
+//! the server: Bugsink must name its function as each issue's culprit.
 mod common;
 #[path = "support/errors.rs"]
 mod errors;
+#[path = "support/sentry_fixture.rs"]
+mod sentry_fixture;
 
+use std::collections::HashSet;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -99,6 +106,34 @@ fn stored_events() -> Vec<Value> {
         .collect()
 }
 
+fn stored_issues() -> Vec<Value> {
+    let out = common::run_command(
+        Command::new("bash").arg(script()).arg("issues"),
+        "bugsink.sh issues",
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("issue JSON"))
+        .collect()
+}
+
+/// The DSN of the fixture application's own project on the server.
+fn fixture_project_dsn() -> String {
+    let out = common::run_command(
+        Command::new("bash")
+            .arg(script())
+            .args(["project", "crashbox-fixture"]),
+        "bugsink.sh project",
+    );
+    let dsn = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        dsn.starts_with("http://"),
+        "bugsink.sh project printed {dsn:?}"
+    );
+    dsn
+}
+
 fn server_log() -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bugsink/state/server.log");
     std::fs::read_to_string(path).unwrap_or_default()
@@ -115,14 +150,23 @@ fn function(frame: &Value) -> &str {
     frame["function"].as_str().unwrap_or("")
 }
 
-#[test]
-fn reports_land_in_bugsink_as_sent() {
+/// The server's DSN, or `None` after saying why the test skips; fails
+/// instead when `CRASHBOX_E2E_REQUIRED` is set.
+fn server_dsn() -> Option<String> {
     let Ok(dsn) = std::env::var(DSN_ENV) else {
         assert!(
             std::env::var_os("CRASHBOX_E2E_REQUIRED").is_none(),
             "CRASHBOX_E2E_REQUIRED is set but {DSN_ENV} is not: the Bugsink server did not start"
         );
         eprintln!("skipped: {DSN_ENV} is not set (start a server with tests/e2e/bugsink.sh start; .ci/run does)");
+        return None;
+    };
+    Some(dsn)
+}
+
+#[test]
+fn reports_land_in_bugsink_as_sent() {
+    let Some(dsn) = server_dsn() else {
         return;
     };
     let before = stored_events().len();
@@ -150,7 +194,12 @@ fn reports_land_in_bugsink_as_sent() {
         "Bugsink failed on an event:\n{log}"
     );
 
-    let events: Vec<Value> = stored_events().into_iter().skip(before).collect();
+    // The fixture's test may report to the same server meanwhile.
+    let events: Vec<Value> = stored_events()
+        .into_iter()
+        .skip(before)
+        .filter(|e| e["release"] == "ledger-app@3.1.4")
+        .collect();
     assert_eq!(events.len(), 4, "stored events: {events:#?}");
     for event in &events {
         assert_eq!(event["release"], "ledger-app@3.1.4");
@@ -265,4 +314,179 @@ fn reports_land_in_bugsink_as_sent() {
         );
     }
     assert_eq!(panic["threads"]["values"][0]["name"], "reconciler");
+}
+
+/// Fixture modes, the function Bugsink must name as the issue's culprit,
+/// and the start of the issue's title.
+const CULPRITS: &[(&str, &str, &str)] = &[
+    (
+        "error",
+        "save",
+        "std::io::Error: cannot write /etc/app.toml",
+    ),
+    ("panic-index", "lookup", "panic: index out of bounds"),
+];
+
+/// The last path segment of a function name, without generic arguments.
+fn bare(name: &str) -> &str {
+    let name = name.split('<').next().unwrap_or(name);
+    name.rsplit("::").next().unwrap_or(name)
+}
+
+/// The frame Bugsink (as Sentry) takes for the crash location: the
+/// innermost in-app frame with a function name of the last exception.
+fn culprit_frame(event: &Value) -> Option<&Value> {
+    let values = event["exception"]["values"].as_array()?;
+    frames(values.last()?)
+        .into_iter()
+        .rev()
+        .find(|f| f["in_app"] == true && !function(f).is_empty())
+}
+
+/// Checks what Bugsink stored of one run of the fixture; returns problems.
+fn check_culprit(
+    mode: &str,
+    expected: &str,
+    title: &str,
+    event: &Value,
+    issue: &Value,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let sources = sentry_fixture::sources();
+    let in_sources = |file: &str| Path::new(file).starts_with(&sources);
+
+    let culprit = issue["last_frame_function"].as_str().unwrap_or("");
+    if bare(culprit) != expected {
+        problems.push(format!(
+            "{mode}: Bugsink's culprit is {culprit:?}, not {expected}: {issue}"
+        ));
+    }
+    let file = issue["last_frame_filename"].as_str().unwrap_or("");
+    if !in_sources(file) {
+        problems.push(format!(
+            "{mode}: the culprit's file {file:?} is not the application's ({})",
+            sources.display()
+        ));
+    }
+    let shown = format!(
+        "{}: {}",
+        issue["calculated_type"].as_str().unwrap_or(""),
+        issue["calculated_value"].as_str().unwrap_or("")
+    );
+    if !shown.starts_with(title) {
+        problems.push(format!(
+            "{mode}: the issue's title is {shown:?}, not {title:?}…"
+        ));
+    }
+    // No transaction is sent: Bugsink shows the crash frame instead.
+    if issue["transaction"] != "" {
+        problems.push(format!("{mode}: the issue has a transaction: {issue}"));
+    }
+
+    // The stored event agrees: its innermost frame is the culprit, and
+    // nothing of crashbox or of the stack walker is in the stack.
+    match culprit_frame(event) {
+        Some(frame) if bare(function(frame)) == expected => {}
+        other => problems.push(format!("{mode}: the event's crash frame is {other:?}")),
+    }
+    let values = event["exception"]["values"].as_array();
+    let stack = values
+        .and_then(|v| v.last())
+        .map(frames)
+        .unwrap_or_default();
+    match stack.last() {
+        Some(innermost) if bare(function(innermost)) == expected && innermost["in_app"] == true => {
+        }
+        other => problems.push(format!(
+            "{mode}: the innermost frame is {other:?}, not the application's {expected}"
+        )),
+    }
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for frame in &stack {
+        let name = function(frame);
+        let file = frame["filename"].as_str().unwrap_or("");
+        if name.starts_with("crashbox::")
+            || name.starts_with("backtrace::")
+            || Path::new(file).starts_with(&own)
+            || file.contains("/backtrace-0.")
+        {
+            problems.push(format!(
+                "{mode}: a frame of crashbox or the walker: {frame}"
+            ));
+        }
+        if frame["in_app"] == true && !in_sources(file) {
+            problems.push(format!(
+                "{mode}: in-app frame outside the application: {frame}"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn a_line_tables_build_shows_the_application_function_as_the_culprit() {
+    if server_dsn().is_none() {
+        return;
+    }
+    // Bugsink groups by type and message alone and takes an issue's crash
+    // location from its first event: in the shared project, this test
+    // binary's own panic of the same kind would be the culprit.
+    let dsn = fixture_project_dsn();
+    let project: u64 = dsn
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no project id in {dsn}"));
+    let binary = sentry_fixture::build("line-tables");
+    let collector = format!("sentry+{dsn}");
+    let mut problems = Vec::new();
+    for &(mode, expected, title) in CULPRITS {
+        let before: HashSet<String> = stored_events()
+            .iter()
+            .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+            .collect();
+        let out = sentry_fixture::run(&binary, mode, &collector);
+        out.assert_success();
+        let events: Vec<Value> = stored_events()
+            .into_iter()
+            .filter(|e| e["release"] == sentry_fixture::RELEASE)
+            .filter(|e| {
+                e["event_id"]
+                    .as_str()
+                    .is_some_and(|id| !before.contains(id))
+            })
+            .collect();
+        let [event] = events.as_slice() else {
+            panic!(
+                "{mode}: expected one new event in Bugsink, found {}\n{}\n--- server log ---\n{}",
+                events.len(),
+                out.dump(),
+                server_log()
+            );
+        };
+        let issue = stored_issues()
+            .into_iter()
+            .find(|i| i["id"] == event["_issue_id"])
+            .unwrap_or_else(|| panic!("{mode}: no issue {} in Bugsink", event["_issue_id"]));
+        if issue["project_id"] != project {
+            problems.push(format!(
+                "{mode}: the issue is in project {}, not {project}",
+                issue["project_id"]
+            ));
+        }
+        println!(
+            "{mode}: culprit {} in {}, title {}: {}",
+            issue["last_frame_function"],
+            issue["last_frame_filename"],
+            issue["calculated_type"],
+            issue["calculated_value"]
+        );
+        problems.extend(check_culprit(mode, expected, title, event, &issue));
+    }
+    let log = server_log();
+    assert!(
+        !log.contains("ValidationError in digest") && !log.contains("Internal Server Error"),
+        "Bugsink rejected or failed on an event:\n{log}"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

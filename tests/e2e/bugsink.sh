@@ -7,10 +7,13 @@
 #   tests/e2e/bugsink.sh events   # one JSON object per line: each stored event's data, plus "_issue_id"
 #   tests/e2e/bugsink.sh issues   # one JSON object per line: each issue (id, event counts, type/value, grouping keys)
 #   tests/e2e/bugsink.sh status   # exit 0 if the server is running
+#   tests/e2e/bugsink.sh project NAME  # create project NAME if it does not exist yet; prints its DSN
 #
 # Typical use:   DSN=$(tests/e2e/bugsink.sh start) && ... && tests/e2e/bugsink.sh stop
 #
 # `start` prints exactly one line on stdout: http://KEY@127.0.0.1:PORT/PROJECT_ID
+# Bugsink groups an issue by exception type and message only (never by stack) and sets an issue's crash location
+# (last_frame_*) from its first event: a test that checks those from its own application uses a project of its own.
 # Everything else goes to stderr; the server's own output goes to <state>/server.log.
 #
 # Environment:
@@ -275,6 +278,29 @@ do_start() {
     printf '%s\n' "$dsn"
 }
 
+do_project() {
+    local name="${1:-}"
+    [[ -n "$name" ]] || die "usage: $0 project NAME"
+    [[ -f "$STATE/db.sqlite3" ]] || die "no database at $STATE/db.sqlite3 (run start first)"
+    django_python - "$name" <<'EOF'
+import sys
+import django
+django.setup()
+
+from django.contrib.auth import get_user_model
+from teams.models import Team
+from projects.models import Project, ProjectMembership, ProjectRole
+
+team = Team.objects.get(name="crashbox")
+project = Project.objects.filter(team=team, name=sys.argv[1], is_deleted=False).first()
+if project is None:
+    project = Project.objects.create(team=team, name=sys.argv[1])
+    user = get_user_model().objects.get(username="admin@example.com")
+    ProjectMembership.objects.create(project=project, user=user, role=ProjectRole.ADMIN, accepted=True)
+print(project.dsn)
+EOF
+}
+
 do_events() {
     [[ -f "$STATE/db.sqlite3" ]] || die "no database at $STATE/db.sqlite3 (run start first)"
     python3 - "$STATE/db.sqlite3" <<'EOF'
@@ -316,12 +342,13 @@ case "${1:-}" in
     stop) lock; do_stop ;;
     events) do_events ;;
     issues) do_issues ;;
+    project) lock; do_project "${2:-}" ;;
     status)
         pid="$(server_pid)"
         if [[ -n "$pid" ]]; then log "running (pid $pid, port $PORT)"; exit 0; else log "not running"; exit 1; fi
         ;;
     *)
-        echo "usage: $0 {start|stop|events|issues|status}" >&2
+        echo "usage: $0 {start|stop|events|issues|status|project NAME}" >&2
         exit 2
         ;;
 esac
