@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::symtab::SymbolTable;
 use crate::capture::{modules, Captured};
 use crate::limits;
 use crate::report::{Frame, Kind};
@@ -44,6 +45,9 @@ pub(crate) struct Symbolicated {
 /// Address → symbols, so a repeated error is resolved from memory.
 pub(crate) struct SymbolCache {
     map: HashMap<usize, Arc<[Symbol]>>,
+    /// The executable's symbol table, loaded the first time line tables
+    /// give a bare name (`None` inside: it could not be read).
+    exe_symbols: Option<Option<SymbolTable>>,
 }
 
 /// Entries kept before the cache starts over; a long-running process with
@@ -57,6 +61,7 @@ impl SymbolCache {
     pub(crate) fn new() -> Self {
         SymbolCache {
             map: HashMap::new(),
+            exe_symbols: None,
         }
     }
 
@@ -74,12 +79,50 @@ impl SymbolCache {
             });
         });
         crate::stats::STATS.addresses_resolved.inc();
+        self.qualify(address, &mut symbols);
         let symbols: Arc<[Symbol]> = symbols.into();
         if self.map.len() >= CACHE_CAPACITY {
             self.map.clear();
         }
         self.map.insert(address, symbols.clone());
         symbols
+    }
+
+    /// Line tables (`debug = "line-tables-only"`) name functions without
+    /// their module path; the executable's symbol table has the full path
+    /// of the function an address is in (a few milliseconds and MiB to
+    /// load, once). Inlined frames keep their bare names.
+    fn qualify(&mut self, address: usize, symbols: &mut [Symbol]) {
+        let Some(outer) = symbols.last_mut() else {
+            return;
+        };
+        let Some(bare) = outer.function.as_deref().filter(|f| !f.contains("::")) else {
+            return;
+        };
+        let (modules, located) = modules::locate(&[address]);
+        let Some((module, offset)) = located.first().copied().flatten() else {
+            return;
+        };
+        let exe = std::env::current_exe().ok();
+        let is_exe = modules.get(module as usize).is_some_and(|m| {
+            exe.as_deref()
+                .is_some_and(|e| e.as_os_str() == m.path.as_str())
+        });
+        if !is_exe {
+            return;
+        }
+        let table = self
+            .exe_symbols
+            .get_or_insert_with(|| exe.as_deref().and_then(|e| SymbolTable::load(e).ok()));
+        let Some(full) = table.as_ref().and_then(|t| {
+            t.vaddr_of_offset(offset)
+                .and_then(|vaddr| t.lookup(vaddr.saturating_sub(1)))
+        }) else {
+            return;
+        };
+        if bare_name(full) == bare_name(bare) {
+            outer.function = Some(full.to_owned());
+        }
     }
 
     /// Resolves `addresses` (innermost first) into frames. `resolvable[i]`

@@ -15,7 +15,6 @@
 //! offset (what [`crate::capture::modules::locate`] gives), use
 //! [`SymbolTable::vaddr_of_offset`].
 // Loaded by nothing yet: symbolication by symbol table is the next step.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -116,17 +115,20 @@ impl SymbolTable {
             .map(|s| s.vaddr + (offset - s.offset))
     }
 
+    #[cfg(test)]
     /// The virtual address of the lowest `PT_LOAD` segment: what an image
     /// base (the address that segment is mapped at) corresponds to.
     pub(crate) fn lowest_load_vaddr(&self) -> Option<u64> {
         self.segments.iter().map(|s| s.vaddr).min()
     }
 
+    #[cfg(test)]
     /// Function symbols held.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
+    #[cfg(test)]
     /// Bytes held on the heap, about.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()
