@@ -1,7 +1,8 @@
 //! The whole pipeline on the embedded `memory` collector: no server needed.
 //!
 //! Reports a handled error with a source chain, a message, a storm of one
-//! error (aggregated into one report with a count), and a panic on a named
+//! error (its first ten sent one by one, the rest aggregated into one report
+//! with a count), and a panic on a named
 //! thread, with a secret in the scope and in a message (scrubbed); then prints
 //! every captured report as JSON and the counters.
 //!
@@ -67,8 +68,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Level::Warning,
     );
 
-    // A storm: the first is sent at once, the other 999 become one report
-    // whose `count` is 999 when the window closes (here: at flush).
+    // A storm: the first ten are sent at once (`aggregation_burst`), the
+    // other 990 become one report whose `count` is 990 when the window
+    // closes (here: at flush).
     for _ in 0..1000 {
         crashbox::capture_error(&std::io::Error::new(
             std::io::ErrorKind::TimedOut,

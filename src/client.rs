@@ -131,7 +131,7 @@ impl Client {
                 // A repeat: its window's report will carry it (in flight until then).
                 Entry::Absorbed => return None,
                 Entry::Claimed => pending.claimed = true,
-                Entry::Busy => {}
+                Entry::Passed | Entry::Busy => {}
             }
         }
         let claimed = key.filter(|_| pending.claimed);
@@ -392,7 +392,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     let inbox = Inbox::new(rx);
     let worker_inbox = inbox.clone();
     let ledger = Arc::new(Ledger::default());
-    let slots = Arc::new(Slots::default());
+    let slots = Arc::new(Slots::new(options.aggregation_burst));
     let worker = Worker::new(
         settings.clone(),
         transport,

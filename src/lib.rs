@@ -71,7 +71,7 @@ pub use collector::{Collector, Dsn, Endpoint};
 #[doc(hidden)]
 pub use options::__application_crate;
 pub use options::{BeforeSend, ConfigError, Options};
-pub use options::{DEFAULT_MAX_REPORTS_PER_MINUTE, MAX_QUEUE_CAPACITY};
+pub use options::{DEFAULT_AGGREGATION_BURST, DEFAULT_MAX_REPORTS_PER_MINUTE, MAX_QUEUE_CAPACITY};
 pub use report::Image;
 pub use report::{
     Breadcrumb, Context, ExceptionInfo, Frame, Kind, Level, Location, Report, ReportId, Sdk,

@@ -107,6 +107,7 @@ pub struct Options {
     pub(crate) spool_max_age: Duration,
     pub(crate) panic_flush_timeout: Duration,
     pub(crate) aggregation_window: Duration,
+    pub(crate) aggregation_burst: u32,
     pub(crate) max_reports_per_minute: u32,
     pub(crate) sample_rate: f64,
     pub(crate) scrub: bool,
@@ -148,6 +149,7 @@ impl fmt::Debug for Options {
             .field("spool_max_age", &self.spool_max_age)
             .field("panic_flush_timeout", &self.panic_flush_timeout)
             .field("aggregation_window", &self.aggregation_window)
+            .field("aggregation_burst", &self.aggregation_burst)
             .field("max_reports_per_minute", &self.max_reports_per_minute)
             .field("sample_rate", &self.sample_rate)
             .field("scrub", &self.scrub)
@@ -158,6 +160,9 @@ impl fmt::Debug for Options {
     }
 }
 
+/// The default of [`Options::aggregation_burst`].
+pub const DEFAULT_AGGREGATION_BURST: u32 = 10;
+
 /// The default of [`Options::max_reports_per_minute`].
 pub const DEFAULT_MAX_REPORTS_PER_MINUTE: u32 = 600;
 
@@ -167,7 +172,8 @@ pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 impl Options {
     /// Defaults: reports go to stderr, environment `development` in debug builds
     /// and `production` otherwise, shutdown timeout 2 s, 100 breadcrumbs,
-    /// a queue of 1024 reports, panic hook on, repeats aggregated over 60 s,
+    /// a queue of 1024 reports, panic hook on, repeats beyond the first 10
+    /// aggregated over 60 s,
     /// a rate limit of 600 reports a minute, every capture kept (sample rate 1.0),
     /// secrets scrubbed, no default PII.
     pub fn new() -> Self {
@@ -198,6 +204,7 @@ impl Options {
             spool_max_age: Duration::from_secs(30 * 86_400),
             panic_flush_timeout: Duration::from_secs(2),
             aggregation_window: Duration::from_secs(60),
+            aggregation_burst: DEFAULT_AGGREGATION_BURST,
             max_reports_per_minute: DEFAULT_MAX_REPORTS_PER_MINUTE,
             sample_rate: 1.0,
             scrub: true,
@@ -391,11 +398,11 @@ impl Options {
         self
     }
 
-    /// How long repeats of one fingerprint are aggregated (default 60 s; at
-    /// most a day). The first report of a fingerprint is sent at once; its
-    /// repeats within the window are counted in
+    /// How long repeats of one error are aggregated (default 60 s; at most a
+    /// day). Within the window the first [`aggregation_burst`](Options::aggregation_burst)
+    /// reports of an error are sent at once; later repeats are counted in
     /// [`Stats::aggregated`](crate::Stats::aggregated), and when the window
-    /// ends one of them is sent carrying the total in
+    /// ends one of them is sent carrying their total in
     /// [`Report::count`](crate::Report::count). [`flush`](crate::flush) and
     /// shutdown end every window. `Duration::ZERO` sends every report.
     ///
@@ -404,7 +411,8 @@ impl Options {
     /// let guard = crashbox::init(
     ///     crashbox::Options::new()
     ///         .collector("memory")
-    ///         .aggregation_window(Duration::from_secs(10)),
+    ///         .aggregation_window(Duration::from_secs(10))
+    ///         .aggregation_burst(1),
     /// )?;
     /// let err = std::io::Error::other("disk full");
     /// for _ in 0..100 {
@@ -423,13 +431,61 @@ impl Options {
         self
     }
 
-    /// The most first reports of aggregation windows sent per minute
-    /// (default [`DEFAULT_MAX_REPORTS_PER_MINUTE`], 600): a bucket of that
-    /// many refilled evenly over the minute. Reports over it are dropped and
+    /// How many occurrences of one error are sent as reports of their own
+    /// in each [aggregation window](Options::aggregation_window) (default
+    /// [`DEFAULT_AGGREGATION_BURST`], 10), each with `count` 1, so that a
+    /// collector's event counts, frequency charts and alert thresholds are
+    /// exact for errors that occur fewer times than that. Occurrences beyond
+    /// it are only counted, and go out as one report carrying their `count`
+    /// when the window closes: a storm costs at most `burst + 1` reports per
+    /// error per window. `0` and `1` both send only the first occurrence on
+    /// its own.
+    ///
+    /// Occurrences of one error are reports with the same fingerprint
+    /// ([`Report::group`](crate::Report::group)), exception types and
+    /// messages, once the variable parts of the messages (numbers, hex
+    /// numbers and strings, UUIDs and other ids) are set aside: `"burst
+    /// error 17"` and `"burst error 18"` are one error, `"Permission denied
+    /// (os error 13)"` and `"No space left on device (os error 28)"` are two,
+    /// even from one function.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let guard = crashbox::init(
+    ///     crashbox::Options::new()
+    ///         .collector("memory")
+    ///         .aggregation_burst(3),
+    /// )?;
+    /// for attempt in 0..10 {
+    ///     let err = std::io::Error::other(format!("attempt {attempt} timed out"));
+    ///     crashbox::capture_error(&err);
+    /// }
+    /// crashbox::flush(Duration::from_secs(5));
+    /// let counts: Vec<u64> = crashbox::take_memory_reports()
+    ///     .iter()
+    ///     .map(|r| r.count)
+    ///     .collect();
+    /// // Three sent as they happened, then one standing for the other seven.
+    /// assert_eq!(counts, [1, 1, 1, 7]);
+    /// # drop(guard);
+    /// # Ok::<(), crashbox::ConfigError>(())
+    /// ```
+    pub fn aggregation_burst(mut self, burst: u32) -> Self {
+        self.aggregation_burst = burst;
+        self
+    }
+
+    /// The most reports sent on their own per minute: the first reports of
+    /// aggregation windows and the rest of their
+    /// [bursts](Options::aggregation_burst) (default
+    /// [`DEFAULT_MAX_REPORTS_PER_MINUTE`], 600): a bucket of that many
+    /// refilled evenly over the minute. A first report over it is dropped and
     /// counted in [`Stats::dropped_rate_limited`](crate::Stats::dropped_rate_limited),
-    /// and their windows do not open. Panics are never held to it, nor are
-    /// the reports that close windows (at most one per first report, so at
-    /// most about twice the limit is sent a minute). `0` turns the limit off.
+    /// and its window does not open; a later one of a burst is counted in
+    /// the report that closes its window instead. Panics are never held to
+    /// it, nor are the reports that close windows (at most one per first
+    /// report, so at most about twice the limit is sent a minute). `0` turns
+    /// the limit off.
     pub fn max_reports_per_minute(mut self, max: u32) -> Self {
         self.max_reports_per_minute = max;
         self

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::capture::{Captured, Pending};
-use crate::pipeline::aggregate::{Aggregator, Closed, Offer, RateLimiter, Slots};
+use crate::pipeline::aggregate::{Aggregator, Closed, Offer, RateLimiter, Slots, Window};
 use crate::pipeline::{Processor, Settings};
 use crate::report::{Kind, Report};
 use crate::spool::{Entry, EntryRef, Spool};
@@ -284,7 +284,11 @@ impl Worker {
         slots: Arc<Slots>,
     ) -> Self {
         Worker {
-            aggregator: Aggregator::new(settings.aggregation_window, slots),
+            aggregator: Aggregator::new(
+                settings.aggregation_window,
+                settings.aggregation_burst,
+                slots,
+            ),
             limiter: RateLimiter::new(settings.max_reports_per_minute),
             processor: Processor::new(settings),
             transport,
@@ -527,38 +531,58 @@ impl Worker {
             }
         };
         if !fresh {
-            return self.send(report, spool_file, false);
+            return self.send(report, spool_file, false, None);
         }
         match self
             .aggregator
             .offer(report, spool_file, raw_key, claimed, Instant::now())
         {
-            Offer::Send(report, spool_file) => self.send(*report, spool_file, true),
-            Offer::Folded { discard } => {
-                // Held (in the ledger) until its window closes; the window
-                // keeps one repeat's spool file, the others go.
-                if let Some(path) = discard {
-                    if self.ledger.to_memory() {
-                        self.discard_file(Some(path));
-                    }
-                }
-            }
+            Offer::Send(report, spool_file, window) => self.send(*report, spool_file, true, window),
+            Offer::Folded { discard } => self.held(discard),
         }
         self.emit_ready();
     }
 
-    /// Runs `before_send` and, for a first report held to the rate limit,
-    /// takes a token; then queues the report for delivery.
-    fn send(&mut self, report: Report, spool_file: Option<PathBuf>, rate_limited: bool) {
-        // The window this report opened, as aggregation knows it (before_send may change it).
-        let group = rate_limited.then(|| report.group.clone());
+    /// A repeat is held (in the ledger) until its window closes; the window
+    /// keeps one repeat's spool file, the others (`discard`) go.
+    fn held(&mut self, discard: Option<PathBuf>) {
+        if let Some(path) = discard {
+            if self.ledger.to_memory() {
+                self.discard_file(Some(path));
+            }
+        }
+    }
+
+    /// Runs `before_send` and, for a report sent on its own (`rate_limited`:
+    /// the first of its aggregation `window` or one of its burst), takes a
+    /// token; then queues the report for delivery.
+    fn send(
+        &mut self,
+        report: Report,
+        spool_file: Option<PathBuf>,
+        rate_limited: bool,
+        window: Option<Window>,
+    ) {
         let Some(report) = self.processor.before_send(report) else {
             return self.drop_report(spool_file, &STATS.filtered);
         };
+        let mut spool_file = spool_file;
         if rate_limited && report.kind != Kind::Panic && !self.limiter.allow(Instant::now()) {
-            // Its window does not open: repeats counted meanwhile share its fate.
-            let absorbed = group.map_or(0, |g| self.aggregator.forget(&g));
-            STATS.dropped_rate_limited.add(absorbed);
+            match window {
+                Some(Window { key, opened: true }) => {
+                    // Its window does not open: repeats counted meanwhile share its fate.
+                    STATS.dropped_rate_limited.add(self.aggregator.forget(key));
+                }
+                Some(Window { key, opened: false }) => {
+                    // One of an open window's burst: counted in the report
+                    // that closes the window instead.
+                    match self.aggregator.hold(key, spool_file) {
+                        Ok(discard) => return self.held(discard),
+                        Err(file) => spool_file = file,
+                    }
+                }
+                None => {}
+            }
             return self.drop_report(spool_file, &STATS.dropped_rate_limited);
         }
         self.enqueue(report, spool_file);
@@ -607,7 +631,7 @@ impl Worker {
             self.ledger.settle_many(false, held, &STATS.aggregated);
             STATS.aggregated.add(absorbed);
             self.received += 1;
-            self.send(report, None, false);
+            self.send(report, None, false, None);
         }
     }
 
@@ -927,7 +951,7 @@ mod tests {
             retry,
             ledger.clone(),
             None,
-            Arc::new(Slots::default()),
+            Arc::new(Slots::new(1)),
         );
         worker.symbols_idle = idle;
         let (released_tx, released) = std::sync::mpsc::sync_channel(8);

@@ -61,7 +61,8 @@ fn child_app_reports_to_bugsink() {
         crashbox::Options::from_env()
             .release("ledger-app@3.1.4")
             .environment("e2e")
-            .shutdown_timeout(std::time::Duration::from_secs(10)),
+            .shutdown_timeout(std::time::Duration::from_secs(10))
+            .aggregation_burst(1),
     )
     .expect("init");
     crashbox::configure_scope(|scope| {
@@ -69,8 +70,8 @@ fn child_app_reports_to_bugsink() {
         scope.set_user(Some(crashbox::User::with_id("user-7")));
     });
     crashbox::add_breadcrumb(crashbox::Breadcrumb::new("opening ledger").category("storage"));
-    // The same handled error, five times: sent once at once, then once with
-    // the count of its four repeats; one issue in Bugsink.
+    // The same handled error, five times, with a burst of one: sent once at
+    // once, then once with the count of its four repeats; one issue in Bugsink.
     for _ in 0..5 {
         report_ledger_failure();
     }
