@@ -30,13 +30,17 @@
 //!
 //! ## What runs where
 //!
-//! The caller's thread walks the stack (addresses only), reads the error's
-//! source chain, snapshots the scope and queues the capture without blocking;
-//! a full queue drops the capture and counts it ([`stats`]). A repeat of an
-//! error already reported in the current aggregation window is only counted,
-//! with one compare-and-swap. The worker thread scrubs secrets, resolves
-//! symbols (cached by address), trims crashbox's and the panic machinery's
-//! frames, marks in-app frames, merges scopes, adds the machine context,
+//! The caller's thread walks the stack from its caller's frame outwards
+//! (addresses only: crashbox's own frames are left out by stack address, not
+//! by symbol name), reads the error's source chain, snapshots the scope and
+//! queues the capture without blocking; a full queue drops the capture and
+//! counts it ([`stats`]). A repeat of an error beyond the first
+//! [`Options::aggregation_burst`] (10) in the current aggregation window is
+//! only counted, with one compare-and-swap. The worker thread scrubs
+//! secrets, resolves symbols (cached by address; not for the system's shared
+//! libraries), removes std's panic machinery, marks in-app frames (by source
+//! path, else by the crate that expanded [`release!`]), records the loaded
+//! images the frames fall in, merges scopes, adds the machine context,
 //! fingerprints the report, enforces the [`limits`], aggregates repeats
 //! ([`Options::aggregation_window`]), runs `before_send`, applies the rate
 //! limit and hands batches to the [`Transport`]. Every capture ends in
@@ -72,6 +76,8 @@ pub use collector::{Collector, Dsn, Endpoint};
 pub use options::__application_crate;
 pub use options::{BeforeSend, ConfigError, Options};
 pub use options::{DEFAULT_AGGREGATION_BURST, DEFAULT_MAX_REPORTS_PER_MINUTE, MAX_QUEUE_CAPACITY};
+#[doc(hidden)]
+pub use pipeline::symbolicate::frames_from_resolved as __frames_from_resolved;
 pub use report::Image;
 pub use report::{
     Breadcrumb, Context, ExceptionInfo, Frame, Kind, Level, Location, Report, ReportId, Sdk,

@@ -7,7 +7,8 @@
 //! anywhere, `in_app` exactly on the application's frames, no `0x0` frame,
 //! one fingerprint across `debug = false`, `"line-tables-only"` and
 //! `true`, and the executable among the images with its build id. A stripped
-//! build's frame 0 is checked by address against the same build unstripped.
+//! build's frame 0 is checked by address: the application prints where its
+//! functions are, and frame 0 must fall in the expected one.
 //! A copy of the application with crashbox vendored inside its workspace is
 //! checked too.
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crashbox::Report;
-use object::{Object, ObjectSegment, ObjectSymbol};
+use object::Object;
 
 /// Capture modes of the fixture and the function frame 0 must be in.
 const MODES: &[(&str, &str)] = &[
@@ -76,18 +77,33 @@ fn build(manifest: &Path, profile: &str) -> PathBuf {
 
 /// Runs `binary MODE` and returns its reports.
 fn run(binary: &Path, mode: &str) -> Vec<Report> {
+    run_with_functions(binary, mode).0
+}
+
+/// Runs `binary MODE`; returns its reports and where its functions were.
+fn run_with_functions(binary: &Path, mode: &str) -> (Vec<Report>, BTreeMap<String, u64>) {
     let dir = binary.parent().unwrap().join("reports");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{mode}.jsonl"));
     let _ = std::fs::remove_file(&file);
-    let status = Command::new(binary)
+    let out = Command::new(binary)
         .arg(mode)
         .env("CRASHBOX_COLLECTOR", format!("file://{}", file.display()))
         .env_remove("SENTRY_DSN")
         .env_remove("CRASHBOX_SYMBOLICATE")
         .stderr(std::process::Stdio::null())
-        .status()
+        .output()
         .expect("fixture runs");
+    let status = out.status;
+    let functions = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("function ")?.split(' ');
+            let name = words.next()?.to_owned();
+            let address = u64::from_str_radix(words.next()?.trim_start_matches("0x"), 16).ok()?;
+            Some((name, address))
+        })
+        .collect();
     // Under panic = "abort" a panic ends the process: its report is
     // delivered by the hook before that.
     assert!(
@@ -96,9 +112,21 @@ fn run(binary: &Path, mode: &str) -> Vec<Report> {
         binary.display()
     );
     let text = std::fs::read_to_string(&file).unwrap_or_default();
-    text.lines()
+    let reports = text
+        .lines()
         .map(|line| serde_json::from_str(line).expect("a report per line"))
-        .collect()
+        .collect();
+    (reports, functions)
+}
+
+/// The function of `functions` (name → start address in the process) that
+/// holds the return address `address`: the nearest start below it.
+fn function_holding(functions: &BTreeMap<String, u64>, address: u64) -> Option<&str> {
+    functions
+        .iter()
+        .filter(|(_, &start)| start < address && address - start < 64 * 1024)
+        .max_by_key(|(_, &start)| start)
+        .map(|(name, _)| name.as_str())
 }
 
 fn bare(name: &str) -> &str {
@@ -171,22 +199,6 @@ fn exe_image<'a>(report: &'a Report, binary: &Path) -> Option<&'a crashbox::Imag
         .find(|i| Path::new(&i.code_file).canonicalize().ok().as_deref() == Some(&*binary))
 }
 
-/// The function of `unstripped` that holds the address `address` of a
-/// process running `stripped` (the same code, without symbols).
-fn function_at(unstripped: &Path, image: &crashbox::Image, address: u64) -> Option<String> {
-    let data = std::fs::read(unstripped).unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    let base = file.segments().map(|s| s.address()).min().unwrap_or(0);
-    // A return address; the call is the byte before it (the last
-    // instruction of a function that calls a function that never returns).
-    let vaddr = address - 1 - image.start()? + base;
-    file.symbols()
-        .filter(|s| s.kind() == object::SymbolKind::Text)
-        .find(|s| s.address() <= vaddr && vaddr < s.address() + s.size())
-        .and_then(|s| s.name().ok())
-        .map(|n| format!("{:#}", rustc_demangle::demangle(n)))
-}
-
 #[test]
 fn frames_are_right_in_every_release_profile() {
     let manifest = fixture_dir().join("Cargo.toml");
@@ -194,13 +206,14 @@ fn frames_are_right_in_every_release_profile() {
     let mut problems = Vec::new();
     // mode → profile → fingerprint
     let mut groups: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
+    // mode → frame 0's offset in its function, in the `release` build.
+    let mut offsets: BTreeMap<&str, u64> = BTreeMap::new();
     let mut table = vec!["| profile | mode | frame 0 | foreign frames | group |".to_owned()];
-    let release = build(&manifest, "release");
     for &(profile, named, same_group) in PROFILES {
         let binary = build(&manifest, profile);
         let id = build_id(&binary);
         for &(mode, expected) in MODES {
-            let reports = run(&binary, mode);
+            let (reports, functions) = run_with_functions(&binary, mode);
             let Some(report) = reports.first() else {
                 problems.push(format!("{profile} {mode}: no report"));
                 continue;
@@ -213,14 +226,26 @@ fn frames_are_right_in_every_release_profile() {
             }
             match exe_image(report, &binary) {
                 Some(image) if image.code_id.as_deref() == Some(id.as_str()) => {
+                    let address = u64::from_str_radix(
+                        report.frames[0].address.trim_start_matches("0x"),
+                        16,
+                    )
+                    .unwrap_or(0);
+                    let offset = functions.get(expected).map(|start| address.wrapping_sub(*start));
+                    if profile == "release" {
+                        offsets.extend(offset.map(|o| (mode, o)));
+                    }
                     if !named {
-                        let address =
-                            u64::from_str_radix(report.frames[0].address.trim_start_matches("0x"), 16)
-                                .unwrap();
-                        let function = function_at(&release, image, address);
-                        if function.as_deref().map(bare) != Some(expected) {
+                        // No names: frame 0 must lie in the function the
+                        // process said it has there, at the same
+                        // instruction as in the build with names.
+                        let function = function_holding(&functions, address);
+                        if function != Some(expected)
+                            || !image.contains(address)
+                            || offset != offsets.get(mode).copied()
+                        {
                             problems.push(format!(
-                                "{profile} {mode}: frame 0 at {address:#x} is in {function:?} in the unstripped build"
+                                "{profile} {mode}: frame 0 at {address:#x} is in {function:?} at offset {offset:x?} (release: {:x?}), functions {functions:x?}", offsets.get(mode)
                             ));
                         }
                     }
@@ -316,4 +341,99 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&path, to.join(entry.file_name())).unwrap();
         }
     }
+}
+
+/// Runs `crashbox symbolicate --debug-file DEBUG INPUT`.
+fn symbolicate(debug: &Path, input: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_crashbox"))
+        .arg("symbolicate")
+        .arg("--debug-file")
+        .arg(debug)
+        .arg(input)
+        .output()
+        .expect("crashbox runs")
+}
+
+fn objcopy(args: &[&str], from: &Path, to: &Path) {
+    let status = Command::new("objcopy")
+        .args(args)
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("objcopy (binutils) runs");
+    assert!(status.success(), "objcopy {args:?} failed");
+}
+
+type Shape = Vec<(Option<String>, Option<String>, Option<u32>, bool)>;
+
+fn shape(report: &Report) -> Shape {
+    report
+        .frames
+        .iter()
+        .map(|f| (f.function.clone(), f.file.clone(), f.line, f.in_app))
+        .collect()
+}
+
+#[test]
+fn a_stripped_build_symbolicated_later_matches_the_unstripped_build() {
+    let unstripped = build(&fixture_dir().join("Cargo.toml"), "full-debug");
+    let dir = unstripped.parent().unwrap().join("split");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The same program stripped (objcopy keeps the build id), and its debug file.
+    let stripped = dir.join("fixture-app");
+    let debug = dir.join("fixture-app.debug");
+    objcopy(&["--only-keep-debug"], &unstripped, &debug);
+    objcopy(&["--strip-all"], &unstripped, &stripped);
+    assert_eq!(build_id(&stripped), build_id(&unstripped));
+    let mut problems = Vec::new();
+    for &(mode, expected) in MODES {
+        let live = run(&unstripped, mode);
+        let raw = run(&stripped, mode);
+        let (Some(live), Some(raw_report)) = (live.first(), raw.first()) else {
+            problems.push(format!("{mode}: no report"));
+            continue;
+        };
+        assert!(
+            raw_report.frames.iter().all(|f| f.function.is_none()),
+            "{mode}: a stripped build names no frame"
+        );
+        let input = dir.join(format!("{mode}.jsonl"));
+        std::fs::write(&input, format!("{}\n", raw_report.to_json())).unwrap();
+        let out = symbolicate(&debug, &input);
+        assert!(
+            out.status.success(),
+            "{mode}: symbolicate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let resolved: Report = serde_json::from_slice(
+            out.stdout
+                .split(|&b| b == b'\n')
+                .next()
+                .expect("one report"),
+        )
+        .expect("a report");
+        if shape(&resolved) != shape(live) {
+            problems.push(format!(
+                "{mode}: resolved later\n{:#?}\nlive\n{:#?}",
+                shape(&resolved),
+                shape(live)
+            ));
+        }
+        let top = resolved.frames[0].function.as_deref().unwrap_or("");
+        if bare(top) != expected {
+            problems.push(format!("{mode}: frame 0 resolved to {top}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // Another build's debug file is refused, naming both build ids.
+    let other = build(&fixture_dir().join("Cargo.toml"), "release");
+    let input = dir.join("error.jsonl");
+    let out = symbolicate(&other, &input);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&build_id(&other)) && stderr.contains(&build_id(&stripped)),
+        "{stderr}"
+    );
 }

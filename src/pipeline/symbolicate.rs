@@ -193,6 +193,41 @@ fn is_system_library(path: &str) -> bool {
     .any(|dir| path.starts_with(dir))
 }
 
+/// Frames resolved elsewhere (by `crashbox symbolicate`, from a debug
+/// file), one entry per captured address with its symbols innermost first
+/// (`function`, `file`, `line` and `column` of each are used), turned into a
+/// report's frames as a live capture's are: crashbox's own and std's panic
+/// machinery left out, in-app marked (by source path, else by the `include`
+/// name prefixes).
+#[doc(hidden)]
+pub fn frames_from_resolved(
+    kind: Kind,
+    stack: Vec<(usize, Vec<Frame>)>,
+    include: Vec<String>,
+) -> Vec<Frame> {
+    let stack = stack
+        .into_iter()
+        .map(|(address, frames)| {
+            let symbols = frames
+                .into_iter()
+                .filter(|f| f.function.is_some() || f.file.is_some())
+                .map(|f| Symbol {
+                    function: f.function,
+                    file: f.file,
+                    line: f.line,
+                    column: f.column,
+                })
+                .collect();
+            (address, symbols)
+        })
+        .collect();
+    let rules = InAppRules {
+        include,
+        exclude: Vec::new(),
+    };
+    build(stack, kind, &rules).frames
+}
+
 /// Turns resolved physical frames into the report's frames.
 fn build(stack: Vec<(usize, Vec<Symbol>)>, kind: Kind, rules: &InAppRules) -> Symbolicated {
     let mut stack: Vec<(usize, Vec<Symbol>)> = stack
@@ -289,9 +324,24 @@ fn is_own(sym: &Symbol) -> bool {
         return false;
     }
     match &sym.file {
-        Some(file) => file.starts_with(OWN_SOURCES),
+        Some(file) => file.starts_with(OWN_SOURCES) || is_published_crashbox(file),
         None => name.starts_with("crashbox::") || name.starts_with("<crashbox::"),
     }
+}
+
+/// crashbox's sources as another build may have recorded them: a registry
+/// or vendored copy (`…/crashbox-0.1.0/src/…`, `…/vendor/crashbox/src/…`),
+/// for debug files resolved by `crashbox symbolicate`.
+fn is_published_crashbox(file: &str) -> bool {
+    if file.contains("/vendor/crashbox/src/") {
+        return true;
+    }
+    file.split("/crashbox-").skip(1).any(|rest| {
+        rest.starts_with(|c: char| c.is_ascii_digit())
+            && rest
+                .split_once('/')
+                .is_some_and(|(_, tail)| tail.starts_with("src/"))
+    })
 }
 
 /// A symbol of the Rust toolchain's libraries (std, core, alloc).
@@ -504,6 +554,15 @@ mod tests {
         assert!(!rules.is_in_app(Some("clone3"), None));
         // crashbox itself.
         assert!(!yes("capture_error", &format!("{OWN_SOURCES}lib.rs")));
+        assert!(!yes(
+            "capture_error",
+            "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/crashbox-0.1.0/src/lib.rs"
+        ));
+        assert!(!yes(
+            "capture_error",
+            "/home/u/app/vendor/crashbox/src/lib.rs"
+        ));
+        assert!(yes("main", "/home/u/crashbox-demo/src/main.rs"));
         assert!(!rules.is_in_app(Some("crashbox::capture::stack::walk"), None));
     }
 

@@ -379,7 +379,8 @@ fn symbolicate(report: &mut Report, debug: &DebugFile<'_>) {
     };
     let size = image.map_or(0, |i| i.image_size);
     let old = std::mem::take(&mut report.frames);
-    let mut frames: Vec<Frame> = Vec::with_capacity(old.len());
+    // One entry per captured address, with its symbols innermost first.
+    let mut stack: Vec<(usize, Vec<Frame>)> = Vec::with_capacity(old.len());
     let mut i = 0;
     while i < old.len() {
         // Inlined frames share their address: a group is replaced as a whole.
@@ -395,28 +396,28 @@ fn symbolicate(report: &mut Report, debug: &DebugFile<'_>) {
             Some(a) if a >= start && a - start < size => {
                 // A return address: the call is the byte before it.
                 let probe = (a - start).wrapping_add(debug.base).wrapping_sub(1);
-                let frames_here = debug.frames_at(probe, &address);
-                (!frames_here.is_empty()).then(|| {
-                    let in_app = old[i..end].iter().any(|f| f.in_app);
-                    frames_here
-                        .into_iter()
-                        .map(|f| Frame { in_app, ..f })
-                        .collect::<Vec<_>>()
-                })
+                Some(debug.frames_at(probe, &address)).filter(|f| !f.is_empty())
             }
             _ => None,
         };
-        match resolved {
-            Some(new) => frames.extend(new),
-            None => frames.extend(old[i..end].iter().cloned()),
-        }
+        let symbols = resolved.unwrap_or_else(|| old[i..end].to_vec());
+        let address = value.and_then(|a| usize::try_from(a).ok()).unwrap_or(0);
+        stack.push((address, symbols));
         i = end;
     }
-    if frames.len() > crashbox::limits::MAX_FRAMES {
-        frames.truncate(crashbox::limits::MAX_FRAMES);
-        if !report.truncated.iter().any(|t| t == "frames") {
-            report.truncated.push("frames".to_owned());
-        }
+    let expanded: usize = stack.iter().map(|(_, symbols)| symbols.len().max(1)).sum();
+    // Trimmed and marked in-app as the live symbolication does; without
+    // source paths, the release's package is the application's crate.
+    let include = report
+        .release
+        .as_deref()
+        .and_then(|r| r.split('@').next())
+        .filter(|name| !name.is_empty())
+        .map(|name| vec![format!("{}::", name.replace('-', "_"))])
+        .unwrap_or_default();
+    let frames = crashbox::__frames_from_resolved(report.kind, stack, include);
+    if expanded > crashbox::limits::MAX_FRAMES && !report.truncated.iter().any(|t| t == "frames") {
+        report.truncated.push("frames".to_owned());
     }
     report.frames = frames;
 }

@@ -36,6 +36,19 @@ fn warn() {
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
+    // Where this process has its functions, so a stripped build's frames can
+    // be checked by address.
+    let functions: [(&str, usize); 6] = [
+        ("save", store::save as fn(&str) -> _ as usize),
+        ("load", store::load as fn(&str) -> _ as usize),
+        ("warn", warn as fn() as usize),
+        ("lookup", lookup as fn(&[u32], usize) -> u32 as usize),
+        ("parse_port", parse_port as fn(&str) -> u16 as usize),
+        ("main", main as fn() as usize),
+    ];
+    for (name, address) in functions {
+        println!("function {name} {address:#x}");
+    }
     let guard = crashbox::init(Options::from_env().release(crashbox::release!()).spool(false))
         .expect("init");
     match mode.as_str() {
