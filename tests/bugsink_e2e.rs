@@ -16,6 +16,8 @@
 mod common;
 #[path = "support/errors.rs"]
 mod errors;
+#[path = "support/fixture_build.rs"]
+mod fixture_build;
 #[path = "support/sentry_fixture.rs"]
 mod sentry_fixture;
 

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crashbox::Report;
+
+#[path = "support/fixture_build.rs"]
+mod fixture_build;
 use object::Object;
 
 /// Capture modes of the fixture and the function frame 0 must be in.
@@ -53,26 +56,9 @@ fn target_dir(manifest: &Path) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
-}
-
 /// Builds the fixture at `manifest` in `profile`; returns the binary.
 fn build(manifest: &Path, profile: &str) -> PathBuf {
-    let out = Command::new(cargo())
-        .args(["build", "--quiet", "--profile", profile, "--manifest-path"])
-        .arg(manifest)
-        .env("CARGO_TARGET_DIR", target_dir(manifest))
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "building the fixture in {profile} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    target_dir(manifest).join(profile).join("fixture-app")
+    fixture_build::build(manifest, profile, &target_dir(manifest), "fixture-app")
 }
 
 /// Runs `binary MODE` and returns its reports.

@@ -16,6 +16,8 @@
 mod common;
 #[path = "support/errors.rs"]
 mod errors;
+#[path = "support/fixture_build.rs"]
+mod fixture_build;
 #[path = "support/http_server.rs"]
 mod http_server;
 #[path = "support/sentry_fixture.rs"]

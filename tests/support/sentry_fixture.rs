@@ -112,28 +112,10 @@ fn prepare() -> PathBuf {
     app.join("Cargo.toml")
 }
 
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
-}
-
 /// Builds the copy in `profile` of tests/fixture_app/Cargo.toml (such as
 /// `line-tables`); returns its binary.
 pub fn build(profile: &str) -> PathBuf {
-    let manifest = prepare();
-    let out = Command::new(cargo())
-        .args(["build", "--quiet", "--profile", profile, "--manifest-path"])
-        .arg(&manifest)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "building the fixture with the http feature in {profile} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    target_dir().join(profile).join(PACKAGE)
+    crate::fixture_build::build(&prepare(), profile, &target_dir(), PACKAGE)
 }
 
 /// Runs `binary MODE` reporting to `collector` (only crashbox's variables
