@@ -96,7 +96,13 @@ impl SymbolCache {
         let Some(outer) = symbols.last_mut() else {
             return;
         };
-        let Some(bare) = outer.function.as_deref().filter(|f| !f.contains("::")) else {
+        // Only names from line tables (they come with a file): a name from
+        // the symbol table is already the full one (`main`, `_start`).
+        let Some(bare) = outer
+            .function
+            .as_deref()
+            .filter(|f| !f.contains("::") && outer.file.is_some())
+        else {
             return;
         };
         let (modules, located) = modules::locate(&[address]);
