@@ -344,9 +344,12 @@ pub(crate) fn deadline_after_from(now: Instant, timeout: Duration) -> Instant {
 ///
 /// # Errors
 /// [`ConfigError`] for a malformed collector string or option, when a
-/// client is already installed, or when the worker thread cannot start.
+/// client is already installed, or when the worker thread cannot start. A
+/// spool directory that cannot be used is not an error: reporting goes on
+/// without a spool, and [`Stats::spool_refused`](crate::Stats::spool_refused) says so.
 pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     options.validate()?;
+    crate::stats::set_debug(options.debug);
     let (transport, spool_wanted) = match options.transport.take() {
         Some(transport) => (transport, true),
         None => {
@@ -378,13 +381,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     {
         return Err(ConfigError::AlreadyInitialized);
     }
-    let spool = match open_spool(&options, spool_wanted) {
-        Ok(spool) => spool,
-        Err(e) => {
-            STATE.store(UNINITIALIZED, Ordering::Release);
-            return Err(e);
-        }
-    };
+    let spool = open_spool(&options, spool_wanted);
     let last_run = spool.as_ref().map(|s| s.start_run());
     *LAST_RUN.write().unwrap_or_else(PoisonError::into_inner) = last_run;
     let settings = Arc::new(Settings::from_options(&options));
@@ -473,7 +470,8 @@ impl Drop for Guard {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        if let Some(client) = client {
+        let lost_before = STATS.dropped_shutdown.get();
+        if let Some(client) = &client {
             let shutdown = |done, deadline| Message::Shutdown { done, deadline };
             if client.request(shutdown, self.shutdown_timeout) {
                 if let Some(worker) = self.worker.take() {
@@ -487,28 +485,52 @@ impl Drop for Guard {
             client.ledger.close();
             // Repeats counted in slots after the worker's last window closed.
             STATS.dropped_shutdown.add(client.slots.sweep());
+            // Whatever the debug setting, a loss at exit is said once.
+            let lost = STATS.dropped_shutdown.get().saturating_sub(lost_before);
+            if lost > 0 {
+                eprintln!(
+                    "crashbox: {lost} report(s) neither delivered nor spooled: shutdown_timeout ({:?}) ran out{}",
+                    self.shutdown_timeout,
+                    if client.spool.is_some() {
+                        ""
+                    } else {
+                        " and there is no spool to keep them (see Options::spool)"
+                    }
+                );
+            }
         }
         *CLIENT.write().unwrap_or_else(PoisonError::into_inner) = None;
+        crate::stats::set_debug(false);
         STATE.store(UNINITIALIZED, Ordering::Release);
     }
 }
 
-/// The spool `options` ask for: an explicit directory must open; without the
-/// default one (no `$XDG_STATE_HOME` or `$HOME`, or not writable) there is no spool.
-fn open_spool(options: &Options, wanted: bool) -> Result<Option<Arc<Spool>>, ConfigError> {
+/// The spool `options` ask for. Without a default directory (no
+/// `$XDG_STATE_HOME` or `$HOME`) there is none; a directory that cannot be
+/// used or trusted (see [`Spool::open`]) is refused, said once on stderr and
+/// counted, and reporting goes on without a spool: an application is better
+/// served by reports that may be lost than by none at all.
+fn open_spool(options: &Options, wanted: bool) -> Option<Arc<Spool>> {
     if !wanted {
-        return Ok(None);
+        return None;
     }
-    let (max, age) = (options.spool_max_reports, options.spool_max_age);
-    if let Some(dir) = &options.spool_dir {
-        return Spool::open(dir.clone(), max, age)
-            .map(|s| Some(Arc::new(s)))
-            .map_err(|e| ConfigError::InvalidOption {
-                option: "spool_dir",
-                reason: format!("cannot use {}: {e}", dir.display()),
-            });
+    let dir = options
+        .spool_dir
+        .clone()
+        .or_else(crate::spool::default_dir)?;
+    match Spool::open(
+        dir.clone(),
+        options.spool_max_reports,
+        options.spool_max_age,
+    ) {
+        Ok(spool) => Some(Arc::new(spool)),
+        Err(e) => {
+            STATS.spool_refused.inc();
+            eprintln!(
+                "crashbox: not using spool directory {}: {e}; reports are not kept on disk",
+                dir.display()
+            );
+            None
+        }
     }
-    Ok(crate::spool::default_dir()
-        .and_then(|dir| Spool::open(dir, max, age).ok())
-        .map(Arc::new))
 }

@@ -113,6 +113,7 @@ pub struct Options {
     pub(crate) scrub: bool,
     pub(crate) scrub_keys: Vec<String>,
     pub(crate) send_default_pii: bool,
+    pub(crate) debug: bool,
     pub(crate) symbolicate: bool,
 }
 
@@ -155,6 +156,7 @@ impl fmt::Debug for Options {
             .field("scrub", &self.scrub)
             .field("scrub_keys", &self.scrub_keys)
             .field("send_default_pii", &self.send_default_pii)
+            .field("debug", &self.debug)
             .field("symbolicate", &self.symbolicate)
             .finish()
     }
@@ -210,6 +212,7 @@ impl Options {
             scrub: true,
             scrub_keys: Vec::new(),
             send_default_pii: false,
+            debug: false,
             symbolicate: true,
         }
     }
@@ -245,6 +248,10 @@ impl Options {
         }
         if let Some(dir) = var("CRASHBOX_SPOOL_DIR") {
             options.spool_dir = Some(PathBuf::from(dir));
+        }
+        if let Some(value) = var("CRASHBOX_DEBUG") {
+            let value = value.trim().to_ascii_lowercase();
+            options.debug = matches!(value.as_str(), "1" | "true" | "on" | "yes");
         }
         if let Some(value) = var("CRASHBOX_SYMBOLICATE") {
             let value = value.trim().to_ascii_lowercase();
@@ -373,6 +380,10 @@ impl Options {
     /// Where the spool lives (default `$XDG_STATE_HOME/crashbox/<program>-<hash>`,
     /// else `~/.local/state/crashbox/<program>-<hash>`, the hash being of the
     /// executable's path; with neither variable set, no default spool).
+    /// A directory that cannot be used, is owned by another user, or stays
+    /// writable by group or others after a chmod to 0700 is refused: `init`
+    /// still succeeds, without a spool, and says so on stderr and in
+    /// [`Stats::spool_refused`](crate::Stats::spool_refused).
     pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spool_dir = Some(dir.into());
         self
@@ -546,6 +557,22 @@ impl Options {
     /// either way.
     pub fn send_default_pii(mut self, enabled: bool) -> Self {
         self.send_default_pii = enabled;
+        self
+    }
+
+    /// Says on stderr what crashbox decides, one line per event, prefixed
+    /// `[crashbox]`: reports dropped (by reason), filtered by `before_send`,
+    /// retried, held by a collector's rate limit, written to, replayed from
+    /// or discarded by the spool (off by default; `CRASHBOX_DEBUG=1` turns
+    /// it on in [`Options::from_env`]). Drops counted on a caller's thread
+    /// (a full queue) are written there.
+    ///
+    /// ```
+    /// let options = crashbox::Options::new().collector("memory").debug(true);
+    /// # let _ = options;
+    /// ```
+    pub fn debug(mut self, enabled: bool) -> Self {
+        self.debug = enabled;
         self
     }
 

@@ -9,7 +9,7 @@
 //! never send the same file twice. Files are written to a temporary name and
 //! renamed into place (mode 0600), so a reader never sees half a report.
 use std::fs::{self, File};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::capture::Captured;
+use crate::limits::MAX_REPORT_BYTES;
 use crate::report::{Report, ReportId};
 use crate::stats::STATS;
 
@@ -42,7 +43,7 @@ struct SpoolFile {
 }
 
 /// The borrowed form of [`Entry`], for writing without a copy.
-#[derive(Serialize)]
+#[derive(Clone, Copy, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub(crate) enum EntryRef<'a> {
     Report(&'a Report),
@@ -88,6 +89,143 @@ const SPARES: usize = 2;
 const SPARE_SUFFIX: &str = ".spare";
 /// The run-state record is rewritten in place at this fixed width.
 const RUN_STATE_WIDTH: usize = 64;
+/// The largest spool file written or read back. A raw capture carries its
+/// addresses, modules and images besides what its report will, so it gets
+/// twice the report limit; a larger file was not written by crashbox and is
+/// set aside unread rather than loaded into memory.
+const MAX_FILE_BYTES: u64 = 2 * MAX_REPORT_BYTES as u64;
+
+/// Serializes a spool file, at most [`MAX_FILE_BYTES`] long. A finished
+/// report is already within its limit; a raw capture that is not (huge
+/// breadcrumbs or extra) loses its breadcrumbs, then its extra, as its
+/// report would have (and says so in `truncated`).
+fn encode(entry: EntryRef<'_>) -> io::Result<Vec<u8>> {
+    fn to_vec(entry: EntryRef<'_>) -> io::Result<Vec<u8>> {
+        serde_json::to_vec(&SpoolFileRef {
+            format: FORMAT,
+            entry,
+        })
+        .map_err(io::Error::other)
+    }
+    let bytes = to_vec(entry)?;
+    let EntryRef::Captured(captured) = entry else {
+        return Ok(bytes);
+    };
+    if bytes.len() as u64 <= MAX_FILE_BYTES {
+        return Ok(bytes);
+    }
+    let mut smaller = captured.clone();
+    smaller.breadcrumbs.clear();
+    smaller.truncated.push("breadcrumbs".to_owned());
+    let bytes = to_vec(EntryRef::Captured(&smaller))?;
+    if bytes.len() as u64 <= MAX_FILE_BYTES {
+        return Ok(bytes);
+    }
+    smaller.extra.clear();
+    smaller.truncated.push("extra".to_owned());
+    let bytes = to_vec(EntryRef::Captured(&smaller))?;
+    if bytes.len() as u64 <= MAX_FILE_BYTES {
+        return Ok(bytes);
+    }
+    Err(io::Error::other("the capture is too large for the spool"))
+}
+
+/// Opens an existing spool file for reading (and writing, with `write`)
+/// without following a symbolic link and without blocking on a FIFO or a
+/// device, and keeps it only if it is a regular file: anything else planted
+/// under a spool name could hang or mislead the reader.
+fn open_regular(path: &Path, write: bool) -> io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true).write(write);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_NOFOLLOW | libc::O_NONBLOCK,
+    );
+    let file = options.open(path)?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
+/// Reads a spool file of at most `max` bytes; a larger one is an error.
+fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let file = open_regular(path, false)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::other("larger than a spool file can be"));
+    }
+    Ok(bytes)
+}
+
+/// Parses a spool file's bytes. A capture read back is held to a fresh
+/// capture's limits and scrubbed again whatever it claims: its `scrubbed`
+/// mark is only as trustworthy as the file, and scrubbing twice changes
+/// nothing. (A finished report gets the same on the worker.)
+fn parse_entry(bytes: &[u8]) -> Option<Entry> {
+    use crate::limits::{truncate, MAX_CHAIN, MAX_EXCEPTION_MESSAGE_BYTES, MAX_MESSAGE_BYTES};
+    let file: SpoolFile = serde_json::from_slice(bytes).ok()?;
+    if file.format != FORMAT {
+        return None;
+    }
+    Some(match file.entry {
+        Entry::Captured(mut captured) => {
+            captured.scrubbed = false;
+            if truncate(&mut captured.message, MAX_MESSAGE_BYTES) {
+                captured.truncated.push("message".to_owned());
+            }
+            captured.exceptions.truncate(MAX_CHAIN);
+            captured.addresses.truncate(crate::limits::MAX_RAW_FRAMES);
+            captured.located.truncate(crate::limits::MAX_RAW_FRAMES);
+            for (i, e) in captured.exceptions.iter_mut().enumerate() {
+                if truncate(&mut e.message, MAX_EXCEPTION_MESSAGE_BYTES) {
+                    captured.truncated.push(format!("exceptions[{i}].message"));
+                }
+            }
+            Entry::Captured(captured)
+        }
+        entry => entry,
+    })
+}
+
+/// Checks that only the current user can change `dir`, tightening its mode
+/// to 0700 first when it is looser.
+fn check_private(dir: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        return Err(io::Error::other("it is a symbolic link"));
+    }
+    if !meta.is_dir() {
+        return Err(io::Error::other("it is not a directory"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(io::Error::other(format!(
+                "it is owned by uid {}, not by this user (uid {me})",
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o077 != 0 {
+            // Tighten a directory made before (by us, or with a lax umask).
+            let chmod = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+            let mode = fs::symlink_metadata(dir)?.mode();
+            if mode & 0o022 != 0 {
+                let why = chmod.err().map(|e| format!(" ({e})")).unwrap_or_default();
+                return Err(io::Error::other(format!(
+                    "it stays writable by group or others (mode {:o}) after chmod 700{why}",
+                    mode & 0o777
+                )));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// A fresh owner token for one open spool: the pid (for people reading the
 /// directory) and 32 random bits, so a recycled pid, a pid namespace or a
@@ -111,14 +249,20 @@ fn lock_path(dir: &Path, owner: &str) -> PathBuf {
 /// Probing takes a shared lock, so two processes probing at once do not
 /// mistake each other for the owner; any doubt (an error other than a
 /// missing lock file) counts as alive, so a live owner's files are never taken.
+///
+/// A lock path that is not a regular file (a FIFO, a symbolic link, a
+/// device) was never made by crashbox, which only locks regular files: its
+/// owner counts as gone.
 fn owner_alive(dir: &Path, owner: &str) -> bool {
-    match File::open(lock_path(dir, owner)) {
+    let path = lock_path(dir, owner);
+    match open_regular(&path, false) {
         Ok(file) => match file.try_lock_shared() {
             Ok(()) => false,
             Err(fs::TryLockError::WouldBlock) => true,
             Err(fs::TryLockError::Error(_)) => true,
         },
-        Err(e) => e.kind() != io::ErrorKind::NotFound,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(_) => fs::symlink_metadata(&path).map_or(true, |m| m.is_file()),
     }
 }
 
@@ -193,25 +337,16 @@ fn parse_name(name: &str) -> Option<(u64, &str)> {
 }
 
 impl Spool {
-    /// Opens (creating, mode 0700) the spool at `dir`.
+    /// Opens (creating, mode 0700) the spool at `dir`. A directory another
+    /// user owns, or one that stays writable by group or others after a
+    /// chmod to 0700, is refused.
     pub(crate) fn open(dir: PathBuf, max_reports: usize, max_age: Duration) -> io::Result<Spool> {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(&dir)?;
-        let meta = fs::symlink_metadata(&dir)?;
-        if meta.file_type().is_symlink() {
-            return Err(io::Error::other("the spool directory is a symbolic link"));
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            if meta.permissions().mode() & 0o077 != 0 {
-                // Tighten a directory made before (by us, or with a lax umask).
-                let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
-            }
-        }
+        check_private(&dir)?;
         let owner = new_owner();
         let lock = hold_lock(&dir, &owner)?;
         Ok(Spool {
@@ -249,11 +384,7 @@ impl Spool {
                 EntryRef::Captured(captured),
             );
         };
-        let bytes = serde_json::to_vec(&SpoolFileRef {
-            format: FORMAT,
-            entry: EntryRef::Captured(captured),
-        })
-        .map_err(io::Error::other)?;
+        let bytes = encode(EntryRef::Captured(captured))?;
         file.write_all(&bytes)?;
         Ok(path)
     }
@@ -297,17 +428,21 @@ impl Spool {
             if fs::rename(entry.path(), &mine).is_err() {
                 continue;
             }
-            let bytes = fs::read(&mine).unwrap_or_default();
-            if bytes.is_empty() {
-                let _ = fs::remove_file(&mine);
-                continue;
-            }
-            let key = serde_json::from_slice::<SpoolFile>(&bytes)
-                .ok()
-                .and_then(|file| match file.entry {
-                    Entry::Captured(c) => Some((c.timestamp_ms, c.id)),
-                    Entry::Report(_) => None,
-                });
+            let bytes = match read_capped(&mine, MAX_FILE_BYTES) {
+                Ok(bytes) if bytes.is_empty() => {
+                    let _ = fs::remove_file(&mine);
+                    continue;
+                }
+                Ok(bytes) => bytes,
+                Err(_) => {
+                    self.quarantine(&mine);
+                    continue;
+                }
+            };
+            let key = parse_entry(&bytes).and_then(|entry| match entry {
+                Entry::Captured(c) => Some((c.timestamp_ms, c.id)),
+                Entry::Report(_) => None,
+            });
             match key {
                 Some((ms, id)) => {
                     let orphan = self.dir.join(format!("{ms:016}-{id}.{owner}{SUFFIX}"));
@@ -335,11 +470,7 @@ impl Spool {
         timestamp_ms: u64,
         entry: EntryRef<'_>,
     ) -> io::Result<PathBuf> {
-        let bytes = serde_json::to_vec(&SpoolFileRef {
-            format: FORMAT,
-            entry,
-        })
-        .map_err(io::Error::other)?;
+        let bytes = encode(entry)?;
         let name = self.file_name(id, timestamp_ms);
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let path = self.dir.join(&name);
@@ -354,8 +485,7 @@ impl Spool {
 
     /// Reads back an entry this client spooled.
     pub(crate) fn read_entry(&self, path: &Path) -> Option<Entry> {
-        let file: SpoolFile = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
-        (file.format == FORMAT).then_some(file.entry)
+        parse_entry(&read_capped(path, MAX_FILE_BYTES).ok()?)
     }
 
     /// Removes a delivered (or hopeless) report's file.
@@ -450,12 +580,8 @@ impl Spool {
                 // Another process claimed it first.
                 continue;
             }
-            let parsed = fs::read(&mine)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<SpoolFile>(&bytes).ok())
-                .filter(|file| file.format == FORMAT);
-            match parsed {
-                Some(file) => claimed.push((mine, file.entry)),
+            match self.read_entry(&mine) {
+                Some(entry) => claimed.push((mine, entry)),
                 None => self.quarantine(&mine),
             }
         }
@@ -474,10 +600,17 @@ impl Spool {
             if !name.ends_with(".lock") || name == format!("{}.lock", self.owner) {
                 continue;
             }
-            if let Ok(file) = File::open(entry.path()) {
-                if file.try_lock().is_ok() {
+            match open_regular(&entry.path(), false) {
+                Ok(file) => {
+                    if file.try_lock().is_ok() {
+                        let _ = fs::remove_file(entry.path());
+                    }
+                }
+                // Not a regular file: no crashbox process locks it.
+                Err(_) if entry.file_type().is_ok_and(|t| !t.is_file()) => {
                     let _ = fs::remove_file(entry.path());
                 }
+                Err(_) => {}
             }
         }
     }
@@ -485,7 +618,7 @@ impl Spool {
     /// Reads how the previous run ended and records that this one started.
     pub(crate) fn start_run(&self) -> LastRun {
         let path = self.dir.join(RUN_STATE);
-        let previous: LastRun = fs::read(&path)
+        let previous: LastRun = read_capped(&path, 4096)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
@@ -497,14 +630,14 @@ impl Spool {
                 0
             },
         };
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        // Anything but a regular file there (a link, a FIFO) is replaced.
+        let file = open_regular(&path, true).or_else(|_| {
             let _ = fs::remove_file(&path);
-        }
-        let mut options = fs::OpenOptions::new();
-        options.read(true).write(true).create(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        *lock(&self.run_state) = options.open(&path).ok();
+            create_private(&path)
+        });
+        // Another process of the same program may have just created it.
+        let file = file.or_else(|_| open_regular(&path, true));
+        *lock(&self.run_state) = file.ok();
         self.write_run_state(LastRun {
             panicked: false,
             consecutive_panics: last.consecutive_panics,
@@ -665,6 +798,37 @@ mod tests {
         let claimed = claimer.claim_orphans();
         assert_eq!(claimed.len(), 3, "retention keeps the newest 3 of 5");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_oversized_capture_is_written_smaller_and_an_oversized_file_is_not_read() {
+        let spool = temp_spool("oversized");
+        let crumb = serde_json::json!({"timestamp": "2026-01-01T00:00:00.000Z",
+            "level": "info", "category": null, "message": "b".repeat(1000), "data": {}});
+        let captured: Captured = serde_json::from_value(serde_json::json!({
+            "id": ReportId::random(), "timestamp_ms": 1, "level": "error", "kind": "error",
+            "message": "m".repeat(20_000), "exceptions": [], "addresses": [], "location": null,
+            "thread": {"name": null, "id": 1}, "tags": {}, "extra": {"small": 1},
+            "user": null, "level_override": null, "fingerprint": null,
+            "breadcrumbs": vec![crumb; 3000], "truncated": [], "scrubbed": true,
+        }))
+        .unwrap();
+        let path = spool
+            .write(captured.id, 1, EntryRef::Captured(&captured))
+            .unwrap();
+        assert!(fs::metadata(&path).unwrap().len() <= MAX_FILE_BYTES);
+        let Some(Entry::Captured(back)) = spool.read_entry(&path) else {
+            panic!("not read back");
+        };
+        assert!(back.breadcrumbs.is_empty());
+        assert_eq!(back.extra.len(), 1, "extra fits once breadcrumbs are gone");
+        assert!(back.message.len() <= crate::limits::MAX_MESSAGE_BYTES + 3);
+        assert_eq!(back.truncated, ["breadcrumbs", "message"]);
+        assert!(!back.scrubbed, "scrubbed again whatever the file says");
+        // A file over the cap is refused unread.
+        fs::write(&path, vec![b' '; MAX_FILE_BYTES as usize + 1]).unwrap();
+        assert!(spool.read_entry(&path).is_none());
+        fs::remove_dir_all(spool.dir()).unwrap();
     }
 
     #[test]

@@ -1,20 +1,50 @@
 //! Counters of what crashbox captured, delivered and dropped, for the whole process.
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-pub(crate) struct Counter(AtomicU64);
+pub(crate) struct Counter {
+    value: AtomicU64,
+    name: &'static str,
+}
+
+/// Whether crashbox says on stderr what it decides ([`Options::debug`](crate::Options::debug)).
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn set_debug(enabled: bool) {
+    DEBUG.store(enabled, Ordering::Relaxed);
+}
+
+/// The counters whose every change [`Options::debug`](crate::Options::debug)
+/// reports: drops by reason, retries, rate limits, spool writes and replays.
+fn is_decision(name: &str) -> bool {
+    name.starts_with("dropped_")
+        || name.starts_with("spool")
+        || matches!(
+            name,
+            "retries" | "rate_limited" | "replayed" | "filtered" | "before_send_panics"
+        )
+}
 
 impl Counter {
-    const fn new() -> Self {
-        Counter(AtomicU64::new(0))
+    const fn new(name: &'static str) -> Self {
+        Counter {
+            value: AtomicU64::new(0),
+            name,
+        }
     }
     pub(crate) fn inc(&self) {
         self.add(1);
     }
     pub(crate) fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        if n == 0 {
+            return;
+        }
+        self.value.fetch_add(n, Ordering::Relaxed);
+        if DEBUG.load(Ordering::Relaxed) && is_decision(self.name) {
+            eprintln!("[crashbox] {} +{n}", self.name);
+        }
     }
-    fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+    pub(crate) fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
     }
 }
 
@@ -25,7 +55,7 @@ macro_rules! counters {
         }
 
         pub(crate) static STATS: Counters = Counters {
-            $($name: Counter::new(),)*
+            $($name: Counter::new(stringify!($name)),)*
         };
 
         /// A snapshot of crashbox's counters since the process started.
@@ -103,6 +133,10 @@ counters! {
     spool_corrupt,
     /// Reports that could not be written to the spool (the report itself still goes out).
     spool_write_errors,
+    /// Spool directories `init` refused (owned by another user, writable by
+    /// group or others even after a chmod to 0700, or unusable): that client
+    /// reports without a spool, and `init` said why on stderr.
+    spool_refused,
 }
 
 impl Stats {

@@ -504,7 +504,10 @@ impl Worker {
                 // queue) was never processed: it is aggregated and rate
                 // limited like this run's own.
                 Entry::Captured(captured) => self.admit(*captured, Some(path), true),
-                Entry::Report(report) => self.enqueue(*report, Some(path)),
+                Entry::Report(mut report) => {
+                    self.processor.recheck(&mut report);
+                    self.enqueue(*report, Some(path))
+                }
             }
         }
     }
@@ -690,7 +693,10 @@ impl Worker {
             };
             // A panic's file holds its raw capture: process it again.
             let report = match spool.read_entry(&path) {
-                Some(Entry::Report(report)) => Ok(Some(*report)),
+                Some(Entry::Report(mut report)) => {
+                    self.processor.recheck(&mut report);
+                    Ok(Some(*report))
+                }
                 Some(Entry::Captured(captured)) => {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         let report = self.processor.process(*captured);

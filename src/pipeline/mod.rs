@@ -103,6 +103,52 @@ impl Settings {
             scrubber.scrub_text(part);
         }
     }
+
+    /// A finished report read back from the spool, which anyone who could
+    /// write there may have made: scrubbed and cut to the limits again, like
+    /// a fresh one (both change nothing in a report crashbox wrote).
+    pub(crate) fn recheck(&self, report: &mut Report) {
+        use crate::limits::{truncate, MAX_EXCEPTION_MESSAGE_BYTES, MAX_MESSAGE_BYTES};
+        let mut cuts = Vec::new();
+        if truncate(&mut report.message, MAX_MESSAGE_BYTES) {
+            cuts.push("message".to_owned());
+        }
+        if report.exceptions.len() > crate::limits::MAX_CHAIN {
+            report.exceptions.truncate(crate::limits::MAX_CHAIN);
+            cuts.push("exceptions".to_owned());
+        }
+        for (i, e) in report.exceptions.iter_mut().enumerate() {
+            if truncate(&mut e.message, MAX_EXCEPTION_MESSAGE_BYTES) {
+                cuts.push(format!("exceptions[{i}].message"));
+            }
+        }
+        for cut in cuts {
+            if !report.truncated.contains(&cut) {
+                report.truncated.push(cut);
+            }
+        }
+        if let Some(scrubber) = &self.scrubber {
+            scrubber.scrub_text(&mut report.message);
+            for e in &mut report.exceptions {
+                scrubber.scrub_text(&mut e.message);
+            }
+            for (key, value) in &mut report.tags {
+                scrubber.scrub_entry(key, value);
+            }
+            scrub_map(scrubber, &mut report.extra);
+            for field in report.user.iter_mut().flat_map(User::fields_mut) {
+                scrubber.scrub_text(field);
+            }
+            for crumb in &mut report.breadcrumbs {
+                scrubber.scrub_text(&mut crumb.message);
+                scrub_map(scrubber, &mut crumb.data);
+            }
+            for part in report.fingerprint.iter_mut().flatten() {
+                scrubber.scrub_text(part);
+            }
+        }
+        fit::fit(report);
+    }
 }
 
 /// Values under secret keys become `[redacted]` (a null stays null); the
@@ -185,6 +231,11 @@ impl Processor {
             libc::malloc_trim(0);
         }
         self.last_resolved = None;
+    }
+
+    /// See [`Settings::recheck`].
+    pub(crate) fn recheck(&self, report: &mut Report) {
+        self.settings.recheck(report);
     }
 
     /// The finished report, before aggregation and `before_send`.
