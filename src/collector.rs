@@ -136,24 +136,34 @@ impl Dsn {
 /// masked too: whatever stands before an `@`, back to the previous `/` or
 /// `:` (or the start), is hidden.
 pub(crate) fn redact(collector: &str) -> String {
-    if let Some(scheme_end) = collector.find("://") {
+    // A URL, unless what stands before `://` has an `@` (then it is masked
+    // as a malformed string is).
+    if let Some(scheme_end) = collector
+        .find("://")
+        .filter(|&end| !collector[..end].contains('@'))
+    {
         let rest = &collector[scheme_end + 3..];
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         if let Some(at) = rest[..authority_end].rfind('@') {
             return format!("{}***{}", &collector[..scheme_end + 3], &rest[at..]);
         }
     }
-    let Some(at) = collector.rfind('@') else {
+    let (Some(first_at), Some(at)) = (collector.find('@'), collector.rfind('@')) else {
         return collector.to_owned();
     };
-    // Everything from the end of the scheme (`://`, `:/`, `:`, `//`) to the `@`.
-    let head = &collector[..at];
-    let start = head
-        .find("://")
-        .map(|i| i + 3)
-        .or_else(|| head.find(':').map(|i| i + 1))
-        .or_else(|| head.find("//").map(|i| i + 2))
-        .unwrap_or(0);
+    // Everything from the end of the scheme (`://`, `:/`, `:`, `//`) to the
+    // last `@`; a scheme is only one that ends before the first `@`, so a
+    // key before any `@` is always inside the hidden part.
+    let head = &collector[..first_at];
+    let start = [
+        head.find("://").map(|i| i + 3),
+        head.find(':').map(|i| i + 1),
+        head.find("//").map(|i| i + 2),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(0);
     let start = start + (head[start..].len() - head[start..].trim_start_matches(['/', ':']).len());
     format!("{}***{}", &collector[..start], &collector[at..])
 }
@@ -283,6 +293,12 @@ impl Collector {
             "sentry+https" => ("sentry", true),
             "otlp+http" => ("otlp", false),
             "otlp+https" => ("otlp", true),
+            // A "scheme" with an `@` in it holds what may be a key: not echoed.
+            other if other.contains('@') => {
+                return Err(invalid(
+                    "unknown scheme (not shown: it contains `@`): expected file, http(s), sentry+http(s), otlp+http(s), stderr or memory",
+                ));
+            }
             other => {
                 return Err(invalid(&format!(
                     "unknown scheme `{other}`: expected file, http(s), sentry+http(s), otlp+http(s), stderr or memory"
@@ -474,5 +490,22 @@ mod tests {
             .to_string();
         assert!(!err.contains("secretkey"), "{err}");
         assert!(err.contains("***@example.invalid"), "{err}");
+    }
+
+    #[test]
+    fn a_key_before_an_earlier_at_sign_is_hidden_too() {
+        // Found by fuzzing: no `://`, and a separator after the first `@`.
+        for input in [
+            "sentry+https//KEY@host:80/x@y",
+            "`KEY@:@\0 99",
+            "KEY@a:b@c",
+            "sentry+https:/KEY@host/1",
+            "$st**KEY@\0:K/C127.0.0.1:8x+https://ampdr.js@onl",
+        ] {
+            let redacted = redact(input);
+            assert!(!redacted.contains("KEY"), "{input} -> {redacted}");
+            let err = Collector::parse(input).map(|_| ()).unwrap_err().to_string();
+            assert!(!err.contains("KEY"), "{input} -> {err}");
+        }
     }
 }

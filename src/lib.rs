@@ -47,6 +47,10 @@
 //! exactly one counter of [`Stats`] (see [`Stats::in_flight`]).
 #![warn(missing_docs)]
 
+/// Entry points for the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+#[path = "fuzz_hooks.rs"]
+pub mod __fuzz;
 mod capture;
 mod client;
 mod collector;

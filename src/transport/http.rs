@@ -20,7 +20,7 @@ pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// What a collector answered.
 pub(crate) struct Answer {
     pub status: u16,
-    retry_after: Option<String>,
+    pub(crate) retry_after: Option<String>,
     pub sentry_rate_limits: Option<String>,
 }
 

@@ -47,7 +47,7 @@ impl SentryTransport {
     }
 
     /// How long events are still blocked for, if they are.
-    fn blocked_for(&self) -> Option<Duration> {
+    pub(crate) fn blocked_for(&self) -> Option<Duration> {
         let now = Instant::now();
         ["", "error"]
             .iter()
@@ -67,7 +67,7 @@ impl SentryTransport {
 
     /// Applies `X-Sentry-Rate-Limits`: `SECONDS:CAT;CAT:SCOPE[:REASON], …`,
     /// keeping the longest limit per category.
-    fn apply_rate_limits(&mut self, header: &str) {
+    pub(crate) fn apply_rate_limits(&mut self, header: &str) {
         for entry in header.split(',') {
             let mut fields = entry.trim().split(':');
             let Some(Ok(secs)) = fields.next().map(|s| s.trim().parse::<f64>()) else {
