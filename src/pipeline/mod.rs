@@ -84,24 +84,16 @@ impl Settings {
             return;
         };
         captured.scrubbed = true;
-        scrubber.scrub_text(&mut captured.message);
-        for e in &mut captured.exceptions {
-            scrubber.scrub_text(&mut e.message);
+        Fields {
+            message: &mut captured.message,
+            exceptions: &mut captured.exceptions,
+            tags: &mut captured.tags,
+            extra: &mut captured.extra,
+            user: &mut captured.user,
+            breadcrumbs: &mut captured.breadcrumbs,
+            fingerprint: &mut captured.fingerprint,
         }
-        for (key, value) in &mut captured.tags {
-            scrubber.scrub_entry(key, value);
-        }
-        scrub_map(scrubber, &mut captured.extra);
-        for field in captured.user.iter_mut().flat_map(User::fields_mut) {
-            scrubber.scrub_text(field);
-        }
-        for crumb in &mut captured.breadcrumbs {
-            scrubber.scrub_text(&mut crumb.message);
-            scrub_map(scrubber, &mut crumb.data);
-        }
-        for part in captured.fingerprint.iter_mut().flatten() {
-            scrubber.scrub_text(part);
-        }
+        .scrub(scrubber);
     }
 
     /// A finished report read back from the spool, which anyone who could
@@ -128,26 +120,52 @@ impl Settings {
             }
         }
         if let Some(scrubber) = &self.scrubber {
-            scrubber.scrub_text(&mut report.message);
-            for e in &mut report.exceptions {
-                scrubber.scrub_text(&mut e.message);
+            Fields {
+                message: &mut report.message,
+                exceptions: &mut report.exceptions,
+                tags: &mut report.tags,
+                extra: &mut report.extra,
+                user: &mut report.user,
+                breadcrumbs: &mut report.breadcrumbs,
+                fingerprint: &mut report.fingerprint,
             }
-            for (key, value) in &mut report.tags {
-                scrubber.scrub_entry(key, value);
-            }
-            scrub_map(scrubber, &mut report.extra);
-            for field in report.user.iter_mut().flat_map(User::fields_mut) {
-                scrubber.scrub_text(field);
-            }
-            for crumb in &mut report.breadcrumbs {
-                scrubber.scrub_text(&mut crumb.message);
-                scrub_map(scrubber, &mut crumb.data);
-            }
-            for part in report.fingerprint.iter_mut().flatten() {
-                scrubber.scrub_text(part);
-            }
+            .scrub(scrubber);
         }
         fit::fit(report);
+    }
+}
+
+/// The text fields a capture and a report share, where secrets can be.
+struct Fields<'a> {
+    message: &'a mut String,
+    exceptions: &'a mut [crate::report::ExceptionInfo],
+    tags: &'a mut BTreeMap<String, String>,
+    extra: &'a mut BTreeMap<String, Value>,
+    user: &'a mut Option<User>,
+    breadcrumbs: &'a mut [crate::report::Breadcrumb],
+    fingerprint: &'a mut Option<Vec<String>>,
+}
+
+impl Fields<'_> {
+    fn scrub(self, scrubber: &Scrubber) {
+        scrubber.scrub_text(self.message);
+        for e in self.exceptions.iter_mut() {
+            scrubber.scrub_text(&mut e.message);
+        }
+        for (key, value) in self.tags.iter_mut() {
+            scrubber.scrub_entry(key, value);
+        }
+        scrub_map(scrubber, self.extra);
+        for field in self.user.iter_mut().flat_map(User::fields_mut) {
+            scrubber.scrub_text(field);
+        }
+        for crumb in self.breadcrumbs.iter_mut() {
+            scrubber.scrub_text(&mut crumb.message);
+            scrub_map(scrubber, &mut crumb.data);
+        }
+        for part in self.fingerprint.iter_mut().flatten() {
+            scrubber.scrub_text(part);
+        }
     }
 }
 
