@@ -171,19 +171,7 @@ fn fixture_events_pass_sentry_relays_normaliser() {
         );
         events.extend(items);
     }
-    let file = scratch("fixture-events.jsonl");
-    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
-    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let out = run_checker(&python, &[&file]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "Sentry Relay's normaliser objects to crashbox's events ({}):\n{stdout}{}\nevents in {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        file.display()
-    );
+    let stdout = assert_normalised(&python, "fixture-events.jsonl", &events);
     assert!(
         stdout.contains(&format!("{} events, 0 problems", MODES.len())),
         "{stdout}"
@@ -258,19 +246,7 @@ fn events_with_scope_chains_and_counts_pass_sentry_relays_normaliser() {
         .any(|e| e["exception"]["values"].as_array().map(Vec::len) == Some(2)));
     assert!(events.iter().any(|e| e["fingerprint"].is_array()));
     assert!(events.iter().any(|e| e["level"] == "fatal"));
-    let file = scratch("rich-events.jsonl");
-    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
-    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let out = run_checker(&python, &[&file]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "Sentry Relay's normaliser objects to crashbox's events ({}):\n{stdout}{}\nevents in {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        file.display()
-    );
+    assert_normalised(&python, "rich-events.jsonl", &events);
 }
 
 /// The checker itself: it must flag what Relay drops or rejects, and let
@@ -327,4 +303,24 @@ fn the_checker_flags_invalid_data_and_allows_trimming() {
         "{stdout}"
     );
     assert!(stdout.contains("culprit_frame"), "{stdout}");
+}
+
+/// Writes `events` to the scratch file `name`, one a line, runs the Relay
+/// checker on it and fails unless it accepts them all; returns its report.
+#[track_caller]
+fn assert_normalised(python: &OsString, name: &str, events: &[Value]) -> String {
+    let file = scratch(name);
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = run_checker(python, &[&file]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "Sentry Relay's normaliser objects to crashbox's events ({}):\n{stdout}{}\nevents in {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        file.display()
+    );
+    stdout
 }

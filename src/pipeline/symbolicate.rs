@@ -109,17 +109,17 @@ impl SymbolCache {
         let Some((module, offset)) = located.first().copied().flatten() else {
             return;
         };
-        let exe = std::env::current_exe().ok();
-        let is_exe = modules.get(module as usize).is_some_and(|m| {
-            exe.as_deref()
-                .is_some_and(|e| e.as_os_str() == m.path.as_str())
-        });
-        if !is_exe {
+        if !modules
+            .get(module as usize)
+            .is_some_and(|m| is_executable(&m.path))
+        {
             return;
         }
-        let table = self
-            .exe_symbols
-            .get_or_insert_with(|| exe.as_deref().and_then(|e| SymbolTable::load(e).ok()));
+        let table = self.exe_symbols.get_or_insert_with(|| {
+            EXECUTABLE
+                .as_deref()
+                .and_then(|e| SymbolTable::load(e.as_ref()).ok())
+        });
         let Some(full) = table.as_ref().and_then(|t| {
             t.vaddr_of_offset(offset)
                 .and_then(|vaddr| t.lookup(vaddr.saturating_sub(1)))
@@ -170,19 +170,26 @@ pub(crate) fn resolvable(captured: &Captured) -> Vec<Option<usize>> {
     } else {
         (&captured.modules, &captured.located)
     };
-    let exe = std::env::current_exe().ok();
     for (slot, place) in resolvable.iter_mut().zip(located) {
         let Some(module) = place.and_then(|(m, _)| modules.get(m as usize)) else {
             continue;
         };
-        let is_exe = exe
-            .as_deref()
-            .is_some_and(|e| e.as_os_str() == module.path.as_str());
-        if !is_exe && is_system_library(&module.path) {
+        if !is_executable(&module.path) && is_system_library(&module.path) {
             *slot = None;
         }
     }
     resolvable
+}
+
+/// This process's executable, as the module table names it; read once.
+static EXECUTABLE: once_cell::sync::Lazy<Option<String>> = once_cell::sync::Lazy::new(|| {
+    std::env::current_exe()
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+});
+
+fn is_executable(path: &str) -> bool {
+    EXECUTABLE.as_deref() == Some(path)
 }
 
 /// A shared library installed by the system (the C library, the loader).
