@@ -15,7 +15,7 @@ use crate::report::ReportId;
 use crate::scope::Hub;
 use crate::spool::{EntryRef, LastRun, Spool};
 use crate::stats::STATS;
-use crate::worker::{Inbox, Ledger, Message, Worker};
+use crate::worker::{Inbox, Ledger, Message, Waker, Worker};
 
 static LAST_RUN: RwLock<Option<LastRun>> = RwLock::new(None);
 
@@ -114,6 +114,12 @@ pub(crate) struct Client {
     ledger: Arc<Ledger>,
     /// Repeats counted on the caller's thread (see `pipeline::aggregate`).
     slots: Arc<Slots>,
+    /// Lets the worker's helper threads wake it; disarmed at shutdown.
+    waker: Waker,
+    /// Whether the panic hook waits (up to `panic_flush_timeout`) for a
+    /// panic's report to be delivered: with a local collector, where
+    /// delivery is a write that takes no time.
+    wait_for_panics: bool,
 }
 
 impl Client {
@@ -166,7 +172,7 @@ impl Client {
     pub(crate) fn enqueue_panic(&self, pending: Pending) -> Option<ReportId> {
         let Some(spool) = &self.spool else {
             let id = self.enqueue(pending);
-            if cfg!(panic = "abort") {
+            if cfg!(panic = "abort") || self.wait_for_panics {
                 self.flush(self.panic_flush_timeout);
             }
             return id;
@@ -207,22 +213,15 @@ impl Client {
             };
             self.ledger.settle(on_disk, Some(counter));
         }
-        if cfg!(panic = "abort") {
+        if cfg!(panic = "abort") || self.wait_for_panics {
             self.flush(self.panic_flush_timeout);
         }
         Some(id)
     }
 
-    /// A capture in the form a later run can resolve: addresses tied to
-    /// their files, with this run's release and environment.
+    /// See [`Settings::raw_capture`].
     fn raw_capture(&self, pending: Pending) -> crate::capture::Captured {
-        let mut captured = pending.into_captured();
-        // Secrets never reach the disk.
-        self.settings.scrub(&mut captured);
-        captured.locate_addresses();
-        captured.release = self.settings.release.clone();
-        captured.environment = Some(self.settings.environment.clone());
-        captured
+        self.settings.raw_capture(pending)
     }
 
     /// At shutdown: moves what the worker left in the queue (it stopped, or
@@ -272,7 +271,7 @@ impl Client {
                     };
                     self.ledger.settle(on_disk, Some(counter));
                 }
-                Message::Flush(_) | Message::Shutdown { .. } => {}
+                Message::Flush(_) | Message::Shutdown { .. } | Message::Wake => {}
             }
         }
     }
@@ -350,20 +349,22 @@ pub(crate) fn deadline_after_from(now: Instant, timeout: Duration) -> Instant {
 pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     options.validate()?;
     crate::stats::set_debug(options.debug);
-    let (transport, spool_wanted) = match options.transport.take() {
-        Some(transport) => (transport, true),
+    // A network collector or a file keeps reports in the spool until they
+    // are delivered; stderr and memory do not (a report printed by a later
+    // run, or kept for a test that is gone, helps nobody).
+    let (transport, spool_wanted, local) = match options.transport.take() {
+        Some(transport) => (transport, true, false),
         None => {
             let collector = match options.collector.as_deref() {
                 Some(s) => Collector::parse(s)?,
                 None => Collector::Stderr,
             };
-            let remote = matches!(
-                collector,
-                Collector::Http(_) | Collector::Sentry(_) | Collector::Otlp(_)
-            );
+            let local = matches!(collector, Collector::File(_) | Collector::Stderr);
+            let spooled = !matches!(collector, Collector::Stderr | Collector::Memory);
             (
                 crate::transport::for_collector(&collector, options.service_info())?,
-                remote,
+                spooled,
+                local,
             )
         }
     };
@@ -390,20 +391,25 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     let worker_inbox = inbox.clone();
     let ledger = Arc::new(Ledger::default());
     let slots = Arc::new(Slots::new(options.aggregation_burst));
-    let worker = Worker::new(
+    let waker = Waker::new(tx.clone());
+    let started = Worker::new(
         settings.clone(),
         transport,
         options.retry_policy(),
         ledger.clone(),
         spool.clone(),
         slots.clone(),
-    );
-    let handle = match std::thread::Builder::new()
-        .name("crashbox-worker".to_owned())
-        .spawn(move || worker.run(worker_inbox))
-    {
+        waker.clone(),
+    )
+    .and_then(|worker| {
+        std::thread::Builder::new()
+            .name("crashbox-worker".to_owned())
+            .spawn(move || worker.run(worker_inbox))
+    });
+    let handle = match started {
         Ok(handle) => handle,
         Err(e) => {
+            waker.disarm();
             STATE.store(UNINITIALIZED, Ordering::Release);
             return Err(ConfigError::Spawn(e));
         }
@@ -419,6 +425,8 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
         panic_flush_timeout: options.panic_flush_timeout,
         ledger,
         slots,
+        waker,
+        wait_for_panics: local,
     }));
     #[cfg(feature = "panic")]
     if options.panic_hook {
@@ -473,16 +481,25 @@ impl Drop for Guard {
         let lost_before = STATS.dropped_shutdown.get();
         if let Some(client) = &client {
             let shutdown = |done, deadline| Message::Shutdown { done, deadline };
-            if client.request(shutdown, self.shutdown_timeout) {
-                if let Some(worker) = self.worker.take() {
+            let answered = client.request(shutdown, self.shutdown_timeout);
+            let grace = deadline_after(SPOOL_GRACE);
+            if let Some(worker) = self.worker.take() {
+                // A worker that answered, or is finishing just as the time
+                // ran out, is waited for: it lets go of the spool (and its
+                // lock) as it ends, so a later `init` can take over its files.
+                while !answered && !worker.is_finished() && Instant::now() < grace {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                if answered || worker.is_finished() {
                     let _ = worker.join();
                 }
             }
             // What the worker did not take in (it stopped, or is stuck in a
             // send) goes to the spool; then whatever is still unsettled is
             // counted, and later captures are refused.
-            client.spool_queued(deadline_after(SPOOL_GRACE));
+            client.spool_queued(grace);
             client.ledger.close();
+            client.waker.disarm();
             // Repeats counted in slots after the worker's last window closed.
             STATS.dropped_shutdown.add(client.slots.sweep());
             // Whatever the debug setting, a loss at exit is said once.

@@ -369,9 +369,11 @@ impl Options {
     }
 
     /// Whether reports pass through the on-disk spool. By default they do
-    /// for network collectors and custom transports (and for any collector
-    /// when [`spool_dir`](Options::spool_dir) is set), and not for `memory`,
-    /// `stderr` and `file`.
+    /// for network collectors, `file://` and custom transports (and for any
+    /// collector when [`spool_dir`](Options::spool_dir) is set), and not for
+    /// `memory` and `stderr`. With a spool, every capture is written there as
+    /// the worker takes it in, before its symbols are resolved, so a killed
+    /// process loses none it handed over.
     pub fn spool(mut self, enabled: bool) -> Self {
         self.spool = Some(enabled);
         self
@@ -401,9 +403,11 @@ impl Options {
         self
     }
 
-    /// Under `panic = "abort"`, how long the panic hook waits for its report
-    /// to be delivered before the process aborts (default 2 s). The report is
-    /// in the spool either way.
+    /// How long the panic hook waits for its report to be delivered, under
+    /// `panic = "abort"` (before the process aborts) and with a `file://` or
+    /// `stderr` collector (where delivery is a local write, and a process
+    /// that panicked may end without running destructors); default 2 s. With
+    /// a spool, the report is in it either way, and a later run delivers it.
     pub fn panic_flush_timeout(mut self, timeout: Duration) -> Self {
         self.panic_flush_timeout = timeout;
         self

@@ -8,6 +8,14 @@
 //! renaming it to the claimer's own name, so two processes sharing a spool
 //! never send the same file twice. Files are written to a temporary name and
 //! renamed into place (mode 0600), so a reader never sees half a report.
+//!
+//! Retention keeps at most `max_reports` orphans. Past that, identical files
+//! (a crash loop's panics) are first folded into the oldest of them, whose
+//! `count` grows by theirs, keeping that first one and the latest; only then
+//! are the oldest deleted, the first and latest of a crash loop last. How
+//! many reports were deleted rides on the next report, in its `extra` under
+//! [`DISCARDED_KEY`].
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +24,11 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+mod journal;
+
+pub(crate) use journal::Journal;
 
 use crate::capture::Captured;
 use crate::limits::MAX_REPORT_BYTES;
@@ -27,6 +40,10 @@ const FORMAT: u32 = 1;
 const SUFFIX: &str = ".report";
 const RUN_STATE: &str = "run-state.json";
 
+/// The `extra` key under which a report says how many reports the spool's
+/// retention deleted (a number), so the loss reaches the collector.
+pub(crate) const DISCARDED_KEY: &str = "crashbox.spool_discarded";
+
 /// What a spool file holds: a finished report, or a panic's raw capture to
 /// be resolved against the same binary by a later run.
 #[derive(Deserialize)]
@@ -34,6 +51,150 @@ const RUN_STATE: &str = "run-state.json";
 pub(crate) enum Entry {
     Report(Box<Report>),
     Captured(Box<Captured>),
+}
+
+/// What retention folds by: identical entries share it, in every run of
+/// one binary (never an address, which moves from run to run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Identity {
+    /// A finished report's fold key.
+    Report(u64),
+    /// A raw capture's located key.
+    Captured(u64),
+}
+
+impl Entry {
+    /// The borrowed form, for writing.
+    fn borrowed(&self) -> EntryRef<'_> {
+        match self {
+            Entry::Report(report) => EntryRef::Report(report),
+            Entry::Captured(captured) => EntryRef::Captured(captured),
+        }
+    }
+
+    /// How many occurrences it stands for (at least 1).
+    fn count(&self) -> u64 {
+        match self {
+            Entry::Report(report) => report.count,
+            Entry::Captured(captured) => captured.count,
+        }
+        .max(1)
+    }
+
+    /// Makes it stand for `count` occurrences.
+    fn set_count(&mut self, count: u64) {
+        match self {
+            Entry::Report(report) => report.count = count,
+            Entry::Captured(captured) => captured.count = count,
+        }
+    }
+
+    /// Its `extra` values.
+    fn extra(&self) -> &BTreeMap<String, Value> {
+        match self {
+            Entry::Report(report) => &report.extra,
+            Entry::Captured(captured) => &captured.extra,
+        }
+    }
+
+    /// Its `extra` values, to change.
+    fn extra_mut(&mut self) -> &mut BTreeMap<String, Value> {
+        match self {
+            Entry::Report(report) => &mut report.extra,
+            Entry::Captured(captured) => &mut captured.extra,
+        }
+    }
+
+    /// The deleted reports it carries under [`DISCARDED_KEY`].
+    fn carried(&self) -> u64 {
+        self.extra()
+            .get(DISCARDED_KEY)
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    }
+
+    /// Makes it carry `discarded` deleted reports (none: no key at all).
+    fn set_carried(&mut self, discarded: u64) {
+        if discarded == 0 {
+            self.extra_mut().remove(DISCARDED_KEY);
+        } else {
+            self.extra_mut()
+                .insert(DISCARDED_KEY.to_owned(), Value::from(discarded));
+        }
+    }
+
+    /// What it folds by (see [`Identity`]).
+    fn identity(&self) -> Identity {
+        use crate::pipeline::aggregate;
+        match self {
+            Entry::Report(report) => Identity::Report(aggregate::fold_key(report)),
+            Entry::Captured(c) => Identity::Captured(aggregate::located_key(
+                c.kind,
+                &c.message,
+                &c.exceptions,
+                c.location.as_ref(),
+                c.fingerprint.as_deref(),
+                c.located.iter().map(|at| {
+                    let (module, offset) = (*at)?;
+                    let module = c.modules.get(module as usize)?;
+                    Some((module.path.as_str(), module.identity.as_str(), offset))
+                }),
+            )),
+        }
+    }
+}
+
+/// What retention keeps of a claimed file while it decides: not the entry,
+/// only what folding and choosing need.
+struct Scanned {
+    /// The file, under this owner's name.
+    path: PathBuf,
+    identity: Identity,
+    /// The occurrences it stands for.
+    count: u64,
+    /// The deleted reports it carries.
+    carried: u64,
+}
+
+/// The groups of identical files (`identities`, oldest first) with more
+/// than one member, each as its members' indices, oldest first.
+fn groups_of<T: Copy + Eq + std::hash::Hash>(identities: &[T]) -> Vec<Vec<usize>> {
+    let mut group_of: HashMap<T, usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, identity) in identities.iter().enumerate() {
+        match group_of.entry(*identity) {
+            std::collections::hash_map::Entry::Occupied(group) => groups[*group.get()].push(i),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(groups.len());
+                groups.push(vec![i]);
+            }
+        }
+    }
+    groups.retain(|group| group.len() > 1);
+    groups
+}
+
+/// Which of the `live` files (indices, oldest first) retention deletes to
+/// leave at most `max`: the oldest first, but the `protected` (the first and
+/// the latest of a crash loop) only once no other is left. Sorted.
+fn doomed(live: &[usize], protected: &[bool], max: usize) -> Vec<usize> {
+    let excess = live.len().saturating_sub(max);
+    let mut chosen: Vec<usize> = live
+        .iter()
+        .copied()
+        .filter(|&i| !protected[i])
+        .take(excess)
+        .collect();
+    let more = excess - chosen.len();
+    chosen.extend(live.iter().copied().filter(|&i| protected[i]).take(more));
+    chosen.sort_unstable();
+    chosen
+}
+
+/// How many orphans retention reads when there are too many: the others
+/// (the oldest, but for the oldest of all) are deleted unread.
+fn read_cap(max_reports: usize) -> usize {
+    max_reports.saturating_mul(10).saturating_add(1000)
 }
 
 #[derive(Deserialize)]
@@ -80,6 +241,8 @@ pub(crate) struct Spool {
     next_spare: AtomicU64,
     /// The run-state file, kept open so the panic hook rewrites it in place.
     run_state: Mutex<Option<File>>,
+    /// Reports retention deleted that no claimed entry could carry.
+    unattached: AtomicU64,
     /// Held (locked) while the spool is open: says this owner is alive.
     _lock: File,
 }
@@ -357,6 +520,7 @@ impl Spool {
             spares: Mutex::new(Vec::new()),
             next_spare: AtomicU64::new(0),
             run_state: Mutex::new(None),
+            unattached: AtomicU64::new(0),
             _lock: lock,
         })
     }
@@ -470,17 +634,26 @@ impl Spool {
         timestamp_ms: u64,
         entry: EntryRef<'_>,
     ) -> io::Result<PathBuf> {
+        let path = self.dir.join(self.file_name(id, timestamp_ms));
+        self.replace(&path, entry)?;
+        Ok(path)
+    }
+
+    /// Writes `entry` at `path` (in the spool) atomically, through a
+    /// temporary file renamed over it.
+    fn replace(&self, path: &Path, entry: EntryRef<'_>) -> io::Result<()> {
         let bytes = encode(entry)?;
-        let name = self.file_name(id, timestamp_ms);
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::other("no file name"))?
+            .to_string_lossy();
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let path = self.dir.join(&name);
         let _ = fs::remove_file(&tmp);
         write_private(&tmp, &bytes)
-            .and_then(|()| fs::rename(&tmp, &path))
+            .and_then(|()| fs::rename(&tmp, path))
             .inspect_err(|_| {
                 let _ = fs::remove_file(&tmp);
-            })?;
-        Ok(path)
+            })
     }
 
     /// Reads back an entry this client spooled.
@@ -525,6 +698,7 @@ impl Spool {
     /// first. Returns the claimed entries with their (new) paths.
     pub(crate) fn claim_orphans(&self) -> Vec<(PathBuf, Entry)> {
         self.adopt_dead_spares();
+        self.adopt_dead_journals();
         let Ok(dir) = fs::read_dir(&self.dir) else {
             return Vec::new();
         };
@@ -560,33 +734,176 @@ impl Spool {
             }
         }
         orphans.sort();
+        // The reports this pass deletes (a file stands for its count).
+        let mut lost = 0u64;
+        orphans.retain(|(name, ms)| {
+            if *ms >= oldest_ms {
+                return true;
+            }
+            let path = self.dir.join(name);
+            let occurrences = self
+                .read_entry(&path)
+                .map_or(1, |entry| entry.count().saturating_add(entry.carried()));
+            if fs::remove_file(&path).is_ok() {
+                STATS.spool_discarded.inc();
+                lost = lost.saturating_add(occurrences);
+            }
+            false
+        });
         // Only orphans count against the limit: live processes' files are theirs.
-        let room = self.max_reports;
-        let excess = orphans.len().saturating_sub(room);
+        let paths = if orphans.len() > self.max_reports {
+            self.fold_and_trim(orphans, &mut lost)
+        } else {
+            orphans
+                .iter()
+                .filter_map(|(name, _)| self.claim(name))
+                .collect()
+        };
         let mut claimed = Vec::new();
-        for (i, (name, ms)) in orphans.into_iter().enumerate() {
-            let path = self.dir.join(&name);
-            if i < excess || ms < oldest_ms {
-                if fs::remove_file(&path).is_ok() {
-                    STATS.spool_discarded.inc();
-                }
-                continue;
-            }
-            let Some((key, _)) = name.strip_suffix(SUFFIX).and_then(|s| s.rsplit_once('.')) else {
-                continue;
-            };
-            let mine = self.dir.join(format!("{key}.{}{SUFFIX}", self.owner));
-            if fs::rename(&path, &mine).is_err() {
-                // Another process claimed it first.
-                continue;
-            }
-            match self.read_entry(&mine) {
-                Some(entry) => claimed.push((mine, entry)),
-                None => self.quarantine(&mine),
+        for path in paths {
+            match self.read_entry(&path) {
+                Some(entry) => claimed.push((path, entry)),
+                None => self.quarantine(&path),
             }
         }
+        self.attach_discarded(&mut claimed, lost);
         self.remove_dead_locks();
         claimed
+    }
+
+    /// Claims the orphan `name` by renaming it to this owner's name; `None`
+    /// when another process claimed it first.
+    fn claim(&self, name: &str) -> Option<PathBuf> {
+        let (key, _) = name.strip_suffix(SUFFIX)?.rsplit_once('.')?;
+        let mine = self.dir.join(format!("{key}.{}{SUFFIX}", self.owner));
+        fs::rename(self.dir.join(name), &mine).ok()?;
+        Some(mine)
+    }
+
+    /// Retention over more orphans (`orphans`, oldest first) than
+    /// `max_reports`. Claims them all, reading at most [`read_cap`] (of the
+    /// others the oldest go unread, though never the oldest of all). In each
+    /// run of identical files, the files between the first and the latest
+    /// are folded into the first: its `count` (and the deleted reports it
+    /// carries) grows by theirs, and they go. Then the oldest are deleted
+    /// until `max_reports` remain, the first and latest of a run only once
+    /// nothing else is left. Adds the reports deleted to `lost`; returns the
+    /// files kept, oldest first.
+    fn fold_and_trim(&self, mut orphans: Vec<(String, u64)>, lost: &mut u64) -> Vec<PathBuf> {
+        let cap = read_cap(self.max_reports);
+        if orphans.len() > cap {
+            let unread = orphans.len() - cap;
+            for (name, _) in orphans.drain(1..=unread) {
+                if fs::remove_file(self.dir.join(name)).is_ok() {
+                    STATS.spool_discarded.inc();
+                    *lost = lost.saturating_add(1);
+                }
+            }
+        }
+        let mut files: Vec<Scanned> = Vec::with_capacity(orphans.len());
+        for (name, _) in orphans {
+            let Some(path) = self.claim(&name) else {
+                continue;
+            };
+            match self.read_entry(&path) {
+                Some(entry) => files.push(Scanned {
+                    identity: entry.identity(),
+                    count: entry.count(),
+                    carried: entry.carried(),
+                    path,
+                }),
+                None => self.quarantine(&path),
+            }
+        }
+        let identities: Vec<Identity> = files.iter().map(|f| f.identity).collect();
+        let mut gone = vec![false; files.len()];
+        let mut protected = vec![false; files.len()];
+        for group in groups_of(&identities) {
+            let (first, latest) = (group[0], group[group.len() - 1]);
+            protected[first] = true;
+            protected[latest] = true;
+            let middle = &group[1..group.len() - 1];
+            if middle.is_empty() {
+                continue;
+            }
+            let (count, carried) = middle.iter().fold(
+                (files[first].count, files[first].carried),
+                |(count, carried), &i| {
+                    (
+                        count.saturating_add(files[i].count),
+                        carried.saturating_add(files[i].carried),
+                    )
+                },
+            );
+            let folded = self
+                .read_entry(&files[first].path)
+                .is_some_and(|mut entry| {
+                    entry.set_count(count);
+                    entry.set_carried(carried);
+                    self.replace(&files[first].path, entry.borrowed()).is_ok()
+                });
+            if !folded {
+                // They stay as they are, for the trimming below.
+                continue;
+            }
+            files[first].count = count;
+            files[first].carried = carried;
+            // Dying between the rewrite and these removals would count them
+            // twice, never lose them.
+            for &i in middle {
+                gone[i] = true;
+                if fs::remove_file(&files[i].path).is_ok() {
+                    STATS.spool_folded.inc();
+                }
+            }
+        }
+        let live: Vec<usize> = (0..files.len()).filter(|&i| !gone[i]).collect();
+        for i in doomed(&live, &protected, self.max_reports) {
+            gone[i] = true;
+            if fs::remove_file(&files[i].path).is_ok() {
+                STATS.spool_discarded.inc();
+                *lost = lost
+                    .saturating_add(files[i].count)
+                    .saturating_add(files[i].carried);
+            }
+        }
+        files
+            .into_iter()
+            .zip(gone)
+            .filter(|(_, gone)| !gone)
+            .map(|(file, _)| file.path)
+            .collect()
+    }
+
+    /// Makes a claimed entry carry `lost`, the reports this pass deleted,
+    /// under [`DISCARDED_KEY`] (added to what it carried), in memory and in
+    /// its file, so that the number survives this run dying before
+    /// delivery. The carrier is the first finished report, which goes out
+    /// as it is, else the first entry: a raw capture is processed again,
+    /// and aggregation may copy its report into another. With no claimed
+    /// entry, the number waits for [`take_discarded`](Self::take_discarded).
+    fn attach_discarded(&self, claimed: &mut [(PathBuf, Entry)], lost: u64) {
+        if lost == 0 {
+            return;
+        }
+        let carrier = claimed
+            .iter()
+            .position(|(_, entry)| matches!(entry, Entry::Report(_)))
+            .unwrap_or(0);
+        let Some((path, entry)) = claimed.get_mut(carrier) else {
+            self.unattached.fetch_add(lost, Ordering::Relaxed);
+            return;
+        };
+        entry.set_carried(entry.carried().saturating_add(lost));
+        // In memory the number goes out in any case; on disk it waits for a
+        // later run if this one dies first.
+        let _ = self.replace(path, entry.borrowed());
+    }
+
+    /// The reports retention deleted that no claimed entry could carry
+    /// (none was left), for the next report to carry; zero afterwards.
+    pub(crate) fn take_discarded(&self) -> u64 {
+        self.unattached.swap(0, Ordering::Relaxed)
     }
 
     /// Removes the lock files of owners that are gone (locked first, so a
@@ -770,9 +1087,14 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
-        for i in 0..5 {
-            let r = Report::sample("live");
-            live.write(r.id, now_ms + i, EntryRef::Report(&r)).unwrap();
+        // Five different reports: nothing to fold.
+        for (i, word) in ["alpha", "bravo", "charlie", "delta", "echo"]
+            .iter()
+            .enumerate()
+        {
+            let r = Report::sample(&format!("live {word}"));
+            live.write(r.id, now_ms + i as u64, EntryRef::Report(&r))
+                .unwrap();
         }
         for i in 0..2 {
             let r = Report::sample("orphan");
@@ -793,10 +1115,24 @@ mod tests {
         assert!(claimed
             .iter()
             .all(|(_, e)| matches!(e, Entry::Report(r) if r.message == "orphan")));
+        assert!(
+            claimed.iter().all(|(_, e)| e.carried() == 0),
+            "nothing was deleted"
+        );
         drop(live);
         // Once its owner is gone (lock released), the files are orphans too.
         let claimed = claimer.claim_orphans();
         assert_eq!(claimed.len(), 3, "retention keeps the newest 3 of 5");
+        let messages: Vec<&str> = claimed
+            .iter()
+            .map(|(_, e)| match e {
+                Entry::Report(r) => r.message.as_str(),
+                Entry::Captured(c) => c.message.as_str(),
+            })
+            .collect();
+        assert_eq!(messages, ["live charlie", "live delta", "live echo"]);
+        assert_eq!(claimed[0].1.carried(), 2, "the first carries the 2 deleted");
+        assert_eq!(claimer.take_discarded(), 0, "none left unattached");
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -829,6 +1165,307 @@ mod tests {
         fs::write(&path, vec![b' '; MAX_FILE_BYTES as usize + 1]).unwrap();
         assert!(spool.read_entry(&path).is_none());
         fs::remove_dir_all(spool.dir()).unwrap();
+    }
+
+    /// Writes `entry` as an orphan of a process that is gone, captured at `ms`.
+    fn write_orphan(dir: &Path, ms: u64, entry: EntryRef<'_>) -> PathBuf {
+        let id = match entry {
+            EntryRef::Report(r) => r.id,
+            EntryRef::Captured(c) => c.id,
+        };
+        let path = dir.join(format!("{ms:016}-{id}.4194999_gone{SUFFIX}"));
+        let bytes = serde_json::to_vec(&SpoolFileRef {
+            format: FORMAT,
+            entry,
+        })
+        .unwrap();
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// A panic's raw capture as the panic hook spools it: `base` is where
+    /// the binary was loaded in the run that captured it (it differs from
+    /// run to run), `offsets` where the frames are in the binary.
+    fn panic_capture(message: &str, ms: u64, base: usize, offsets: &[u64]) -> Captured {
+        let addresses: Vec<usize> = offsets.iter().map(|&o| base + o as usize).collect();
+        let located: Vec<Option<(u32, u64)>> = offsets.iter().map(|&o| Some((0, o))).collect();
+        serde_json::from_value(serde_json::json!({
+            "id": ReportId::random(), "timestamp_ms": ms, "level": "fatal", "kind": "panic",
+            "message": message, "exceptions": [], "addresses": addresses,
+            "located": located,
+            "modules": [{"path": "/usr/bin/app", "identity": "2049:77:4096:1700000000"}],
+            "location": {"file": "src/main.rs", "line": 7, "column": 5},
+            "thread": {"name": "main", "id": 1}, "tags": {}, "extra": {},
+            "user": null, "level_override": null, "fingerprint": null,
+            "breadcrumbs": [], "truncated": [], "scrubbed": true,
+        }))
+        .unwrap()
+    }
+
+    /// The time now, in ms since the Unix epoch.
+    fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    }
+
+    /// The message of a report or capture.
+    fn message_of(entry: &Entry) -> &str {
+        match entry {
+            Entry::Report(r) => &r.message,
+            Entry::Captured(c) => &c.message,
+        }
+    }
+
+    #[test]
+    fn identical_files_group_by_identity_oldest_first() {
+        assert_eq!(
+            groups_of(&[7, 8, 7, 9, 7, 8]),
+            vec![vec![0, 2, 4], vec![1, 5]]
+        );
+        assert!(groups_of(&[1, 2, 3]).is_empty());
+        assert!(groups_of::<u64>(&[]).is_empty());
+    }
+
+    #[test]
+    fn deletion_takes_the_oldest_and_spares_first_and_latest_while_it_can() {
+        let protected = [true, false, true, false, false];
+        let live = [0, 1, 2, 3, 4];
+        assert_eq!(doomed(&live, &protected, 5), Vec::<usize>::new());
+        assert_eq!(doomed(&live, &protected, 3), vec![1, 3]);
+        // Nothing unprotected is left: the protected go, oldest first.
+        assert_eq!(doomed(&live, &protected, 1), vec![0, 1, 3, 4]);
+        assert_eq!(doomed(&[1, 3, 4], &protected, 1), vec![1, 3]);
+        assert_eq!(doomed(&live, &protected, 0), live.to_vec());
+    }
+
+    #[test]
+    fn a_capture_s_identity_survives_a_new_load_address_but_not_a_new_stack() {
+        let identity = |c: Captured| Entry::Captured(Box::new(c)).identity();
+        let one = panic_capture("loop 1", 1, 0x5555_0000_0000, &[0x1200, 0x3400]);
+        let moved = panic_capture("loop 2", 2, 0x7f00_1000_0000, &[0x1200, 0x3400]);
+        assert_eq!(identity(one.clone()), identity(moved));
+        let other_site = panic_capture("loop 1", 1, 0x5555_0000_0000, &[0x1208, 0x3400]);
+        assert_ne!(identity(one.clone()), identity(other_site));
+        let other_text = panic_capture("other failure", 1, 0x5555_0000_0000, &[0x1200, 0x3400]);
+        assert_ne!(identity(one.clone()), identity(other_text));
+        let mut rebuilt = one.clone();
+        rebuilt.modules[0].identity = "2049:77:4096:1700000999".to_owned();
+        assert_ne!(identity(one.clone()), identity(rebuilt));
+        let mut fingerprinted = one.clone();
+        fingerprinted.fingerprint = Some(vec!["custom".to_owned()]);
+        assert_ne!(identity(one.clone()), identity(fingerprinted));
+        // A report folds by its fold key, apart from any capture.
+        let report = |m: &str| Entry::Report(Box::new(Report::sample(m))).identity();
+        assert_eq!(report("timeout after 17 ms"), report("timeout after 18 ms"));
+        assert_ne!(report("timeout"), report("refused"));
+    }
+
+    #[test]
+    fn a_crash_loop_is_folded_into_its_first_panic_keeping_the_latest() {
+        let dir = temp_spool("fold").dir().to_path_buf();
+        let spool = Spool::open(dir, 4, Duration::from_secs(86_400)).unwrap();
+        let start = now_ms() - 60_000;
+        let folded_before = crate::stats().spool_folded;
+        // Two unrelated reports, the oldest files of all.
+        for (i, word) in ["alpha", "bravo"].iter().enumerate() {
+            let r = Report::sample(&format!("unrelated {word}"));
+            write_orphan(spool.dir(), start + i as u64, EntryRef::Report(&r));
+        }
+        // A crash loop: one panic per run, each run loaded elsewhere; one of
+        // them already stands for 5 (folded by an earlier pass) and carries 3
+        // deleted reports.
+        let mut ids = Vec::new();
+        for run in 0..8u64 {
+            let mut c = panic_capture(
+                &format!("crash loop {run}"),
+                start + 10 + run,
+                0x5555_0000_0000 + run as usize * 0x10_0000,
+                &[0x1200, 0x3400],
+            );
+            if run == 3 {
+                c.count = 5;
+                c.extra.insert(DISCARDED_KEY.to_owned(), Value::from(3u64));
+            }
+            ids.push(c.id);
+            write_orphan(spool.dir(), c.timestamp_ms, EntryRef::Captured(&c));
+        }
+        let claimed = spool.claim_orphans();
+        // 8 panics fold into 2 files; of 4 files the limit keeps 4.
+        assert_eq!(
+            claimed.len(),
+            4,
+            "{:?}",
+            claimed
+                .iter()
+                .map(|(_, e)| message_of(e))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(message_of(&claimed[0].1), "unrelated alpha");
+        assert_eq!(message_of(&claimed[1].1), "unrelated bravo");
+        let Entry::Captured(first) = &claimed[2].1 else {
+            panic!("the first panic is a capture still");
+        };
+        assert_eq!(first.id, ids[0], "the first panic survives");
+        assert_eq!(
+            first.count,
+            1 + 6 + 4,
+            "itself, the 6 between, 4 more for the folded one"
+        );
+        assert_eq!(claimed[2].1.carried(), 3, "what the folded one carried");
+        let Entry::Captured(latest) = &claimed[3].1 else {
+            panic!("the latest panic is a capture still");
+        };
+        assert_eq!(
+            (latest.id, latest.count),
+            (ids[7], 1),
+            "the latest survives"
+        );
+        // The first's file says so too, under the same name, as a capture.
+        let Some(Entry::Captured(on_disk)) = spool.read_entry(&claimed[2].0) else {
+            panic!("the first's file holds a capture");
+        };
+        assert_eq!(on_disk.count, 11);
+        assert!(claimed[2].0.to_string_lossy().contains(&ids[0].to_string()));
+        assert_eq!(report_files(spool.dir()).len(), 4, "the 6 between are gone");
+        assert!(crate::stats().spool_folded >= folded_before + 6);
+        assert_eq!(claimed[0].1.carried(), 0, "nothing was deleted");
+        assert_eq!(spool.take_discarded(), 0);
+        fs::remove_dir_all(spool.dir()).unwrap();
+    }
+
+    #[test]
+    fn past_the_limit_the_oldest_go_but_a_crash_loop_s_first_and_latest_stay() {
+        let dir = temp_spool("trim").dir().to_path_buf();
+        let spool = Spool::open(dir.clone(), 3, Duration::from_secs(86_400)).unwrap();
+        let start = now_ms() - 60_000;
+        let mut loop_ids = Vec::new();
+        for run in 0..2u64 {
+            let c = panic_capture("crash loop", start + run, 0x1000 * run as usize, &[0x42]);
+            loop_ids.push(c.id);
+            write_orphan(&dir, c.timestamp_ms, EntryRef::Captured(&c));
+        }
+        for (i, word) in ["alpha", "bravo", "charlie", "delta"].iter().enumerate() {
+            let mut r = Report::sample(&format!("unrelated {word}"));
+            if i == 0 {
+                // Deleted with this one: 4 occurrences and 2 reports it carried.
+                r.count = 4;
+                r.extra.insert(DISCARDED_KEY.to_owned(), Value::from(2u64));
+            }
+            write_orphan(&dir, start + 10 + i as u64, EntryRef::Report(&r));
+        }
+        let claimed = spool.claim_orphans();
+        let messages: Vec<&str> = claimed.iter().map(|(_, e)| message_of(e)).collect();
+        assert_eq!(messages, ["crash loop", "crash loop", "unrelated delta"]);
+        let ids: Vec<ReportId> = claimed
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Entry::Captured(c) => Some(c.id),
+                Entry::Report(_) => None,
+            })
+            .collect();
+        assert_eq!(ids, loop_ids);
+        // Deleted: alpha (4 + the 2 it carried), bravo, charlie. The first
+        // finished report carries the loss, ahead of the older captures.
+        assert_eq!(claimed[2].1.carried(), 8);
+        let on_disk = spool.read_entry(&claimed[2].0).unwrap();
+        assert_eq!(on_disk.carried(), 8, "in its file too");
+        assert_eq!(claimed[0].1.carried() + claimed[1].1.carried(), 0);
+        assert_eq!(spool.take_discarded(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn with_nothing_left_to_carry_it_the_loss_waits_for_the_next_report() {
+        let dir = temp_spool("unattached").dir().to_path_buf();
+        let spool = Spool::open(dir.clone(), 0, Duration::from_secs(86_400)).unwrap();
+        let start = now_ms() - 60_000;
+        for run in 0..3u64 {
+            let c = panic_capture("crash loop", start + run, 0x1000 * run as usize, &[0x42]);
+            write_orphan(&dir, c.timestamp_ms, EntryRef::Captured(&c));
+        }
+        assert!(spool.claim_orphans().is_empty());
+        assert!(report_files(&dir).is_empty());
+        assert_eq!(
+            spool.take_discarded(),
+            3,
+            "3 panics, one folded, all deleted"
+        );
+        assert_eq!(spool.take_discarded(), 0, "taken once");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn under_the_limit_nothing_is_folded_or_deleted() {
+        let spool = temp_spool("under");
+        let start = now_ms() - 60_000;
+        for run in 0..5u64 {
+            let c = panic_capture("crash loop", start + run, 0x1000 * run as usize, &[0x42]);
+            write_orphan(spool.dir(), c.timestamp_ms, EntryRef::Captured(&c));
+        }
+        let claimed = spool.claim_orphans();
+        assert_eq!(claimed.len(), 5);
+        assert!(claimed
+            .iter()
+            .all(|(_, e)| e.count() == 1 && e.carried() == 0));
+        fs::remove_dir_all(spool.dir()).unwrap();
+    }
+
+    #[test]
+    fn beyond_the_read_cap_the_oldest_go_unread_but_the_oldest_of_all_stays() {
+        let dir = temp_spool("cap").dir().to_path_buf();
+        let spool = Spool::open(dir.clone(), 2, Duration::from_secs(86_400)).unwrap();
+        let cap = read_cap(2);
+        let start = now_ms() - 600_000;
+        let first = panic_capture("crash loop", start, 0, &[0x42]);
+        write_orphan(&dir, start, EntryRef::Captured(&first));
+        // Unreadable files past the cap: read, they would be set aside.
+        for i in 1..=5u64 {
+            let name = format!(
+                "{:016}-{}.4194999_gone{SUFFIX}",
+                start + i,
+                ReportId::random()
+            );
+            fs::write(dir.join(name), b"{not json").unwrap();
+        }
+        let mut latest = None;
+        for i in 0..cap as u64 - 1 {
+            let c = panic_capture("crash loop", start + 10 + i, 0x1000, &[0x42]);
+            latest = Some(c.id);
+            write_orphan(&dir, c.timestamp_ms, EntryRef::Captured(&c));
+        }
+        let claimed = spool.claim_orphans();
+        assert!(
+            !dir.join("corrupt").exists(),
+            "the 5 past the cap were deleted unread"
+        );
+        let kept: Vec<(ReportId, u64)> = claimed
+            .iter()
+            .map(|(_, e)| match e {
+                Entry::Captured(c) => (c.id, c.count),
+                Entry::Report(r) => (r.id, r.count),
+            })
+            .collect();
+        // The oldest of all was read: the loop folded into it.
+        assert_eq!(
+            kept,
+            [(first.id, cap as u64 - 1), (latest.unwrap(), 1)],
+            "the first stands for itself and the {} between",
+            cap - 2
+        );
+        assert_eq!(claimed[0].1.carried(), 5, "the 5 deleted unread");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The spool files in `dir`.
+    fn report_files(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with(SUFFIX))
+            .collect()
     }
 
     #[test]

@@ -129,6 +129,10 @@ counters! {
     replayed,
     /// Spool files removed by retention (too many, or too old).
     spool_discarded,
+    /// Spool files that retention folded into an identical earlier report
+    /// (the first of a crash loop) instead of removing them: that report's
+    /// `count` stands for them, so they are not lost.
+    spool_folded,
     /// Spool files that could not be read (moved to `corrupt/`).
     spool_corrupt,
     /// Reports that could not be written to the spool (the report itself still goes out).

@@ -1,22 +1,33 @@
-//! The background thread: processes captures into reports, keeps them in a
-//! bounded outbox, and delivers them in batches, retrying with exponential
-//! back-off and jitter and honouring rate limits, without ever sleeping
-//! through a flush or shutdown request.
+//! The background thread: makes each capture durable (in the spool, when
+//! one is in use) as soon as it arrives, processes captures into reports
+//! once the debug info their frames need is loaded (loaded on a thread of
+//! its own), keeps reports in a bounded outbox, and hands them in batches to
+//! the transport's thread, retrying with exponential back-off and jitter and
+//! honouring rate limits. Nothing it waits for (a hanging collector, debug
+//! info loading, back-off) keeps it from the queue: flushes and shutdown are
+//! answered on time.
+mod courier;
+mod ledger;
+
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+pub(crate) use courier::Waker;
+pub(crate) use ledger::Ledger;
 
 use crate::capture::{Captured, Pending};
 use crate::pipeline::aggregate::{Aggregator, Closed, Offer, RateLimiter, Slots, Window};
 use crate::pipeline::{Processor, Settings};
 use crate::report::{Kind, Report};
-use crate::spool::{Entry, EntryRef, Spool};
+use crate::spool::{Entry, EntryRef, Journal, Spool};
 use crate::stats::{Counter, STATS};
 use crate::transport::{Transport, TransportError};
+use courier::{Courier, Outcome};
 
 /// Reports handed to a transport in one call, at most (transports may ask for fewer).
 pub const MAX_BATCH: usize = 64;
@@ -31,8 +42,24 @@ pub const MAX_OVERFLOW: usize = 100_000;
 const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 /// Flush requests remembered at most; older ones (long timed out) are let go.
 const MAX_WAITERS: usize = 256;
+/// Captures waiting to be processed that are kept in memory; beyond, one in
+/// the spool waits there (only its path is kept).
+const UNPROCESSED_IN_MEMORY: usize = 256;
+/// Captures waiting to be processed, at most; beyond, the queue pushes back.
+const MAX_UNPROCESSED: usize = 8 * 1024;
+/// Captures processed between two looks at the queue, so that new captures
+/// reach the spool while a backlog is processed.
+const PROCESS_BURST: usize = 4;
+/// The longest the worker sleeps while something it waits for may end
+/// without a wake-up (a full queue drops one).
+const MAX_IDLE_WAIT: Duration = Duration::from_millis(250);
 thread_local! {
     static ON_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as one the worker waits for (see [`Worker::is_current`]).
+fn mark_worker_thread() {
+    let _ = ON_WORKER.try_with(|w| w.set(true));
 }
 
 /// The queue's receiving end, and the messages the worker took off it but
@@ -74,6 +101,10 @@ fn receive(
     let first = match (first, wait) {
         (Some(message), _) => Ok(message),
         (None, None) => inbox.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        (None, Some(wait)) if wait.is_zero() => inbox.rx.try_recv().map_err(|e| match e {
+            std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+            std::sync::mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+        }),
         (None, Some(wait)) => inbox.rx.recv_timeout(wait),
     };
     let first = match first {
@@ -122,100 +153,6 @@ impl RetryPolicy {
     }
 }
 
-/// What became of every report the client handed over is counted exactly
-/// once: while a report is on its way it is held here (in memory, or in the
-/// spool), and it leaves with one counter of [`Stats`](crate::Stats). When
-/// shutdown closes the ledger, whatever it still holds is counted at once
-/// (lost if only in memory, kept if in the spool) and nothing more comes in.
-///
-/// One atomic word holds it all (reports in memory in the low 31 bits, in
-/// the spool in the next 31, and the closed flag on top), so the caller's
-/// thread takes a report in with one compare-and-swap and no lock.
-#[derive(Debug, Default)]
-pub(crate) struct Ledger(AtomicU64);
-
-const IN_MEMORY: u64 = 1;
-const ON_DISK: u64 = 1 << 32;
-const COUNT_MASK: u64 = (1 << 31) - 1;
-const CLOSED: u64 = 1 << 63;
-
-fn unit(on_disk: bool) -> u64 {
-    if on_disk {
-        ON_DISK
-    } else {
-        IN_MEMORY
-    }
-}
-
-fn held(state: u64, on_disk: bool) -> u64 {
-    if on_disk {
-        (state >> 32) & COUNT_MASK
-    } else {
-        state & COUNT_MASK
-    }
-}
-
-impl Ledger {
-    fn update(&self, f: impl FnMut(u64) -> Option<u64>) -> bool {
-        self.0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, f)
-            .is_ok()
-    }
-
-    /// Takes a report in; `false` once closed (the caller counts its fate).
-    pub(crate) fn admit(&self, on_disk: bool) -> bool {
-        self.update(|s| {
-            (s & CLOSED == 0 && held(s, on_disk) < COUNT_MASK).then(|| s + unit(on_disk))
-        })
-    }
-
-    /// Lets a report go under `counter`; nothing happens once closed (it was counted then).
-    pub(crate) fn settle(&self, on_disk: bool, counter: Option<&Counter>) {
-        let taken = self.update(|s| (held(s, on_disk) > 0).then(|| s - unit(on_disk)));
-        if let (true, Some(counter)) = (taken, counter) {
-            counter.inc();
-        }
-    }
-
-    /// A report held in memory was written to the spool.
-    fn to_disk(&self) {
-        self.update(|s| (held(s, false) > 0).then(|| s - IN_MEMORY + ON_DISK));
-    }
-
-    /// A report held in the spool is to be held in memory only (its file
-    /// removed); `false` once closed (the file was counted as spooled: keep it).
-    fn to_memory(&self) -> bool {
-        self.update(|s| (held(s, true) > 0).then(|| s - ON_DISK + IN_MEMORY))
-    }
-
-    /// Lets up to `n` reports go under `counter` at once.
-    fn settle_many(&self, on_disk: bool, n: u64, counter: &Counter) {
-        if n == 0 {
-            return;
-        }
-        let mut taken = 0;
-        let _ = self.update(|s| {
-            taken = n.min(held(s, on_disk));
-            (taken > 0).then(|| s - taken * unit(on_disk))
-        });
-        counter.add(taken);
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.0.load(Ordering::Acquire) & CLOSED != 0
-    }
-
-    /// Counts what is still held (dropped if in memory, spooled if on disk)
-    /// and takes nothing more.
-    pub(crate) fn close(&self) {
-        let state = self.0.swap(CLOSED, Ordering::AcqRel);
-        if state & CLOSED == 0 {
-            STATS.dropped_shutdown.add(held(state, false));
-            STATS.spooled.add(held(state, true));
-        }
-    }
-}
-
 pub(crate) enum Message {
     Report(Box<Pending>),
     /// A capture already in the spool (a panic's, written by the hook).
@@ -230,33 +167,98 @@ pub(crate) enum Message {
         done: SyncSender<()>,
         deadline: Instant,
     },
+    /// Something the worker waits for happened on another thread.
+    Wake,
+}
+
+/// Where a report stands in receipt order, and whether an earlier run left
+/// it in the spool (shutdown does not wait for those: they stay there).
+#[derive(Clone, Copy, Debug, Default)]
+struct Seq {
+    n: u64,
+    earlier_run: bool,
 }
 
 struct Outgoing {
-    seq: u64,
+    seq: Seq,
     report: Report,
     /// The report's spool file, removed once the collector has it.
     spool_file: Option<PathBuf>,
 }
 
-/// What the loop does after a message.
-enum Step {
+/// What waits to be processed, in queue order.
+enum Work {
+    Capture {
+        seq: Seq,
+        captured: Box<Captured>,
+        spool_file: Option<PathBuf>,
+        /// In this run's journal until processed.
+        journaled: bool,
+        /// Not aggregated or rate limited yet (see [`Worker::admit`]).
+        fresh: bool,
+    },
+    /// A capture that waits in the spool: only its path is held.
+    Spooled {
+        seq: Seq,
+        path: PathBuf,
+        raw_key: Option<u64>,
+        claimed: bool,
+        fresh: bool,
+    },
+    /// A flush request: answered once what came before it is delivered.
+    Flush(SyncSender<()>),
+}
+
+impl Work {
+    fn seq(&self) -> Option<Seq> {
+        match self {
+            Work::Capture { seq, .. } | Work::Spooled { seq, .. } => Some(*seq),
+            Work::Flush(_) => None,
+        }
+    }
+}
+
+/// Whether the debug info resolving frames needs is loaded.
+enum Symbols {
+    /// Not loaded (or let go since).
+    Cold,
+    /// Being loaded on a thread of its own.
+    Loading(JoinHandle<()>),
+    Ready,
+}
+
+/// What the loop does after taking messages in.
+enum Intake {
     Continue,
+    /// A shutdown request.
     Stop {
         done: SyncSender<()>,
         deadline: Instant,
     },
+    /// The client is gone.
+    Gone,
+    /// Shutdown gave up on the worker and counted what it holds.
+    Abandoned,
 }
 
 pub(crate) struct Worker {
+    settings: Arc<Settings>,
     processor: Processor,
-    transport: Box<dyn Transport>,
+    courier: Courier,
+    waker: Waker,
     retry: RetryPolicy,
+    /// Captures (and flush requests) not processed yet, in order.
+    unprocessed: VecDeque<Work>,
+    /// Earlier runs' reports claimed from the spool, handled when idle.
+    replays: VecDeque<(Seq, PathBuf, Entry)>,
+    symbols: Symbols,
     outbox: VecDeque<Outgoing>,
     /// Spooled reports (sequence number, file) waiting for room in the outbox.
-    overflow: VecDeque<(u64, PathBuf)>,
+    overflow: VecDeque<(Seq, PathBuf)>,
     /// Reports received so far (each gets the next sequence number).
     received: u64,
+    /// The sequence number of the report being handled.
+    seq: Seq,
     /// Flush requests waiting for everything up to their sequence number.
     waiters: VecDeque<(u64, SyncSender<()>)>,
     /// Failed attempts of the batch at the front of the outbox.
@@ -265,6 +267,8 @@ pub(crate) struct Worker {
     not_before: Option<Instant>,
     ledger: Arc<Ledger>,
     spool: Option<Arc<Spool>>,
+    /// Where captures are written as they arrive (with a spool).
+    journal: Option<Journal>,
     aggregator: Aggregator,
     limiter: RateLimiter,
     /// How long without processing before debug info is let go.
@@ -275,6 +279,7 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// A worker for `transport`, which it starts on a thread of its own.
     pub(crate) fn new(
         settings: Arc<Settings>,
         transport: Box<dyn Transport>,
@@ -282,41 +287,48 @@ impl Worker {
         ledger: Arc<Ledger>,
         spool: Option<Arc<Spool>>,
         slots: Arc<Slots>,
-    ) -> Self {
-        Worker {
+        waker: Waker,
+    ) -> std::io::Result<Self> {
+        Ok(Worker {
             aggregator: Aggregator::new(
                 settings.aggregation_window,
                 settings.aggregation_burst,
                 slots,
             ),
             limiter: RateLimiter::new(settings.max_reports_per_minute),
-            processor: Processor::new(settings),
-            transport,
+            processor: Processor::new(settings.clone()),
+            settings,
+            courier: Courier::start(transport, waker.clone())?,
+            waker,
             retry,
+            unprocessed: VecDeque::new(),
+            replays: VecDeque::new(),
+            symbols: Symbols::Cold,
             outbox: VecDeque::new(),
             overflow: VecDeque::new(),
             received: 0,
+            seq: Seq::default(),
             waiters: VecDeque::new(),
             attempts: 0,
             not_before: None,
             ledger,
+            journal: spool.as_deref().map(Journal::new),
             spool,
             symbols_idle: SYMBOLS_IDLE_RELEASE,
             #[cfg(test)]
             on_release: None,
-        }
+        })
     }
 
     /// The worker's loop. The queue's receiving end is shared with the
     /// client (see [`Inbox`]) behind a mutex that the worker holds while it
-    /// takes messages in, never while it handles or sends them: a shutdown
-    /// that gives up on a stuck worker can still move what is queued to the
-    /// spool.
+    /// takes messages in, never while it handles them: a shutdown that
+    /// gives up on a stuck worker can still move what is queued to the spool.
     pub(crate) fn run(mut self, inbox: Arc<Mutex<Inbox>>) {
         // A panic on this thread (a transport's, a before_send's) is caught and
         // counted where it happens; reporting it would feed the worker its own failures.
         let _reentry = crate::capture::Reentry::enter();
-        let _ = ON_WORKER.try_with(|w| w.set(true));
+        mark_worker_thread();
         // Let `init` return before the start-up work below (reading files,
         // growing the heap) competes with it for the process's memory map;
         // a message (a capture, or a shutdown right after init) ends the wait.
@@ -326,70 +338,47 @@ impl Worker {
             .rx
             .recv_timeout(STARTUP_DELAY)
             .ok();
-        // Gather the machine facts now, off every caller's thread.
-        let _ = crate::context::get();
-        crate::capture::modules::preload();
-        crate::capture::images::preload();
-        self.replay();
+        let mut started = false;
         loop {
             if self.ledger.is_closed() {
                 // Shutdown gave up on us and counted what we hold.
                 return;
             }
-            let outbox_wait = self.wait_due();
-            let deliver_now = outbox_wait == Some(Duration::ZERO);
-            // Wake up for the next aggregation window to close, too.
-            let wait = match self.aggregator.next_deadline() {
-                Some(t) => {
-                    let until = t.saturating_duration_since(Instant::now());
-                    Some(outbox_wait.map_or(until, |w| w.min(until)))
-                }
-                None => outbox_wait,
+            // A batch delivered while the loop was busy: the next one goes,
+            // and flushes it completes are answered.
+            self.collect(Duration::ZERO);
+            self.pump();
+            self.answer_waiters();
+            // This run's first captures reach the spool before the start-up work.
+            let wait = if started {
+                self.next_wait()
+            } else {
+                Some(Duration::ZERO)
             };
-            // And to let go of debug info once idle.
-            let wait = match self.symbols_release_in() {
-                Some(until) => Some(wait.map_or(until, |w| w.min(until))),
-                None => wait,
-            };
-            // Without a spool, a full outbox pushes back into the queue;
-            // with one, the overflow waits in the spool.
-            let take_more =
-                self.spool.is_some() || !(deliver_now && self.outbox.len() >= OUTBOX_CAPACITY);
-            if take_more {
-                // Without a spool, take no more than the outbox has room for.
-                let burst = match self.spool {
-                    Some(_) => RECEIVE_BURST,
-                    None => RECEIVE_BURST.min(OUTBOX_CAPACITY.saturating_sub(self.outbox.len())),
-                };
-                if !receive(&inbox, early.take(), wait, burst) {
-                    self.finish(Instant::now());
-                    return;
-                }
-                // One message at a time, the inbox let go while it is
-                // handled: handling runs user code (before_send), and a
-                // shutdown that gives up on us moves what we have not
-                // handled yet to the spool.
-                let mut stop = None;
-                loop {
-                    if self.ledger.is_closed() {
-                        // Shutdown gave up on us and counted what we hold.
-                        return;
-                    }
-                    let next = inbox
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .taken
-                        .pop_front();
-                    let Some(message) = next else { break };
-                    if let Step::Stop { done, deadline } = self.handle(message) {
-                        stop = Some((done, deadline));
-                    }
-                }
-                if let Some((done, deadline)) = stop {
+            match self.take_in(&inbox, early.take(), wait) {
+                Intake::Continue => {}
+                Intake::Stop { done, deadline } => {
                     self.finish(deadline);
                     let _ = done.try_send(());
                     return;
                 }
+                Intake::Gone => {
+                    self.finish(Instant::now());
+                    return;
+                }
+                Intake::Abandoned => return,
+            }
+            if !started {
+                started = true;
+                // Gather the machine facts now, off every caller's thread.
+                let _ = crate::context::get();
+                crate::capture::modules::preload();
+                crate::capture::images::preload();
+                self.claim_replays();
+            }
+            self.process_some();
+            if self.unprocessed.is_empty() {
+                self.replay_one();
             }
             self.aggregator.close_due(Instant::now());
             self.emit_ready();
@@ -397,6 +386,94 @@ impl Worker {
             self.answer_waiters();
             self.release_symbols_if_idle();
         }
+    }
+
+    /// Messages the worker takes off the queue now: without a spool, only
+    /// as many as the outbox has room for (the queue pushes back).
+    fn room(&self) -> usize {
+        match self.spool {
+            Some(_) => RECEIVE_BURST.min(MAX_UNPROCESSED.saturating_sub(self.unprocessed.len())),
+            None => RECEIVE_BURST
+                .min(OUTBOX_CAPACITY.saturating_sub(self.outbox.len() + self.unprocessed.len())),
+        }
+    }
+
+    /// Takes messages in (waiting up to `wait` for the first) and handles them.
+    fn take_in(
+        &mut self,
+        inbox: &Mutex<Inbox>,
+        first: Option<Message>,
+        wait: Option<Duration>,
+    ) -> Intake {
+        let room = self.room();
+        if room == 0 && first.is_none() {
+            // No room: wait for a batch to go out (or to be due) instead.
+            let wait = wait.unwrap_or(MAX_IDLE_WAIT).min(MAX_IDLE_WAIT);
+            if self.courier.in_flight().is_some() {
+                self.collect(wait);
+            } else {
+                std::thread::sleep(wait);
+            }
+            return Intake::Continue;
+        }
+        if !receive(inbox, first, wait, room.max(1)) {
+            return Intake::Gone;
+        }
+        let mut stop = Intake::Continue;
+        loop {
+            if self.ledger.is_closed() {
+                return Intake::Abandoned;
+            }
+            // One message at a time, the inbox let go while it is handled:
+            // a shutdown that gives up on us moves what we have not handled
+            // yet to the spool.
+            let next = inbox
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .taken
+                .pop_front();
+            let Some(message) = next else { break };
+            if let Some(step) = self.handle(message) {
+                stop = step;
+            }
+        }
+        stop
+    }
+
+    /// How long the loop may wait for the next message; `None`: until one comes.
+    fn next_wait(&mut self) -> Option<Duration> {
+        let front = match self.unprocessed.front() {
+            Some(Work::Flush(_)) => Some(true),
+            Some(_) => Some(false),
+            None => None,
+        };
+        let ready = front.map(|flush| flush || self.symbols_ready());
+        let mut wait: Option<Duration> = None;
+        let mut upto = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
+        match ready {
+            Some(true) => upto(Duration::ZERO),
+            // Loading ends with a wake-up.
+            Some(false) => upto(MAX_IDLE_WAIT),
+            None if !self.replays.is_empty() => upto(Duration::ZERO),
+            None => {}
+        }
+        if self.courier.in_flight().is_some() {
+            // Its outcome comes with a wake-up.
+            upto(MAX_IDLE_WAIT);
+        } else if !self.outbox.is_empty() {
+            upto(
+                self.not_before
+                    .map(|t| t.saturating_duration_since(Instant::now()))
+                    .unwrap_or(Duration::ZERO),
+            );
+        }
+        if let Some(t) = self.aggregator.next_deadline() {
+            upto(t.saturating_duration_since(Instant::now()));
+        }
+        if let Some(until) = self.symbols_release_in() {
+            upto(until);
+        }
+        wait
     }
 
     /// How long until the debug info held for resolving frames is let go;
@@ -410,10 +487,11 @@ impl Worker {
     /// A long-running process reports rarely: between bursts, the tens of
     /// MiB of parsed debug info are not worth keeping.
     fn release_symbols_if_idle(&mut self) {
-        if self.symbols_release_in() != Some(Duration::ZERO) {
+        if self.symbols_release_in() != Some(Duration::ZERO) || !self.unprocessed.is_empty() {
             return;
         }
         self.processor.release_symbols();
+        self.symbols = Symbols::Cold;
         #[cfg(test)]
         if let Some(tx) = &self.on_release {
             let _ = tx.try_send(());
@@ -426,22 +504,59 @@ impl Worker {
         ON_WORKER.try_with(Cell::get).unwrap_or(false)
     }
 
-    /// How long until a delivery is due; `None` when nothing waits for delivery.
-    fn wait_due(&self) -> Option<Duration> {
-        if self.outbox.is_empty() {
-            return None;
+    /// Whether captures can be processed now without loading debug info on
+    /// this thread; starts loading it when nobody has.
+    fn symbols_ready(&mut self) -> bool {
+        if !self.settings.symbolicate {
+            return true;
         }
-        Some(
-            self.not_before
-                .map(|t| t.saturating_duration_since(Instant::now()))
-                .unwrap_or(Duration::ZERO),
-        )
+        match &self.symbols {
+            Symbols::Ready => true,
+            Symbols::Loading(thread) if thread.is_finished() => {
+                self.symbols = Symbols::Ready;
+                true
+            }
+            Symbols::Loading(_) => false,
+            Symbols::Cold => {
+                let addresses = match self.unprocessed.front() {
+                    Some(Work::Capture { captured, .. }) => {
+                        crate::pipeline::symbolicate::resolvable(captured)
+                            .into_iter()
+                            .flatten()
+                            .collect()
+                    }
+                    // The executable's own debug info, which most frames need.
+                    _ => vec![Worker::run as *const () as usize],
+                };
+                let waker = self.waker.clone();
+                let loading = std::thread::Builder::new()
+                    .name("crashbox-symbols".to_owned())
+                    .spawn(move || {
+                        let _reentry = crate::capture::Reentry::enter();
+                        for address in addresses {
+                            backtrace::resolve(address as *mut std::ffi::c_void, |_| {});
+                        }
+                        waker.wake();
+                    });
+                match loading {
+                    Ok(thread) => {
+                        self.symbols = Symbols::Loading(thread);
+                        false
+                    }
+                    // No thread: load on this one.
+                    Err(_) => {
+                        self.symbols = Symbols::Ready;
+                        true
+                    }
+                }
+            }
+        }
     }
 
-    fn handle(&mut self, message: Message) -> Step {
+    /// Handles one message; `Some` for a shutdown request.
+    fn handle(&mut self, message: Message) -> Option<Intake> {
         match message {
             Message::Report(pending) => {
-                self.received += 1;
                 // A repeat in an open window is only counted: no processing.
                 // (It is settled when its window closes, as one of the count.)
                 if !pending.claimed
@@ -449,16 +564,111 @@ impl Worker {
                         .raw_key
                         .is_some_and(|key| self.aggregator.fold_raw(key, Instant::now()))
                 {
-                    // Held until its window closes, as one of the count.
-                    return Step::Continue;
+                    // Counted in receipt order all the same.
+                    self.next_seq(false);
+                    return None;
                 }
-                self.admit(pending.into_captured(), None, true);
+                let seq = self.next_seq(false);
+                let (captured, journaled) = self.make_durable(*pending);
+                self.unprocessed.push_back(Work::Capture {
+                    seq,
+                    captured: Box::new(captured),
+                    spool_file: None,
+                    journaled,
+                    fresh: true,
+                });
             }
             Message::Durable {
                 captured,
                 spool_file,
-            } => self.admit_durable(*captured, spool_file),
-            Message::Flush(done) => {
+            } => {
+                let spool_file = match (&self.spool, spool_file) {
+                    (Some(spool), Some(path)) => {
+                        let named = spool.adopt(path, captured.id, captured.timestamp_ms);
+                        spool.refill_spares();
+                        Some(named)
+                    }
+                    (_, file) => file,
+                };
+                let seq = self.next_seq(false);
+                self.wait_for_processing(seq, *captured, spool_file, true);
+            }
+            Message::Flush(done) => self.unprocessed.push_back(Work::Flush(done)),
+            Message::Shutdown { done, deadline } => return Some(Intake::Stop { done, deadline }),
+            Message::Wake => {}
+        }
+        None
+    }
+
+    /// With a spool, writes a capture to the journal as it is (scrubbed, its
+    /// addresses tied to their files), before any processing: from here on
+    /// a killed process loses nothing of it. `true`: it is in the journal.
+    fn make_durable(&mut self, pending: Pending) -> (Captured, bool) {
+        let Some(journal) = self.journal.as_mut() else {
+            return (pending.into_captured(), false);
+        };
+        let captured = self.settings.raw_capture(pending);
+        match journal.append(&captured) {
+            Ok(()) => {
+                // Counted as spooled if shutdown gives up on the worker.
+                self.ledger.to_disk();
+                (captured, true)
+            }
+            Err(_) => {
+                STATS.spool_write_errors.inc();
+                (captured, false)
+            }
+        }
+    }
+
+    /// Queues a capture for processing (by path only when many wait and it
+    /// is in the spool).
+    fn wait_for_processing(
+        &mut self,
+        seq: Seq,
+        captured: Captured,
+        spool_file: Option<PathBuf>,
+        fresh: bool,
+    ) {
+        let work = match spool_file {
+            Some(path) if self.unprocessed.len() >= UNPROCESSED_IN_MEMORY => Work::Spooled {
+                seq,
+                path,
+                raw_key: captured.raw_key,
+                claimed: captured.claimed,
+                fresh,
+            },
+            spool_file => Work::Capture {
+                seq,
+                captured: Box::new(captured),
+                spool_file,
+                journaled: false,
+                fresh,
+            },
+        };
+        self.unprocessed.push_back(work);
+    }
+
+    /// Processes what waits, a few at a time, once the debug info is ready.
+    fn process_some(&mut self) {
+        for _ in 0..PROCESS_BURST {
+            let ready = match self.unprocessed.front() {
+                None => return,
+                Some(Work::Flush(_)) => true,
+                Some(_) => self.symbols_ready(),
+            };
+            if !ready {
+                return;
+            }
+            if let Some(work) = self.unprocessed.pop_front() {
+                self.process(work);
+            }
+        }
+    }
+
+    fn process(&mut self, work: Work) {
+        match work {
+            Work::Flush(done) => {
                 // Reports held back for their windows go out now.
                 self.aggregator.close_all();
                 self.emit_ready();
@@ -467,27 +677,58 @@ impl Worker {
                 }
                 self.waiters.push_back((self.received, done));
             }
-            Message::Shutdown { done, deadline } => return Step::Stop { done, deadline },
-        }
-        Step::Continue
-    }
-
-    /// A panic's capture, already in the spool (in a spare file, when one was ready).
-    fn admit_durable(&mut self, captured: Captured, spool_file: Option<PathBuf>) {
-        self.received += 1;
-        let spool_file = match (&self.spool, spool_file) {
-            (Some(spool), Some(path)) => {
-                let named = spool.adopt(path, captured.id, captured.timestamp_ms);
-                spool.refill_spares();
-                Some(named)
+            Work::Capture {
+                seq,
+                captured,
+                spool_file,
+                journaled,
+                fresh,
+            } => {
+                self.seq = seq;
+                let id = captured.id;
+                // From here on it is handled as a capture in memory; once
+                // shutdown gave up (and counted it as spooled) it is left
+                // in the journal for the next run.
+                if journaled && !self.ledger.to_memory() {
+                    return;
+                }
+                self.admit(*captured, spool_file, fresh);
+                // Processed: in a spool file of its own, or gone for good.
+                if let (true, Some(journal)) = (journaled, self.journal.as_mut()) {
+                    journal.settle(id);
+                }
             }
-            (_, file) => file,
-        };
-        self.admit(captured, spool_file, true);
+            Work::Spooled {
+                seq,
+                path,
+                raw_key,
+                claimed,
+                fresh,
+            } => {
+                self.seq = seq;
+                let entry = self.spool.as_ref().and_then(|s| s.read_entry(&path));
+                match entry {
+                    Some(Entry::Captured(mut captured)) => {
+                        // This process's own capture: its addresses are live.
+                        captured.live = !seq.earlier_run;
+                        captured.raw_key = raw_key;
+                        captured.claimed = claimed;
+                        self.admit(*captured, Some(path), fresh);
+                    }
+                    _ => {
+                        if let (Some(key), true) = (raw_key, claimed) {
+                            STATS.dropped_internal.add(self.aggregator.release(key));
+                        }
+                        self.drop_report(Some(path), &STATS.dropped_internal);
+                    }
+                }
+            }
+        }
     }
 
-    /// Reports left by earlier or dead processes, oldest first.
-    fn replay(&mut self) {
+    /// Claims what earlier or dead processes left in the spool; each is
+    /// handled when the worker has nothing of this run's to do.
+    fn claim_replays(&mut self) {
         let Some(spool) = self.spool.clone() else {
             return;
         };
@@ -498,16 +739,29 @@ impl Worker {
                 STATS.spooled.inc();
                 continue;
             }
-            self.received += 1;
-            match entry {
-                // A raw capture (a panic, or what a shutdown moved from the
-                // queue) was never processed: it is aggregated and rate
-                // limited like this run's own.
-                Entry::Captured(captured) => self.admit(*captured, Some(path), true),
-                Entry::Report(mut report) => {
-                    self.processor.recheck(&mut report);
-                    self.enqueue(*report, Some(path))
-                }
+            let seq = self.next_seq(true);
+            self.replays.push_back((seq, path, entry));
+        }
+    }
+
+    /// Handles one earlier run's report.
+    fn replay_one(&mut self) {
+        let Some((seq, path, entry)) = self.replays.pop_front() else {
+            return;
+        };
+        match entry {
+            // A raw capture (a panic, or a capture the run did not get to
+            // process) is aggregated and rate limited like this run's own.
+            // One that stands for several (folded by retention) is sent as it
+            // is: a window would count it once.
+            Entry::Captured(captured) => {
+                let fresh = captured.count <= 1;
+                self.wait_for_processing(seq, *captured, Some(path), fresh)
+            }
+            Entry::Report(mut report) => {
+                self.processor.recheck(&mut report);
+                self.seq = seq;
+                self.enqueue(*report, Some(path))
             }
         }
     }
@@ -545,7 +799,6 @@ impl Worker {
         }
         self.emit_ready();
     }
-
     /// A repeat is held (in the ledger) until its window closes; the window
     /// keeps one repeat's spool file, the others (`discard`) go.
     fn held(&mut self, discard: Option<PathBuf>) {
@@ -597,11 +850,13 @@ impl Worker {
     fn emit_ready(&mut self) {
         for closed in self.aggregator.take_ready() {
             let Closed {
-                report,
+                mut report,
                 mut held,
                 held_file,
                 mut absorbed,
             } = closed;
+            // The first report of the window said it already.
+            report.extra.remove(crate::spool::DISCARDED_KEY);
             if self.ledger.is_closed() {
                 // Shutdown gave up on us: it counted the repeats held (and
                 // kept the spool file); those only in slots are lost.
@@ -633,7 +888,7 @@ impl Worker {
             }
             self.ledger.settle_many(false, held, &STATS.aggregated);
             STATS.aggregated.add(absorbed);
-            self.received += 1;
+            self.seq = self.next_seq(false);
             self.send(report, None, false, None);
         }
     }
@@ -645,7 +900,23 @@ impl Worker {
     }
 
     /// Makes the report durable (when a spool is in use) and queues it for delivery.
-    fn enqueue(&mut self, report: Report, spool_file: Option<PathBuf>) {
+    fn enqueue(&mut self, mut report: Report, spool_file: Option<PathBuf>) {
+        // Reports the spool's retention deleted with nothing left to say so:
+        // the next report says it.
+        if let Some(spool) = &self.spool {
+            let discarded = spool.take_discarded();
+            if discarded > 0 {
+                let carried = report
+                    .extra
+                    .get(crate::spool::DISCARDED_KEY)
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0);
+                report.extra.insert(
+                    crate::spool::DISCARDED_KEY.to_owned(),
+                    (carried + discarded).into(),
+                );
+            }
+        }
         let spool_file = match (&self.spool, spool_file) {
             (Some(spool), None) => {
                 let timestamp_ms = crate::time::parse_rfc3339_millis(&report.timestamp)
@@ -667,7 +938,7 @@ impl Worker {
         };
         if self.outbox.len() < OUTBOX_CAPACITY && self.overflow.is_empty() {
             self.outbox.push_back(Outgoing {
-                seq: self.received,
+                seq: self.seq,
                 report,
                 spool_file,
             });
@@ -675,7 +946,7 @@ impl Worker {
         }
         match spool_file {
             Some(path) if self.overflow.len() < MAX_OVERFLOW => {
-                self.overflow.push_back((self.received, path));
+                self.overflow.push_back((self.seq, path));
             }
             Some(_) => self.ledger.settle(true, Some(&STATS.spooled)),
             None => self.ledger.settle(false, Some(&STATS.dropped_backlog)),
@@ -753,17 +1024,39 @@ impl Worker {
         self.refill();
     }
 
+    /// The next sequence number.
+    fn next_seq(&mut self, earlier_run: bool) -> Seq {
+        self.received += 1;
+        Seq {
+            n: self.received,
+            earlier_run,
+        }
+    }
+
     /// Everything received up to here is delivered or dropped.
     fn settled(&self) -> u64 {
-        let first_pending = self
-            .outbox
-            .front()
-            .map(|o| o.seq)
-            .or_else(|| self.overflow.front().map(|(seq, _)| *seq));
-        first_pending.map_or(self.received, |seq| seq - 1)
+        // Earlier runs' reports join the outbox out of receipt order; the
+        // overflow (which can be long) is in order.
+        let first_pending = [
+            self.unprocessed
+                .iter()
+                .filter_map(Work::seq)
+                .map(|s| s.n)
+                .min(),
+            self.replays.front().map(|(seq, _, _)| seq.n),
+            self.outbox.iter().map(|o| o.seq.n).min(),
+            self.overflow.front().map(|(seq, _)| seq.n),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        first_pending.map_or(self.received, |n| n - 1)
     }
 
     fn answer_waiters(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
         let settled = self.settled();
         self.waiters.retain(|(seq, done)| {
             if *seq <= settled {
@@ -775,34 +1068,40 @@ impl Worker {
         });
     }
 
-    /// Sends one batch if a delivery is due. One at a time, so the queue
-    /// (new captures, flush and shutdown requests) is read between batches.
+    /// Hands the batch at the front of the outbox to the transport's thread
+    /// when a delivery is due and none is on its way.
     fn pump(&mut self) {
-        if self.outbox.is_empty() || self.not_before.is_some_and(|t| Instant::now() < t) {
+        if self.outbox.is_empty()
+            || self.courier.in_flight().is_some()
+            || self.not_before.is_some_and(|t| Instant::now() < t)
+        {
             return;
         }
-        self.attempt();
-    }
-
-    /// One delivery attempt of the batch at the front of the outbox.
-    fn attempt(&mut self) {
-        let n = self
-            .transport
-            .max_batch()
-            .clamp(1, MAX_BATCH)
-            .min(self.outbox.len());
+        let n = self.courier.max_batch().min(self.outbox.len());
         let batch: Vec<Report> = self
             .outbox
             .iter()
             .take(n)
             .map(|o| o.report.clone())
             .collect();
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.transport.send(&batch)))
-                .unwrap_or_else(|_| {
-                    Err(TransportError::Permanent("the transport panicked".into()))
-                });
-        let (n, error) = match result {
+        if !self.courier.dispatch(batch) {
+            let gone = TransportError::Permanent("the transport's thread ended".into());
+            self.on_outcome(n, Err(gone));
+        }
+    }
+
+    /// Takes the outcome of the batch on its way, waiting up to `wait` for it.
+    fn collect(&mut self, wait: Duration) {
+        if let Some((n, outcome)) = self.courier.outcome(wait) {
+            self.on_outcome(n, outcome);
+        }
+    }
+
+    /// Settles the first `n` reports of the outbox (the batch that was sent)
+    /// by what became of them.
+    fn on_outcome(&mut self, n: usize, outcome: Outcome) {
+        let n = n.min(self.outbox.len());
+        let (n, error) = match outcome {
             Ok(()) => {
                 self.settle(n, &STATS.sent);
                 self.attempts = 0;
@@ -853,21 +1152,63 @@ impl Worker {
         }
     }
 
-    /// Delivers what it can until `deadline`; the rest stays in the spool
-    /// (or, without one, is counted as dropped at shutdown).
+    /// Delivers this run's reports until `deadline`; the rest stays in the
+    /// spool (or, without one, is counted as dropped at shutdown). Earlier
+    /// runs' reports are left in the spool at once, and a batch that failed
+    /// is not tried again: the spool keeps it for the next run.
     fn finish(&mut self, deadline: Instant) {
+        // Earlier runs' reports not handled yet stay where they are.
+        for _ in std::mem::take(&mut self.replays) {
+            self.ledger.settle(true, Some(&STATS.spooled));
+        }
+        // This run's captures are resolved if the debug info is ready by
+        // half the time left, else sent with their addresses only.
+        if self
+            .unprocessed
+            .iter()
+            .any(|w| !matches!(w, Work::Flush(_)))
+        {
+            let halfway = Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2;
+            while !self.symbols_ready() && Instant::now() < halfway {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let resolve = self.symbols_ready();
+            self.processor.set_resolving(resolve);
+        }
+        while let Some(work) = self.unprocessed.pop_front() {
+            if self.ledger.is_closed() {
+                return;
+            }
+            match work {
+                Work::Capture {
+                    seq, spool_file, ..
+                } if seq.earlier_run => self
+                    .ledger
+                    .settle(spool_file.is_some(), Some(&STATS.spooled)),
+                Work::Spooled { seq, .. } if seq.earlier_run => {
+                    self.ledger.settle(true, Some(&STATS.spooled))
+                }
+                work => self.process(work),
+            }
+        }
+        self.processor.set_resolving(true);
         self.aggregator.close_all();
         self.emit_ready();
+        self.set_aside_earlier_runs();
         loop {
+            self.collect(Duration::ZERO);
             self.answer_waiters();
-            if self.outbox.is_empty() || self.ledger.is_closed() {
+            let own_pending = self.outbox.iter().any(|o| !o.seq.earlier_run);
+            if !own_pending || self.ledger.is_closed() || Instant::now() >= deadline {
                 break;
             }
-            let due = self.not_before.unwrap_or_else(Instant::now);
-            if due >= deadline || Instant::now() >= deadline {
+            if self.courier.in_flight().is_some() {
+                self.collect(deadline.saturating_duration_since(Instant::now()));
+                continue;
+            }
+            if self.not_before.is_some_and(|t| Instant::now() < t) {
                 break;
             }
-            std::thread::sleep(due.saturating_duration_since(Instant::now()));
             self.pump();
         }
         for _ in std::mem::take(&mut self.overflow) {
@@ -876,34 +1217,37 @@ impl Worker {
         self.give_up(self.outbox.len(), &STATS.dropped_shutdown);
         self.answer_waiters();
     }
+
+    /// Leaves earlier runs' reports that are not on their way in the spool
+    /// for the next run.
+    fn set_aside_earlier_runs(&mut self) {
+        let sending = self.courier.in_flight().unwrap_or(0).min(self.outbox.len());
+        let mut kept = self.outbox.split_off(sending);
+        kept.retain(|o| {
+            if o.seq.earlier_run {
+                self.ledger
+                    .settle(o.spool_file.is_some(), Some(&STATS.spooled));
+                false
+            } else {
+                true
+            }
+        });
+        self.outbox.append(&mut kept);
+        let ledger = &self.ledger;
+        self.overflow.retain(|(seq, _)| {
+            let earlier = seq.earlier_run;
+            if earlier {
+                ledger.settle(true, Some(&STATS.spooled));
+            }
+            !earlier
+        });
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::ReportId;
-
-    #[test]
-    fn the_ledger_counts_each_report_once() {
-        let before = crate::stats();
-        let ledger = Ledger::default();
-        assert!(ledger.admit(false));
-        assert!(ledger.admit(false));
-        assert!(ledger.admit(true));
-        ledger.to_disk();
-        ledger.settle(true, Some(&STATS.sent));
-        ledger.settle(false, Some(&STATS.sent));
-        ledger.close();
-        assert!(ledger.is_closed());
-        assert!(!ledger.admit(false), "closed: nothing more comes in");
-        ledger.settle(true, Some(&STATS.sent));
-        let after = crate::stats();
-        // Unit tests share the counters: compare at least what this ledger added.
-        assert!(after.sent >= before.sent + 2);
-        assert!(after.spooled > before.spooled);
-        assert_eq!(held(ledger.0.load(Ordering::Acquire), false), 0);
-        assert_eq!(held(ledger.0.load(Ordering::Acquire), true), 0);
-    }
 
     /// A transport that accepts everything and keeps nothing.
     struct Discard;
@@ -958,7 +1302,9 @@ mod tests {
             ledger.clone(),
             None,
             Arc::new(Slots::new(1)),
-        );
+            Waker::default(),
+        )
+        .expect("a worker");
         worker.symbols_idle = idle;
         let (released_tx, released) = std::sync::mpsc::sync_channel(8);
         worker.on_release = Some(released_tx);
@@ -995,6 +1341,69 @@ mod tests {
             released.try_recv().is_err(),
             "nothing is let go that was not loaded"
         );
+    }
+
+    /// Keeps what it is sent.
+    struct Keep(std::sync::mpsc::SyncSender<Report>);
+
+    impl Transport for Keep {
+        fn send(&mut self, reports: &[Report]) -> Result<(), TransportError> {
+            for report in reports {
+                let _ = self.0.try_send(report.clone());
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn at_a_shutdown_deadline_captures_go_out_with_addresses_only_rather_than_not_at_all() {
+        let settings = Arc::new(Settings::from_options(&crate::Options::new()));
+        let ledger = Arc::new(Ledger::default());
+        let retry = RetryPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(1),
+            attempts: 1,
+        };
+        let (kept_tx, kept) = std::sync::mpsc::sync_channel(8);
+        let mut worker = Worker::new(
+            settings,
+            Box::new(Keep(kept_tx)),
+            retry,
+            ledger.clone(),
+            None,
+            Arc::new(Slots::new(1)),
+            Waker::default(),
+        )
+        .expect("a worker");
+        // Debug info that takes longer to load than shutdown allows.
+        let (release_tx, release) = std::sync::mpsc::channel::<()>();
+        worker.symbols = Symbols::Loading(std::thread::spawn(move || {
+            let _ = release.recv();
+        }));
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let handle = std::thread::spawn(move || worker.run(Inbox::new(rx)));
+        assert!(ledger.admit(false));
+        let captured = capture_here();
+        let address = captured.addresses[0];
+        tx.send(Message::Durable {
+            captured: Box::new(captured),
+            spool_file: None,
+        })
+        .expect("the worker runs");
+        let (done_tx, done) = std::sync::mpsc::sync_channel(1);
+        tx.send(Message::Shutdown {
+            done: done_tx,
+            deadline: Instant::now() + Duration::from_millis(400),
+        })
+        .expect("the worker runs");
+        done.recv_timeout(Duration::from_secs(60))
+            .expect("the worker stops");
+        handle.join().expect("no panic on the worker");
+        let report = kept.try_recv().expect("delivered, not dropped");
+        assert_eq!(report.frames.len(), 1, "{:?}", report.frames);
+        assert_eq!(report.frames[0].address, format!("{address:#x}"));
+        assert!(report.frames[0].function.is_none(), "{:?}", report.frames);
+        drop(release_tx);
     }
 
     #[test]

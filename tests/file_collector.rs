@@ -262,3 +262,138 @@ fn child_rich_report() {
     report_value("pid", std::process::id());
     drop(guard);
 }
+
+// ---------------------------------------------------------------------------
+// A file that cannot be written. A regular file stands where the reports'
+// directory should be: that fails for every user, root included (a
+// read-only directory would not stop root).
+
+/// The lines of `stderr` saying that a file collector cannot be written.
+fn unwritable_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|line| line.contains("not writable"))
+        .collect()
+}
+
+/// Panics, showing the child's output, unless its stderr has exactly one
+/// line saying that `path` cannot be written and what becomes of the
+/// reports. Returns that line.
+#[track_caller]
+fn assert_said_once(out: &common::ChildOutput, path: &std::path::Path) -> String {
+    let lines = unwritable_lines(&out.stderr);
+    assert_eq!(lines.len(), 1, "{}", out.dump());
+    let line = lines[0];
+    let expected_start = format!(
+        "crashbox: file collector {} is not writable: ",
+        path.display()
+    );
+    assert!(line.starts_with(&expected_start), "{line}");
+    assert!(
+        line.contains("spool"),
+        "says what becomes of the reports: {line}"
+    );
+    line.to_owned()
+}
+
+#[test]
+fn a_file_collector_under_a_regular_file_is_said_once_at_init_and_exit_stays_prompt() {
+    let dir = TempDir::new("unwritable-init");
+    let blocker = dir.path().join("afile");
+    std::fs::write(&blocker, "").unwrap();
+    let path = blocker.join("reports.jsonl");
+    let out = run_writing_to("child_capture_into_unwritable_file", &path);
+    eprintln!(
+        "child with an unwritable file collector exited after {:?}",
+        out.elapsed
+    );
+    let line = assert_said_once(&out, &path);
+    assert!(
+        line.contains(&format!("{} is not a directory", blocker.display())),
+        "{line}"
+    );
+    assert_eq!(out.value("captured"), "true", "{}", out.dump());
+    // A file collector keeps its reports in the spool until the file can be
+    // written: nothing is dropped.
+    assert_eq!(out.value("dropped"), "0", "{}", out.dump());
+    assert_eq!(out.value("spooled"), "1", "{}", out.dump());
+    assert!(std::fs::metadata(&blocker).unwrap().is_file(), "left alone");
+    assert!(
+        out.elapsed < Duration::from_secs(10),
+        "exit took {:?}\n{}",
+        out.elapsed,
+        out.dump()
+    );
+}
+
+/// Run by `a_file_collector_under_a_regular_file_is_said_once_at_init_and_exit_stays_prompt`.
+#[test]
+fn child_capture_into_unwritable_file() {
+    if !is_child() {
+        return;
+    }
+    let guard = crashbox::init(Options::new().collector(child_file_collector())).expect("init");
+    let err = LoadError::new(std::io::ErrorKind::NotFound, "ledger.db is missing");
+    report_value("captured", crashbox::capture_error(&err).is_some());
+    drop(guard);
+    report_value("dropped", crashbox::stats().dropped());
+    report_value("spooled", crashbox::stats().spooled);
+}
+
+#[test]
+fn a_file_collector_that_becomes_unwritable_is_said_once_on_the_first_failed_write() {
+    let dir = TempDir::new("unwritable-later");
+    // The child makes `later` a regular file after init.
+    let later = dir.path().join("later");
+    let path = later.join("reports.jsonl");
+    let out = run_writing_to("child_capture_after_the_file_became_unwritable", &path);
+    eprintln!(
+        "child whose file collector became unwritable exited after {:?}",
+        out.elapsed
+    );
+    let line = assert_said_once(&out, &path);
+    assert!(
+        line.contains(&format!("{} is not a directory", later.display())),
+        "{line}"
+    );
+    // Each of the 3 reports failed its 3 attempts: 9 failed writes, one line.
+    assert_eq!(out.value("retries"), "6", "{}", out.dump());
+    assert_eq!(out.value("dropped"), "3", "{}", out.dump());
+    assert!(
+        out.elapsed < Duration::from_secs(10),
+        "exit took {:?}\n{}",
+        out.elapsed,
+        out.dump()
+    );
+}
+
+/// Run by `a_file_collector_that_becomes_unwritable_is_said_once_on_the_first_failed_write`.
+#[test]
+fn child_capture_after_the_file_became_unwritable() {
+    if !is_child() {
+        return;
+    }
+    let guard = crashbox::init(
+        one_by_one(Options::new())
+            .collector(child_file_collector())
+            .spool(false)
+            .retry_backoff(Duration::from_millis(20), Duration::from_millis(50))
+            .max_attempts(3),
+    )
+    .expect("init");
+    let path = std::path::PathBuf::from(common::env_var(common::REPORTS_ENV));
+    std::fs::write(path.parent().unwrap(), "").unwrap();
+    for i in 0..3u64 {
+        let err = LoadError::new(
+            std::io::ErrorKind::NotFound,
+            &format!("ledger {i} is missing"),
+        );
+        assert!(crashbox::capture_error(&err).is_some());
+        // One report at a time: each meets every attempt on its own.
+        common::wait_for_stats(Duration::from_secs(60), |s| s.dropped_retries_exhausted > i);
+    }
+    let stats = crashbox::stats();
+    drop(guard);
+    report_value("retries", stats.retries);
+    report_value("dropped", crashbox::stats().dropped());
+}

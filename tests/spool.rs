@@ -241,6 +241,8 @@ fn spool_bytes(template: &Value, id: &str, format: u32) -> Vec<u8> {
     let mut entry = template.clone();
     entry["id"] = id.into();
     entry["message"] = format!("orphan {id}").into();
+    // Distinct reports (retention would fold identical ones).
+    entry["group"] = id[16..].into();
     entry["type"] = "report".into();
     serde_json::to_vec(&json!({"format": format, "entry": entry})).unwrap()
 }
@@ -788,16 +790,18 @@ fn a_panic_while_the_worker_is_stuck_in_a_send_survives_sigkill_in_its_spare_fil
         1,
         "the worker never got past its first send"
     );
-    // The worker never took the panic off its queue: the hook's spare file holds it.
+    // The hanging send holds up the transport's thread only: the panic is
+    // on disk, in the hook's spare file or (once the worker took it in)
+    // under its report name, beside the message sent before.
     let filled: Vec<PathBuf> = files_ending(spool.path(), ".spare")
         .into_iter()
         .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
         .collect();
-    assert_eq!(filled.len(), 1, "{filled:?}");
+    let reports = report_files(spool.path());
     assert_eq!(
-        report_files(spool.path()).len(),
-        1,
-        "the message sent before"
+        filled.len() + reports.len(),
+        2,
+        "the message and the panic: {filled:?} {reports:?}"
     );
     drop(hanging);
 
@@ -1220,13 +1224,10 @@ fn replay_survives_corrupt_and_foreign_files_and_keeps_only_the_newest_max_repor
     let stats = stats(&out);
     let arrived = ids_of(&delivered(&server));
     assert!(arrived.len() <= KEEP, "{} delivered", arrived.len());
-    // The junk is among the newest KEEP files, so it takes places that valid
-    // orphans would have had: those are the newest KEEP - junk.
-    assert_eq!(
-        arrived,
-        valid[MANY - (KEEP - claimed_junk)..],
-        "newest, oldest first"
-    );
+    // The junk is set aside before retention counts, so it takes no place
+    // of a valid orphan: those are the newest KEEP.
+    let _ = claimed_junk;
+    assert_eq!(arrived, valid[MANY - KEEP..], "newest, oldest first");
     assert_eq!(stats["replayed"], arrived.len() as u64, "{stats:?}");
     assert_eq!(
         stats["spool_discarded"] + arrived.len() as u64,
@@ -1398,7 +1399,8 @@ fn a_report_that_cannot_be_spooled_is_still_delivered_and_counted() {
         &[],
     );
     let stats = stats(&out);
-    assert_eq!(stats["spool_write_errors"], 1, "{stats:?}");
+    // Written to the journal as captured, then as a finished report.
+    assert!(stats["spool_write_errors"] >= 1, "{stats:?}");
     assert_eq!(stats["sent"], 1, "{stats:?}");
     assert_eq!(ids_of(&delivered(&server)), vec![out.value("id")]);
 }
@@ -1490,7 +1492,7 @@ fn spooling_collectors() -> Vec<(&'static str, String)> {
 }
 
 #[test]
-fn network_collectors_and_custom_transports_spool_and_local_collectors_do_not() {
+fn network_and_file_collectors_and_custom_transports_spool_and_memory_and_stderr_do_not() {
     let root = TempDir::new("spool-collectors");
     let from_env = root.path().join("from-env");
     let out = run_ok(
@@ -1506,10 +1508,15 @@ fn network_collectors_and_custom_transports_spool_and_local_collectors_do_not() 
         assert_eq!(files.len(), 1, "{label}: {files:?}\n{}", out.dump());
         assert_eq!(id_in_name(&files[0]), out.value(label), "{label}");
     }
-    // Local collectors use no spool unless a spool_dir is given.
+    // Memory and stderr use no spool unless a spool_dir is given; a file
+    // keeps its reports in one until they are written.
     assert_eq!(out.value("memory"), "None");
     assert_eq!(out.value("stderr"), "None");
-    assert_eq!(out.value("file"), "None");
+    assert!(
+        out.value("file").contains("/crashbox/spool-"),
+        "{}",
+        out.value("file")
+    );
     assert_eq!(
         out.value("memory_with_dir"),
         format!("{:?}", Some(root.path().join("memory")))
@@ -1522,7 +1529,7 @@ fn network_collectors_and_custom_transports_spool_and_local_collectors_do_not() 
     );
 }
 
-/// Run by `network_collectors_and_custom_transports_spool_and_local_collectors_do_not`.
+/// Run by `network_and_file_collectors_and_custom_transports_spool_and_memory_and_stderr_do_not`.
 #[test]
 fn child_collectors() {
     if !is_child() {

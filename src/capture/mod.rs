@@ -99,6 +99,15 @@ pub(crate) struct Captured {
     pub raw_key: Option<u64>,
     #[serde(skip, default)]
     pub claimed: bool,
+    /// How many occurrences this capture stands for: 1, or more once the
+    /// spool's retention folded identical captures into it.
+    #[serde(default = "one_occurrence")]
+    pub count: u64,
+}
+
+/// The `count` of a capture that stands for itself only.
+fn one_occurrence() -> u64 {
+    1
 }
 
 fn thread_info(thread: &std::thread::Thread) -> ThreadInfo {
@@ -155,6 +164,7 @@ impl Pending {
             scrubbed: false,
             raw_key: self.raw_key,
             claimed: self.claimed,
+            count: 1,
         }
     }
 }

@@ -195,6 +195,56 @@ pub(crate) fn fold_key(report: &Report) -> u64 {
     h.0
 }
 
+/// The identity of a raw capture read back from the spool, the same in
+/// every run of one binary: as [`raw_key`], but each frame is its file
+/// (path and identity) and its offset in that file, not its address (which
+/// moves from run to run), and the capture's location and custom
+/// fingerprint take part. A frame in no known file counts as unknown.
+pub(crate) fn located_key<'a>(
+    kind: Kind,
+    message: &str,
+    exceptions: &[ExceptionInfo],
+    location: Option<&crate::report::Location>,
+    fingerprint: Option<&[String]>,
+    frames: impl IntoIterator<Item = Option<(&'a str, &'a str, u64)>>,
+) -> u64 {
+    const UNKNOWN: u64 = 0;
+    const KNOWN: u64 = 1;
+    let mut h = Mix::new(kind as u64);
+    h = match kind {
+        Kind::Message => h.bytes(message.as_bytes()),
+        Kind::Error | Kind::Panic => h.normalized(message),
+    };
+    for e in exceptions {
+        h = h.bytes(e.ty.as_bytes());
+        if e.message != message {
+            h = h.normalized(&e.message);
+        }
+    }
+    h = match location {
+        Some(l) => h
+            .word(KNOWN)
+            .bytes(l.file.as_bytes())
+            .word(u64::from(l.line) << 32 | u64::from(l.column)),
+        None => h.word(UNKNOWN),
+    };
+    h = h.word(fingerprint.map_or(0, |parts| parts.len() as u64 + 1));
+    for part in fingerprint.into_iter().flatten() {
+        h = h.bytes(part.as_bytes());
+    }
+    for frame in frames {
+        h = match frame {
+            Some((path, identity, offset)) => h
+                .word(KNOWN)
+                .bytes(path.as_bytes())
+                .bytes(identity.as_bytes())
+                .word(offset),
+            None => h.word(UNKNOWN),
+        };
+    }
+    h.0
+}
+
 /// The caller-side fast path: per slot, a 32-bit tag of the raw key that
 /// claimed it (never zero) and a 32-bit count of the captures that came
 /// after the claim: the first `passes` of them went to the worker, the rest

@@ -96,6 +96,18 @@ impl Settings {
         .scrub(scrubber);
     }
 
+    /// A capture in the form a later run can resolve: scrubbed (secrets
+    /// never reach the disk), its addresses tied to their files, with this
+    /// run's release and environment.
+    pub(crate) fn raw_capture(&self, pending: crate::capture::Pending) -> Captured {
+        let mut captured = pending.into_captured();
+        self.scrub(&mut captured);
+        captured.locate_addresses();
+        captured.release = self.release.clone();
+        captured.environment = Some(self.environment.clone());
+        captured
+    }
+
     /// A finished report read back from the spool, which anyone who could
     /// write there may have made: scrubbed and cut to the limits again, like
     /// a fresh one (both change nothing in a report crashbox wrote).
@@ -217,6 +229,9 @@ pub(crate) struct Processor {
     /// When frames were last resolved, while the debug info loaded for
     /// them may still be held (see [`Processor::release_symbols`]).
     last_resolved: Option<Instant>,
+    /// `false`: frames keep their addresses only (at a shutdown deadline,
+    /// when the debug info would not be loaded in time).
+    resolving: bool,
 }
 
 impl Processor {
@@ -225,6 +240,7 @@ impl Processor {
             settings,
             symbols: SymbolCache::new(),
             last_resolved: None,
+            resolving: true,
         }
     }
 
@@ -251,6 +267,11 @@ impl Processor {
         self.last_resolved = None;
     }
 
+    /// Whether frames are resolved, or keep their addresses only.
+    pub(crate) fn set_resolving(&mut self, resolving: bool) {
+        self.resolving = resolving;
+    }
+
     /// See [`Settings::recheck`].
     pub(crate) fn recheck(&self, report: &mut Report) {
         self.settings.recheck(report);
@@ -259,10 +280,11 @@ impl Processor {
     /// The finished report, before aggregation and `before_send`.
     pub(crate) fn process(&mut self, mut captured: Captured) -> Report {
         self.settings.scrub(&mut captured);
-        if self.settings.symbolicate {
+        let resolve = self.settings.symbolicate && self.resolving;
+        if resolve {
             self.last_resolved = Some(Instant::now());
         }
-        let resolvable = if self.settings.symbolicate {
+        let resolvable = if resolve {
             symbolicate::resolvable(&captured)
         } else {
             vec![None; captured.addresses.len()]
@@ -287,6 +309,7 @@ impl Processor {
             mut truncated,
             release,
             environment,
+            count,
             ..
         } = captured;
         let Symbolicated {
@@ -335,7 +358,8 @@ impl Processor {
             sdk: Sdk::default(),
             fingerprint,
             group: fingerprint::to_hex(group),
-            count: 1,
+            // A capture the spool folded identical ones into stands for them all.
+            count: count.max(1),
             truncated,
             images,
         };

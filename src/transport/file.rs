@@ -1,7 +1,8 @@
 //! `file:///path.jsonl`: one JSON report a line, appended.
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Transport, TransportError};
 use crate::report::Report;
@@ -9,29 +10,114 @@ use crate::report::Report;
 /// Appends one JSON report a line to a file, creating it and its parent
 /// directories. A batch is written with one `write` call on a file opened for
 /// appending, so lines never interleave, even between processes.
+///
+/// A file that cannot be written (its directory is read-only, a regular file
+/// stands where a directory should, the path is a directory, the file is
+/// read-only, the file system is mounted read-only) is said once on stderr:
+/// when the transport is created, or else on the first write that fails.
 #[derive(Debug)]
 pub struct FileTransport {
     path: PathBuf,
     file: Option<File>,
+    /// Whether stderr has been told that the file cannot be written.
+    unwritable_said: bool,
+}
+
+/// What becomes of reports while the file cannot be written, as said on stderr.
+const UNWRITABLE_FATE: &str = "reports stay in the spool, when one is in use, \
+     until a run finds the file writable; without a spool they are dropped \
+     and counted in crashbox::stats()";
+
+/// A failure to open or write the file: the error for the worker, and
+/// whether it means the file cannot be written at all (rather than, say, a
+/// full disk).
+struct WriteFailure {
+    /// What failed, naming the path.
+    message: String,
+    /// Permission denied, read-only file system, a directory or a regular
+    /// file in the way.
+    unwritable: bool,
+}
+
+impl WriteFailure {
+    /// `error` met while `doing` (`"opening /var/log/app.jsonl"`).
+    fn new(doing: String, error: &io::Error) -> Self {
+        WriteFailure {
+            message: format!("{doing}: {error}"),
+            unwritable: is_unwritable(error),
+        }
+    }
+}
+
+/// Whether `error` says the path cannot be written whatever is retried soon.
+fn is_unwritable(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::PermissionDenied
+            | io::ErrorKind::ReadOnlyFilesystem
+            | io::ErrorKind::IsADirectory
+            | io::ErrorKind::NotADirectory
+    )
 }
 
 impl FileTransport {
-    /// A transport appending to `path` (opened on first use).
+    /// A transport appending to `path` (opened on first use). Checks at once,
+    /// without creating the file, that it could be written, and says on
+    /// stderr if not (see [`FileTransport`]); it is created either way.
     pub fn new(path: PathBuf) -> Self {
-        FileTransport { path, file: None }
+        let mut transport = FileTransport {
+            path,
+            file: None,
+            unwritable_said: false,
+        };
+        if let Err(reason) = probe_writable(&transport.path) {
+            transport.say_unwritable(&reason);
+        }
+        transport
     }
 
-    fn open(&self) -> Result<File, TransportError> {
+    /// Says once on stderr that the file cannot be written, and why.
+    fn say_unwritable(&mut self, reason: &str) {
+        if self.unwritable_said {
+            return;
+        }
+        self.unwritable_said = true;
+        eprintln!(
+            "crashbox: file collector {} is not writable: {reason}; {UNWRITABLE_FATE}",
+            self.path.display()
+        );
+    }
+
+    /// Opens the file for appending, creating it and its directories.
+    fn open(&self) -> Result<File, WriteFailure> {
         if let Some(parent) = self.path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
-                TransportError::Retryable(format!("creating {}: {e}", parent.display()))
+                let doing = format!("creating {}", parent.display());
+                let mut failure = WriteFailure::new(doing, &e);
+                // `create_dir_all` says "exists" when a non-directory is in the way.
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    failure.unwritable = true;
+                    failure.message = format!("{} is not a directory", parent.display());
+                }
+                failure
             })?;
         }
         OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
-            .map_err(|e| TransportError::Retryable(format!("opening {}: {e}", self.path.display())))
+            .map_err(|e| WriteFailure::new(format!("opening {}", self.path.display()), &e))
+    }
+
+    /// Turns `failure` into the worker's error, saying on stderr (once)
+    /// when it means the file cannot be written.
+    fn fail(&mut self, failure: WriteFailure) -> TransportError {
+        if failure.unwritable {
+            self.say_unwritable(&failure.message);
+        }
+        // Retryable even when unwritable: a spool keeps the reports for a
+        // run that finds the file writable.
+        TransportError::Retryable(failure.message)
     }
 }
 
@@ -45,7 +131,10 @@ impl Transport for FileTransport {
         }
         let mut file = match self.file.take() {
             Some(file) => file,
-            None => self.open()?,
+            None => match self.open() {
+                Ok(file) => file,
+                Err(failure) => return Err(self.fail(failure)),
+            },
         };
         match file.write_all(&buf).and_then(|()| file.flush()) {
             Ok(()) => {
@@ -53,10 +142,186 @@ impl Transport for FileTransport {
                 Ok(())
             }
             // The file is reopened next time: it may have been rotated or its disk remounted.
-            Err(e) => Err(TransportError::Retryable(format!(
-                "writing {}: {e}",
-                self.path.display()
-            ))),
+            Err(e) => {
+                let failure = WriteFailure::new(format!("writing {}", self.path.display()), &e);
+                Err(self.fail(failure))
+            }
+        }
+    }
+}
+
+/// Whether `path` could be appended to, checked without creating it or any
+/// directory: an existing regular file is opened for appending (without
+/// creating it); otherwise the nearest existing ancestor directory must
+/// take a new file (a uniquely named one is created there and removed at
+/// once). Anything else that exists (a pipe, a device) is left to the first
+/// write, since opening it might block. Returns why not, naming what failed.
+fn probe_writable(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err("it is a directory".to_owned()),
+        Ok(meta) if meta.is_file() => OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| format!("opening it for appending: {e}")),
+        Ok(_) => Ok(()),
+        Err(e) if is_missing(&e) => probe_nearest_dir(path.parent().unwrap_or(Path::new(""))),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Whether `error` says a path does not exist (possibly because a regular
+/// file stands where one of its directories should).
+fn is_missing(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// Whether a file could be created in `dir`, or, when `dir` does not exist,
+/// in its nearest existing ancestor (where `create_dir_all` would start).
+fn probe_nearest_dir(dir: &Path) -> Result<(), String> {
+    for ancestor in dir.ancestors() {
+        // A relative path's last ancestor is "": the current directory.
+        let ancestor = if ancestor.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            ancestor
+        };
+        match std::fs::metadata(ancestor) {
+            Ok(meta) if meta.is_dir() => return probe_create_in(ancestor),
+            Ok(_) => return Err(format!("{} is not a directory", ancestor.display())),
+            Err(e) if is_missing(&e) => continue,
+            Err(e) => return Err(format!("{}: {e}", ancestor.display())),
+        }
+    }
+    Ok(())
+}
+
+/// Whether a new file can be created in the existing directory `dir`: one
+/// with a name no other probe uses is created, then removed.
+fn probe_create_in(dir: &Path) -> Result<(), String> {
+    static PROBES: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!(
+        ".crashbox-probe-{}-{}-{nanos}",
+        std::process::id(),
+        PROBES.fetch_add(1, Ordering::Relaxed)
+    );
+    let probe = dir.join(name);
+    match OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(file) => {
+            drop(file);
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        // Someone else's file by that name says nothing about the directory.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create a file in {}: {e}", dir.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh, empty directory under the system temp dir, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(label: &str) -> Self {
+            static N: AtomicU64 = AtomicU64::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "crashbox-file-probe-{}-{}-{label}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        /// The names in the directory, sorted.
+        fn names(&self) -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(&self.0)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn probe_accepts_a_writable_place_and_creates_nothing() {
+        let scratch = Scratch::new("ok");
+        assert_eq!(probe_writable(&scratch.0.join("reports.jsonl")), Ok(()));
+        assert_eq!(probe_writable(&scratch.0.join("a/b/reports.jsonl")), Ok(()));
+        assert!(scratch.names().is_empty(), "{:?}", scratch.names());
+
+        let existing = scratch.0.join("existing.jsonl");
+        std::fs::write(&existing, "line\n").unwrap();
+        assert_eq!(probe_writable(&existing), Ok(()));
+        assert_eq!(std::fs::read_to_string(&existing).unwrap(), "line\n");
+        assert_eq!(scratch.names(), ["existing.jsonl"]);
+    }
+
+    #[test]
+    fn probe_refuses_a_regular_file_in_place_of_a_directory() {
+        let scratch = Scratch::new("file-parent");
+        let blocker = scratch.0.join("afile");
+        std::fs::write(&blocker, "").unwrap();
+        for path in [
+            blocker.join("reports.jsonl"),
+            blocker.join("sub/reports.jsonl"),
+        ] {
+            let reason = probe_writable(&path).unwrap_err();
+            assert_eq!(reason, format!("{} is not a directory", blocker.display()));
+        }
+        assert_eq!(scratch.names(), ["afile"]);
+    }
+
+    #[test]
+    fn probe_refuses_a_directory() {
+        let scratch = Scratch::new("dir");
+        assert_eq!(
+            probe_writable(&scratch.0),
+            Err("it is a directory".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_unwritable_file_is_said_once_and_each_send_stays_retryable() {
+        let scratch = Scratch::new("send");
+        let blocker = scratch.0.join("afile");
+        std::fs::write(&blocker, "").unwrap();
+        let probed = FileTransport::new(blocker.join("reports.jsonl"));
+        assert!(probed.unwritable_said, "the probe found it");
+
+        // The probe passes, then a file takes the directory's place: the
+        // first failing send says it.
+        let later = scratch.0.join("later");
+        let mut transport = FileTransport::new(later.join("reports.jsonl"));
+        assert!(!transport.unwritable_said);
+        std::fs::write(&later, "").unwrap();
+        let report = Report::sample("kept for later");
+        for _ in 0..3 {
+            match transport.send(std::slice::from_ref(&report)) {
+                Err(TransportError::Retryable(message)) => {
+                    assert!(message.contains("is not a directory"), "{message}")
+                }
+                other => panic!("expected a retryable error, got {other:?}"),
+            }
+            assert!(transport.unwritable_said);
         }
     }
 }

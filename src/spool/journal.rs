@@ -1,0 +1,356 @@
+//! The journal: where the worker writes each capture the moment it takes
+//! it in, before its symbols are resolved. Appending a line to one open
+//! file costs microseconds where creating a file can cost a millisecond, so
+//! a burst of captures is on disk as fast as it arrives.
+//!
+//! `<owner>.journal` holds one line per capture (a spool file's JSON, as
+//! `{"format":1,"entry":{"type":"captured",…}}`) and one per capture that
+//! no longer needs it (`{"settled":"<id>"}`: processed, and in a spool file
+//! of its own, delivered or dropped). Once every capture in it is settled
+//! the file is emptied. A journal whose owner is gone is turned into
+//! ordinary orphan spool files, one per unsettled capture, by the next run.
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    create_private, encode, open_regular, owner_alive, parse_entry, Entry, EntryRef, Spool,
+    MAX_FILE_BYTES, SUFFIX,
+};
+use crate::capture::Captured;
+use crate::report::ReportId;
+use crate::stats::STATS;
+
+const JOURNAL_SUFFIX: &str = ".journal";
+/// A journal being taken over (renamed to its claimer's name first).
+const CLAIM_SUFFIX: &str = ".jclaim";
+
+#[derive(Serialize, Deserialize)]
+struct Settled {
+    settled: ReportId,
+}
+
+/// This run's journal (see the module docs).
+pub(crate) struct Journal {
+    path: PathBuf,
+    file: Option<File>,
+    /// Captures written and not settled since the file was last emptied.
+    unsettled: usize,
+}
+
+impl Journal {
+    /// The journal of `spool`'s owner (created on the first write).
+    pub(crate) fn new(spool: &Spool) -> Journal {
+        Journal {
+            path: spool.dir.join(format!("{}{JOURNAL_SUFFIX}", spool.owner)),
+            file: None,
+            unsettled: 0,
+        }
+    }
+
+    fn file(&mut self) -> io::Result<&mut File> {
+        if self.file.is_none() {
+            let file = match create_private(&self.path) {
+                Ok(file) => file,
+                // Left by an earlier journal of this owner: start it over.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let file = open_regular(&self.path, true)?;
+                    file.set_len(0)?;
+                    file
+                }
+                Err(e) => return Err(e),
+            };
+            self.file = Some(file);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no journal"))
+    }
+
+    /// Writes `captured` as one line; once this returns `Ok` it survives
+    /// the process.
+    pub(crate) fn append(&mut self, captured: &Captured) -> io::Result<()> {
+        let mut line = encode(EntryRef::Captured(captured))?;
+        line.push(b'\n');
+        let file = self.file()?;
+        // Appended at the end whatever happened before (a short write left
+        // by a failure is ended by the next line's parse error, and skipped).
+        io::Seek::seek(file, io::SeekFrom::End(0))?;
+        file.write_all(&line)?;
+        self.unsettled += 1;
+        Ok(())
+    }
+
+    /// The capture `id` written here no longer needs the journal; once
+    /// none does, the file is emptied.
+    pub(crate) fn settle(&mut self, id: ReportId) {
+        if self.unsettled == 0 {
+            return;
+        }
+        self.unsettled -= 1;
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let written = if self.unsettled == 0 {
+            file.set_len(0)
+        } else {
+            let mut line = serde_json::to_vec(&Settled { settled: id }).unwrap_or_default();
+            line.push(b'\n');
+            io::Seek::seek(file, io::SeekFrom::End(0)).and_then(|_| file.write_all(&line))
+        };
+        if written.is_err() {
+            STATS.spool_write_errors.inc();
+        }
+    }
+}
+
+impl Spool {
+    /// Turns the journals of owners that are gone into orphan spool files,
+    /// one per capture not settled (at most `max_reports`, the newest; the
+    /// older ones are counted as discarded), and removes them.
+    pub(super) fn adopt_dead_journals(&self) {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // A journal, or one a claimer was taking over when it died.
+            let Some(owner) = name
+                .strip_suffix(JOURNAL_SUFFIX)
+                .or_else(|| name.strip_suffix(CLAIM_SUFFIX))
+                .map(|s| s.split('-').next().unwrap_or(s).to_owned())
+            else {
+                continue;
+            };
+            if owner == self.owner || owner_alive(&self.dir, &owner) {
+                continue;
+            }
+            let n = self.next_spare.fetch_add(1, Ordering::Relaxed);
+            let mine = self.dir.join(format!("{}-{n}{CLAIM_SUFFIX}", self.owner));
+            if fs::rename(entry.path(), &mine).is_err() {
+                // Another process took it over first.
+                continue;
+            }
+            self.expand_journal(&mine, &owner);
+            let _ = fs::remove_file(&mine);
+        }
+    }
+
+    /// Writes each unsettled capture of the journal at `path` (of `owner`)
+    /// as an orphan spool file.
+    fn expand_journal(&self, path: &Path, owner: &str) {
+        let mut settled = HashSet::new();
+        let mut captures = 0usize;
+        let read = read_lines(path, |line| {
+            if let Ok(Settled { settled: id }) = serde_json::from_slice(line) {
+                settled.insert(id);
+            } else {
+                captures += 1;
+            }
+        });
+        if read.is_err() {
+            return;
+        }
+        // Retention would delete the oldest beyond `max_reports` anyway.
+        let mut skip = captures.saturating_sub(settled.len() + self.max_reports);
+        STATS.spool_discarded.add(skip as u64);
+        let _ = read_lines(path, |line| {
+            let Some(Entry::Captured(captured)) = parse_entry(line) else {
+                return;
+            };
+            if settled.contains(&captured.id) {
+                return;
+            }
+            if skip > 0 {
+                skip -= 1;
+                return;
+            }
+            let name = format!(
+                "{:016}-{}.{owner}{SUFFIX}",
+                captured.timestamp_ms, captured.id
+            );
+            let tmp = self.dir.join(format!(".{name}.tmp"));
+            let _ = fs::remove_file(&tmp);
+            let written = encode(EntryRef::Captured(&captured)).and_then(|bytes| {
+                create_private(&tmp)
+                    .and_then(|mut f| f.write_all(&bytes))
+                    .and_then(|()| fs::rename(&tmp, self.dir.join(&name)))
+            });
+            if written.is_err() {
+                let _ = fs::remove_file(&tmp);
+                STATS.spool_write_errors.inc();
+            }
+        });
+    }
+}
+
+/// Calls `each` with every line of the journal at `path`, without its
+/// newline. A line longer than a spool file is skipped unread; a last line
+/// without a newline (the process died while writing it) is not a line.
+fn read_lines(path: &Path, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut reader = BufReader::new(open_regular(path, false)?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_FILE_BYTES + 1)
+            .read_until(b'\n', &mut line)?;
+        if read == 0 {
+            return Ok(());
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            each(&line);
+            continue;
+        }
+        if read as u64 <= MAX_FILE_BYTES {
+            return Ok(());
+        }
+        // Too long for a line crashbox wrote: skip to its end.
+        loop {
+            let buf = reader.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(());
+            }
+            match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    reader.consume(i + 1);
+                    break;
+                }
+                None => {
+                    let n = buf.len();
+                    reader.consume(n);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn temp_spool(label: &str) -> Spool {
+        let dir = std::env::temp_dir().join(format!(
+            "crashbox-journal-unit-{label}-{}-{}",
+            std::process::id(),
+            crate::capture::random_u128() as u32
+        ));
+        Spool::open(dir, 100, Duration::from_secs(30 * 86_400)).expect("a spool")
+    }
+
+    fn capture(message: &str) -> Captured {
+        serde_json::from_value(serde_json::json!({
+            "id": ReportId::random(),
+            "timestamp_ms": 1_700_000_000_000u64,
+            "level": "error",
+            "kind": "error",
+            "message": message,
+            "exceptions": [],
+            "addresses": [],
+            "location": null,
+            "thread": {"name": null, "id": 1},
+            "tags": {},
+            "extra": {},
+            "user": null,
+            "level_override": null,
+            "fingerprint": null,
+            "breadcrumbs": [],
+            "truncated": [],
+        }))
+        .expect("a capture")
+    }
+
+    /// The orphan report files in `spool`'s directory, by message.
+    fn orphans(spool: &Spool) -> Vec<String> {
+        let mut messages: Vec<String> = fs::read_dir(&spool.dir)
+            .expect("the spool")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(SUFFIX))
+            .filter_map(|e| match spool.read_entry(&e.path()) {
+                Some(Entry::Captured(c)) => Some(c.message),
+                _ => None,
+            })
+            .collect();
+        messages.sort();
+        messages
+    }
+
+    #[test]
+    fn a_journal_is_emptied_once_everything_in_it_is_settled() {
+        let spool = temp_spool("emptied");
+        let mut journal = Journal::new(&spool);
+        let (a, b) = (capture("a"), capture("b"));
+        journal.append(&a).expect("written");
+        journal.append(&b).expect("written");
+        let path = journal.path.clone();
+        let len = || fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let full = len();
+        assert!(full > 0);
+        journal.settle(a.id);
+        assert!(len() > full, "a settled line was added");
+        journal.settle(b.id);
+        assert_eq!(len(), 0, "nothing unsettled: emptied");
+        let _ = fs::remove_dir_all(&spool.dir);
+    }
+
+    #[test]
+    fn a_dead_owners_journal_becomes_one_orphan_file_per_unsettled_capture() {
+        let dead = temp_spool("dead");
+        let dir = dead.dir.clone();
+        let mut journal = Journal::new(&dead);
+        for message in ["first", "settled", "second"] {
+            journal.append(&capture(message)).expect("written");
+        }
+        let settled = {
+            let text = fs::read_to_string(&journal.path).expect("the journal");
+            let line = text.lines().nth(1).expect("the second line");
+            let entry: serde_json::Value = serde_json::from_str(line).expect("json");
+            serde_json::from_value::<ReportId>(entry["entry"]["id"].clone()).expect("an id")
+        };
+        journal.settle(settled);
+        // A line cut short by the process's death, and one far too long.
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(&journal.path)
+            .expect("the journal");
+        file.write_all(&vec![b'x'; MAX_FILE_BYTES as usize + 10])
+            .and_then(|()| file.write_all(b"\n{\"format\":1,\"entry\":{\"type\":\"capt"))
+            .expect("written");
+        drop(journal);
+        drop(dead);
+        let next = Spool::open(dir.clone(), 100, Duration::from_secs(30 * 86_400))
+            .expect("the same spool");
+        next.adopt_dead_journals();
+        assert_eq!(orphans(&next), ["first", "second"]);
+        let journals = fs::read_dir(&dir)
+            .expect("the spool")
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.ends_with(JOURNAL_SUFFIX) || name.ends_with(CLAIM_SUFFIX)
+            })
+            .count();
+        assert_eq!(journals, 0, "the journal is gone once expanded");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_live_owners_journal_is_left_alone() {
+        let live = temp_spool("live");
+        let mut journal = Journal::new(&live);
+        journal.append(&capture("mine")).expect("written");
+        let other = Spool::open(live.dir.clone(), 100, Duration::from_secs(30 * 86_400))
+            .expect("a second owner");
+        other.adopt_dead_journals();
+        assert!(orphans(&other).is_empty());
+        assert!(journal.path.exists());
+        let _ = fs::remove_dir_all(&live.dir);
+    }
+}
