@@ -453,7 +453,8 @@ pub struct Report {
     pub group: String,
     /// How many occurrences this report stands for: 1, or for the report
     /// that closes an aggregation window, the repeats of its group in that
-    /// window (itself included).
+    /// window (itself included); a report the spool's retention folded
+    /// identical later ones into (a crash loop's first panic) counts them too.
     #[serde(default = "one")]
     pub count: u64,
     /// Names of the fields that were cut to fit crashbox's size limits.
