@@ -42,6 +42,9 @@ const SHUTTING_DOWN: u8 = 3;
 /// How long, past `shutdown_timeout`, shutdown may spend moving queued reports
 /// to the spool when the worker is stuck in a send.
 const SPOOL_GRACE: Duration = Duration::from_millis(500);
+/// How long, of that, shutdown waits for a worker that did not answer in
+/// time to end (it may be finishing just then).
+const WORKER_GRACE: Duration = Duration::from_millis(100);
 
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALIZED);
 static CLIENT: RwLock<Option<Arc<Client>>> = RwLock::new(None);
@@ -483,19 +486,20 @@ impl Drop for Guard {
             let shutdown = |done, deadline| Message::Shutdown { done, deadline };
             let answered = client.request(shutdown, self.shutdown_timeout);
             let grace = deadline_after(SPOOL_GRACE);
+            let finishing = deadline_after(WORKER_GRACE);
             if let Some(worker) = self.worker.take() {
                 // A worker that answered, or is finishing just as the time
                 // ran out, is waited for: it lets go of the spool (and its
                 // lock) as it ends, so a later `init` can take over its files.
-                while !answered && !worker.is_finished() && Instant::now() < grace {
+                while !answered && !worker.is_finished() && Instant::now() < finishing {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 if answered || worker.is_finished() {
                     let _ = worker.join();
                 }
             }
-            // What the worker did not take in (it stopped, or is stuck in a
-            // send) goes to the spool; then whatever is still unsettled is
+            // What the worker did not take in (it stopped, or is stuck in
+            // `before_send`) goes to the spool; then whatever is still unsettled is
             // counted, and later captures are refused.
             client.spool_queued(grace);
             client.ledger.close();
