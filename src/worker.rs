@@ -197,6 +197,14 @@ enum Work {
         /// Not aggregated or rate limited yet (see [`Worker::admit`]).
         fresh: bool,
     },
+    /// A capture that waits in the journal: only where its line starts is held.
+    Journaled {
+        seq: Seq,
+        offset: u64,
+        id: crate::report::ReportId,
+        raw_key: Option<u64>,
+        claimed: bool,
+    },
     /// A capture that waits in the spool: only its path is held.
     Spooled {
         seq: Seq,
@@ -212,10 +220,22 @@ enum Work {
 impl Work {
     fn seq(&self) -> Option<Seq> {
         match self {
-            Work::Capture { seq, .. } | Work::Spooled { seq, .. } => Some(*seq),
+            Work::Capture { seq, .. } | Work::Journaled { seq, .. } | Work::Spooled { seq, .. } => {
+                Some(*seq)
+            }
             Work::Flush(_) => None,
         }
     }
+}
+
+/// Where a capture the worker took in is kept until it is processed.
+enum Durable {
+    /// In the journal, at this offset.
+    Journal(u64),
+    /// In a spool file of its own.
+    File(PathBuf),
+    /// Only in memory (no spool, or it could not be written).
+    Memory,
 }
 
 /// Whether the debug info resolving frames needs is loaded.
@@ -269,6 +289,8 @@ pub(crate) struct Worker {
     spool: Option<Arc<Spool>>,
     /// Where captures are written as they arrive (with a spool).
     journal: Option<Journal>,
+    /// The report just handed to `enqueue` could not be written to the spool.
+    unspooled: bool,
     aggregator: Aggregator,
     limiter: RateLimiter,
     /// How long without processing before debug info is let go.
@@ -313,6 +335,7 @@ impl Worker {
             not_before: None,
             ledger,
             journal: spool.as_deref().map(Journal::new),
+            unspooled: false,
             spool,
             symbols_idle: SYMBOLS_IDLE_RELEASE,
             #[cfg(test)]
@@ -405,17 +428,10 @@ impl Worker {
         first: Option<Message>,
         wait: Option<Duration>,
     ) -> Intake {
+        // Without room, one message at a time still comes in, so a flush or
+        // shutdown is never stuck behind captures (those beyond the room
+        // are counted where the outbox turns them away).
         let room = self.room();
-        if room == 0 && first.is_none() {
-            // No room: wait for a batch to go out (or to be due) instead.
-            let wait = wait.unwrap_or(MAX_IDLE_WAIT).min(MAX_IDLE_WAIT);
-            if self.courier.in_flight().is_some() {
-                self.collect(wait);
-            } else {
-                std::thread::sleep(wait);
-            }
-            return Intake::Continue;
-        }
         if !receive(inbox, first, wait, room.max(1)) {
             return Intake::Gone;
         }
@@ -569,14 +585,29 @@ impl Worker {
                     return None;
                 }
                 let seq = self.next_seq(false);
-                let (captured, journaled) = self.make_durable(*pending);
-                self.unprocessed.push_back(Work::Capture {
-                    seq,
-                    captured: Box::new(captured),
-                    spool_file: None,
-                    journaled,
-                    fresh: true,
-                });
+                let (captured, durable) = self.make_durable(*pending);
+                let in_memory = self.unprocessed.len() < UNPROCESSED_IN_MEMORY;
+                let work = match durable {
+                    Durable::Journal(offset) if !in_memory => Work::Journaled {
+                        seq,
+                        offset,
+                        id: captured.id,
+                        raw_key: captured.raw_key,
+                        claimed: captured.claimed,
+                    },
+                    Durable::File(path) => {
+                        self.wait_for_processing(seq, captured, Some(path), true);
+                        return None;
+                    }
+                    durable => Work::Capture {
+                        seq,
+                        captured: Box::new(captured),
+                        spool_file: None,
+                        journaled: matches!(durable, Durable::Journal(_)),
+                        fresh: true,
+                    },
+                };
+                self.unprocessed.push_back(work);
             }
             Message::Durable {
                 captured,
@@ -602,23 +633,30 @@ impl Worker {
 
     /// With a spool, writes a capture to the journal as it is (scrubbed, its
     /// addresses tied to their files), before any processing: from here on
-    /// a killed process loses nothing of it. `true`: it is in the journal.
-    fn make_durable(&mut self, pending: Pending) -> (Captured, bool) {
-        let Some(journal) = self.journal.as_mut() else {
-            return (pending.into_captured(), false);
+    /// a killed process loses nothing of it. A full journal, or one that
+    /// cannot be written, leaves it to a spool file of its own.
+    fn make_durable(&mut self, pending: Pending) -> (Captured, Durable) {
+        let (Some(journal), Some(spool)) = (self.journal.as_mut(), &self.spool) else {
+            return (pending.into_captured(), Durable::Memory);
         };
         let captured = self.settings.raw_capture(pending);
-        match journal.append(&captured) {
-            Ok(()) => {
-                // Counted as spooled if shutdown gives up on the worker.
-                self.ledger.to_disk();
-                (captured, true)
-            }
-            Err(_) => {
-                STATS.spool_write_errors.inc();
-                (captured, false)
-            }
-        }
+        let durable = match journal.append(&captured) {
+            Ok(offset) => Durable::Journal(offset),
+            Err(_) => match spool.write(
+                captured.id,
+                captured.timestamp_ms,
+                EntryRef::Captured(&captured),
+            ) {
+                Ok(path) => Durable::File(path),
+                Err(_) => {
+                    STATS.spool_write_errors.inc();
+                    return (captured, Durable::Memory);
+                }
+            },
+        };
+        // Counted as spooled if shutdown gives up on the worker.
+        self.ledger.to_disk();
+        (captured, durable)
     }
 
     /// Queues a capture for processing (by path only when many wait and it
@@ -692,10 +730,37 @@ impl Worker {
                 if journaled && !self.ledger.to_memory() {
                     return;
                 }
-                self.admit(*captured, spool_file, fresh);
-                // Processed: in a spool file of its own, or gone for good.
-                if let (true, Some(journal)) = (journaled, self.journal.as_mut()) {
-                    journal.settle(id);
+                self.admit_journaled(*captured, spool_file, fresh, journaled.then_some(id));
+            }
+            Work::Journaled {
+                seq,
+                offset,
+                id,
+                raw_key,
+                claimed,
+            } => {
+                self.seq = seq;
+                if !self.ledger.to_memory() {
+                    return;
+                }
+                let read = self.journal.as_ref().and_then(|j| j.read_at(offset));
+                match read {
+                    Some(mut captured) => {
+                        // This process's own capture: its addresses are live.
+                        captured.live = true;
+                        captured.raw_key = raw_key;
+                        captured.claimed = claimed;
+                        self.admit_journaled(captured, None, true, Some(id));
+                    }
+                    None => {
+                        if let (Some(key), true) = (raw_key, claimed) {
+                            STATS.dropped_internal.add(self.aggregator.release(key));
+                        }
+                        self.drop_report(None, &STATS.dropped_internal);
+                        if let Some(journal) = self.journal.as_mut() {
+                            journal.settle(id);
+                        }
+                    }
                 }
             }
             Work::Spooled {
@@ -763,6 +828,25 @@ impl Worker {
                 self.seq = seq;
                 self.enqueue(*report, Some(path))
             }
+        }
+    }
+
+    /// [`admit`](Self::admit)s a capture; one from the journal (`journaled`:
+    /// its id) is settled there once its report is in a spool file of its
+    /// own or has gone for good (left there if its spool file could not be
+    /// written, so that a killed process still has it).
+    fn admit_journaled(
+        &mut self,
+        captured: Captured,
+        spool_file: Option<PathBuf>,
+        fresh: bool,
+        journaled: Option<crate::report::ReportId>,
+    ) {
+        self.unspooled = false;
+        self.admit(captured, spool_file, fresh);
+        if let (Some(id), Some(journal), false) = (journaled, self.journal.as_mut(), self.unspooled)
+        {
+            journal.settle(id);
         }
     }
 
@@ -930,6 +1014,7 @@ impl Worker {
                     }
                     Err(_) => {
                         STATS.spool_write_errors.inc();
+                        self.unspooled = true;
                         None
                     }
                 }
@@ -995,6 +1080,10 @@ impl Worker {
     }
 
     fn discard_file(&self, spool_file: Option<PathBuf>) {
+        if self.ledger.is_closed() {
+            // Shutdown gave up on us and counted the file as spooled: keep it.
+            return;
+        }
         if let (Some(spool), Some(path)) = (&self.spool, spool_file) {
             spool.remove(&path);
         }
@@ -1179,6 +1268,11 @@ impl Worker {
             if self.ledger.is_closed() {
                 return;
             }
+            if Instant::now() >= deadline {
+                // Out of time: what is on disk stays there for the next run.
+                self.leave(work);
+                continue;
+            }
             match work {
                 Work::Capture {
                     seq, spool_file, ..
@@ -1216,6 +1310,26 @@ impl Worker {
         }
         self.give_up(self.outbox.len(), &STATS.dropped_shutdown);
         self.answer_waiters();
+    }
+
+    /// Leaves a capture not processed by shutdown's deadline where it is:
+    /// in the spool or the journal (counted as spooled), else lost.
+    fn leave(&mut self, work: Work) {
+        let on_disk = match work {
+            Work::Capture {
+                spool_file,
+                journaled,
+                ..
+            } => spool_file.is_some() || journaled,
+            Work::Journaled { .. } | Work::Spooled { .. } => true,
+            Work::Flush(_) => return,
+        };
+        let counter = if on_disk {
+            &STATS.spooled
+        } else {
+            &STATS.dropped_shutdown
+        };
+        self.ledger.settle(on_disk, Some(counter));
     }
 
     /// Leaves earlier runs' reports that are not on their way in the spool

@@ -28,6 +28,8 @@ use crate::stats::STATS;
 const JOURNAL_SUFFIX: &str = ".journal";
 /// A journal being taken over (renamed to its claimer's name first).
 const CLAIM_SUFFIX: &str = ".jclaim";
+/// The most a journal grows to; past it, captures go to spool files of their own.
+const MAX_JOURNAL_BYTES: u64 = 64 << 20;
 
 #[derive(Serialize, Deserialize)]
 struct Settled {
@@ -72,17 +74,52 @@ impl Journal {
     }
 
     /// Writes `captured` as one line; once this returns `Ok` it survives
-    /// the process.
-    pub(crate) fn append(&mut self, captured: &Captured) -> io::Result<()> {
+    /// the process. Returns where the line starts, for [`read_at`](Self::read_at).
+    /// A journal past [`MAX_JOURNAL_BYTES`] (the worker has not caught up
+    /// for a long time) takes nothing more until it is emptied.
+    pub(crate) fn append(&mut self, captured: &Captured) -> io::Result<u64> {
         let mut line = encode(EntryRef::Captured(captured))?;
         line.push(b'\n');
-        let file = self.file()?;
-        // Appended at the end whatever happened before (a short write left
-        // by a failure is ended by the next line's parse error, and skipped).
-        io::Seek::seek(file, io::SeekFrom::End(0))?;
-        file.write_all(&line)?;
+        let offset = self.write_line(&line, MAX_JOURNAL_BYTES)?;
         self.unsettled += 1;
-        Ok(())
+        Ok(offset)
+    }
+
+    /// Appends `line` if the journal stays within `max` bytes; a write that
+    /// fails halfway is cut off again, so the next line starts on a line of
+    /// its own.
+    fn write_line(&mut self, line: &[u8], max: u64) -> io::Result<u64> {
+        let file = self.file()?;
+        let start = io::Seek::seek(file, io::SeekFrom::End(0))?;
+        if start + line.len() as u64 > max {
+            return Err(io::Error::other("the journal is full"));
+        }
+        if let Err(e) = file.write_all(line) {
+            if file.set_len(start).is_err() {
+                // Cannot cut it off: end the fragment, so it is one bad line.
+                let _ = file.write_all(b"\n");
+            }
+            return Err(e);
+        }
+        Ok(start)
+    }
+
+    /// The capture whose line starts at `offset` (see [`append`](Self::append)).
+    pub(crate) fn read_at(&self, offset: u64) -> Option<Captured> {
+        let mut reader = BufReader::new(open_regular(&self.path, false).ok()?);
+        io::Seek::seek(&mut reader, io::SeekFrom::Start(offset)).ok()?;
+        let mut line = Vec::new();
+        (&mut reader)
+            .take(MAX_FILE_BYTES + 1)
+            .read_until(b'\n', &mut line)
+            .ok()?;
+        if line.pop() != Some(b'\n') {
+            return None;
+        }
+        match parse_entry(&line)? {
+            Entry::Captured(captured) => Some(*captured),
+            Entry::Report(_) => None,
+        }
     }
 
     /// The capture `id` written here no longer needs the journal; once
@@ -92,15 +129,17 @@ impl Journal {
             return;
         }
         self.unsettled -= 1;
-        let Some(file) = self.file.as_mut() else {
+        if self.file.is_none() {
             return;
-        };
+        }
         let written = if self.unsettled == 0 {
-            file.set_len(0)
+            self.file.as_mut().map_or(Ok(()), |file| file.set_len(0))
         } else {
             let mut line = serde_json::to_vec(&Settled { settled: id }).unwrap_or_default();
             line.push(b'\n');
-            io::Seek::seek(file, io::SeekFrom::End(0)).and_then(|_| file.write_all(&line))
+            // A settled line is written even past the size limit: it only
+            // keeps a capture from being sent twice.
+            self.write_line(&line, u64::MAX).map(|_| ())
         };
         if written.is_err() {
             STATS.spool_write_errors.inc();
@@ -339,6 +378,27 @@ mod tests {
             .count();
         assert_eq!(journals, 0, "the journal is gone once expanded");
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_capture_is_read_back_from_where_its_line_starts() {
+        let spool = temp_spool("read-at");
+        let mut journal = Journal::new(&spool);
+        let first = journal.append(&capture("first")).expect("written");
+        let second = journal.append(&capture("second")).expect("written");
+        assert_eq!(
+            journal.read_at(second).map(|c| c.message).as_deref(),
+            Some("second")
+        );
+        assert_eq!(
+            journal.read_at(first).map(|c| c.message).as_deref(),
+            Some("first")
+        );
+        assert!(
+            journal.read_at(second + 1).is_none(),
+            "not where a line starts"
+        );
+        let _ = fs::remove_dir_all(&spool.dir);
     }
 
     #[test]
