@@ -1,17 +1,20 @@
 //! The global install: one atomic state (log-crate style), the client with
 //! its queue to the worker, and the [`Guard`] that shuts it down.
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::capture::Pending;
+use crate::capture::install::{self, Listener, Sink};
 use crate::collector::Collector;
-use crate::options::{ConfigError, Options};
+use crate::deadline::deadline_after;
+use crate::error::ConfigError;
+use crate::options::Options;
 use crate::pipeline::aggregate::{Entry, Slots};
 use crate::pipeline::Settings;
-use crate::report::ReportId;
+use crate::record::Pending;
+use crate::report::{Kind, ReportId};
 use crate::scope::Hub;
 use crate::spool::{EntryRef, LastRun, Spool};
 use crate::stats::STATS;
@@ -48,32 +51,6 @@ const WORKER_GRACE: Duration = Duration::from_millis(100);
 
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALIZED);
 static CLIENT: RwLock<Option<Arc<Client>>> = RwLock::new(None);
-/// How many things would receive a capture: the installed client plus live
-/// test captures. Zero makes every capture a single load and a return.
-static RECEIVERS: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether any capture could be received. The no-client fast path.
-#[inline(always)]
-pub(crate) fn is_active() -> bool {
-    RECEIVERS.load(Ordering::Relaxed) != 0
-}
-
-/// Counts a receiver for as long as the value lives.
-pub(crate) struct Receiver(());
-
-impl Receiver {
-    pub(crate) fn register() -> Receiver {
-        RECEIVERS.fetch_add(1, Ordering::SeqCst);
-        Receiver(())
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        RECEIVERS.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// The installed client, if any.
 pub(crate) fn current() -> Option<Arc<Client>> {
     // While shutting down the client still takes captures: a panic during
@@ -125,11 +102,33 @@ pub(crate) struct Client {
     wait_for_panics: bool,
 }
 
-impl Client {
-    pub(crate) fn settings(&self) -> &Settings {
-        &self.settings
+/// The client is where the caller's side hands its captures while installed.
+impl Sink for Client {
+    fn sampled_in(&self, kind: Kind) -> bool {
+        let keep = self.settings.sampled_in(kind);
+        if !keep {
+            STATS.captured.inc();
+            STATS.dropped_sampled.inc();
+        }
+        keep
     }
 
+    fn submit(&self, pending: Pending) -> Option<ReportId> {
+        STATS.captured.inc();
+        if pending.kind == Kind::Panic {
+            self.enqueue_panic(pending)
+        } else {
+            self.enqueue(pending)
+        }
+    }
+
+    fn refused_reentrant(&self) {
+        STATS.captured.inc();
+        STATS.dropped_reentrant.inc();
+    }
+}
+
+impl Client {
     pub(crate) fn enqueue(&self, pending: Pending) -> Option<ReportId> {
         let mut pending = pending;
         let key = pending
@@ -223,7 +222,7 @@ impl Client {
     }
 
     /// See [`Settings::raw_capture`].
-    fn raw_capture(&self, pending: Pending) -> crate::capture::Captured {
+    fn raw_capture(&self, pending: Pending) -> crate::record::Captured {
         self.settings.raw_capture(pending)
     }
 
@@ -315,18 +314,6 @@ impl Client {
     }
 }
 
-/// `now + timeout`, saturating: `Duration::MAX` means about a century.
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    deadline_after_from(Instant::now(), timeout)
-}
-
-/// `now + timeout`, saturating like [`deadline_after`].
-pub(crate) fn deadline_after_from(now: Instant, timeout: Duration) -> Instant {
-    now.checked_add(timeout)
-        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
-        .unwrap_or(now)
-}
-
 /// Installs the global client and starts its worker thread.
 ///
 /// Returns a [`Guard`]: keep it alive for as long as reports should be
@@ -388,7 +375,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     let spool = open_spool(&options, spool_wanted);
     let last_run = spool.as_ref().map(|s| s.start_run());
     *LAST_RUN.write().unwrap_or_else(PoisonError::into_inner) = last_run;
-    let settings = Arc::new(Settings::from_options(&options));
+    let settings = Arc::new(options.settings());
     let (tx, rx) = mpsc::sync_channel(options.queue_capacity);
     let inbox = Inbox::new(rx);
     let worker_inbox = inbox.clone();
@@ -418,7 +405,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
         }
     };
     Hub::global().set_max_breadcrumbs(options.max_breadcrumbs);
-    *CLIENT.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Client {
+    let client = Arc::new(Client {
         tx,
         inbox,
         settings,
@@ -430,17 +417,19 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
         slots,
         waker,
         wait_for_panics: local,
-    }));
+    });
+    *CLIENT.write().unwrap_or_else(PoisonError::into_inner) = Some(client.clone());
     #[cfg(feature = "panic")]
     if options.panic_hook {
         crate::capture::panic::install();
     }
-    let receiver = Receiver::register();
+    let listener = Listener::register();
+    install::set_global(Some(client));
     STATE.store(INITIALIZED, Ordering::Release);
     Ok(Guard {
         shutdown_timeout: options.shutdown_timeout,
         worker: Some(handle),
-        _receiver: receiver,
+        _listener: listener,
     })
 }
 
@@ -457,20 +446,14 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
 pub struct Guard {
     shutdown_timeout: Duration,
     worker: Option<JoinHandle<()>>,
-    _receiver: Receiver,
-}
-
-impl std::fmt::Debug for Receiver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Receiver")
-    }
+    _listener: Listener,
 }
 
 impl Guard {
     /// Waits up to `timeout` for everything captured so far to be handed to
     /// the transport. Same as [`flush`](crate::flush).
     pub fn flush(&self, timeout: Duration) -> bool {
-        crate::flush(timeout)
+        current().is_none_or(|client| client.flush(timeout))
     }
 }
 
@@ -520,6 +503,7 @@ impl Drop for Guard {
                 );
             }
         }
+        install::set_global(None);
         *CLIENT.write().unwrap_or_else(PoisonError::into_inner) = None;
         crate::stats::set_debug(false);
         STATE.store(UNINITIALIZED, Ordering::Release);

@@ -3,13 +3,15 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::options::ConfigError;
+use crate::error::ConfigError;
 
 /// Where reports go, parsed from a collector string.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Collector {
-    /// `file:///abs/path.jsonl`: append one JSON report a line.
+    /// `file:///abs/path.jsonl`: append one JSON report a line. `%XX`
+    /// escapes in the path are decoded (`file:///a%20b/c.jsonl` is
+    /// `/a b/c.jsonl`); a `%` without two hex digits after it stays as is.
     File(PathBuf),
     /// `stderr`: a short human-readable report each.
     Stderr,
@@ -332,19 +334,24 @@ impl Collector {
     }
 }
 
+/// The path of `file:///abs/path` (empty host) or `file://localhost/abs/path`,
+/// with its `%XX` escapes decoded (`%20` is a space); a `%` not followed by
+/// two hex digits stays as written.
 fn parse_file(rest: &str) -> Result<Collector, String> {
-    // file:///abs/path (empty host) or file://localhost/abs/path
     let path = rest.strip_prefix("localhost").unwrap_or(rest);
     if !path.starts_with('/') {
         return Err("a file collector needs an absolute path: `file:///abs/path.jsonl`".into());
     }
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| "the path's `%` escapes do not decode to UTF-8 text".to_owned())?;
     if path.ends_with('/') {
         return Err("the file collector's path names a directory, not a file".into());
     }
     if path.contains('\0') {
         return Err("the path contains a NUL byte".into());
     }
-    Ok(Collector::File(PathBuf::from(path)))
+    Ok(Collector::File(PathBuf::from(path.as_ref())))
 }
 
 fn parse_dsn(https: bool, parts: &UrlParts<'_>) -> Result<Dsn, String> {
@@ -398,6 +405,33 @@ mod tests {
             Collector::parse("FILE://localhost/tmp/r.jsonl").unwrap(),
             Collector::File(PathBuf::from("/tmp/r.jsonl"))
         );
+    }
+
+    #[test]
+    fn file_paths_have_their_escapes_decoded() {
+        for (input, path) in [
+            ("file:///a%20b/c.jsonl", "/a b/c.jsonl"),
+            ("file://localhost/r%C3%A9sum%c3%a9.jsonl", "/résumé.jsonl"),
+            ("file:///100%25.jsonl", "/100%.jsonl"),
+            // Not an escape: kept as written.
+            ("file:///a%zz/b%2.jsonl", "/a%zz/b%2.jsonl"),
+            ("file:///a/b.jsonl%", "/a/b.jsonl%"),
+        ] {
+            assert_eq!(
+                Collector::parse(input).unwrap(),
+                Collector::File(PathBuf::from(path)),
+                "{input}"
+            );
+        }
+        for (input, needle) in [
+            ("file:///a%00b.jsonl", "NUL"),
+            ("file:///tmp/dir%2F", "directory"),
+            ("file:///a%ff.jsonl", "UTF-8"),
+            ("file://%2Ftmp/r.jsonl", "absolute"),
+        ] {
+            let err = Collector::parse(input).unwrap_err().to_string();
+            assert!(err.contains(needle), "{input:?}: {err}");
+        }
     }
 
     #[test]

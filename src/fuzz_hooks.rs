@@ -32,7 +32,7 @@ pub fn parse_rfc3339_millis(s: &str) -> Option<SystemTime> {
     crate::time::parse_rfc3339_millis(s)
 }
 
-/// Parses an HTTP date (IMF-fixdate).
+/// Parses an HTTP date in any of the three forms RFC 9110 names.
 pub fn parse_http_date(s: &str) -> Option<SystemTime> {
     crate::time::parse_http_date(s)
 }

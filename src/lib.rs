@@ -55,15 +55,33 @@ mod capture;
 mod client;
 mod collector;
 mod context;
+mod deadline;
+mod error;
+mod hash;
+#[cfg(target_os = "linux")]
+mod images;
+#[cfg(not(target_os = "linux"))]
+#[path = "images_fallback.rs"]
+mod images;
 pub mod limits;
+#[cfg(target_os = "linux")]
+mod modules;
+#[cfg(not(target_os = "linux"))]
+#[path = "modules_fallback.rs"]
+mod modules;
 mod options;
 mod pipeline;
+mod rand;
+mod record;
+mod reentry;
 mod report;
 mod scope;
 mod spool;
 mod stats;
 pub mod testing;
 pub mod thread;
+#[cfg(test)]
+mod tidy;
 mod time;
 pub mod transport;
 mod worker;
@@ -76,24 +94,25 @@ use capture::stack::{StackMark, Top};
 
 pub use client::{init, last_run, spool_dir, Guard};
 pub use collector::{Collector, Dsn, Endpoint};
+pub use error::ConfigError;
 #[doc(hidden)]
 pub use options::__application_crate;
-pub use options::{BeforeSend, ConfigError, Options};
+pub use options::Options;
 pub use options::{DEFAULT_AGGREGATION_BURST, DEFAULT_MAX_REPORTS_PER_MINUTE, MAX_QUEUE_CAPACITY};
 #[doc(hidden)]
 pub use pipeline::symbolicate::frames_from_resolved as __frames_from_resolved;
+pub use pipeline::BeforeSend;
 pub use report::Image;
 pub use report::{
-    Breadcrumb, Context, ExceptionInfo, Frame, Kind, Level, Location, Report, ReportId, Sdk,
-    ThreadInfo, User,
+    Breadcrumb, Context, ExceptionInfo, Frame, Kind, Level, Location, ParseError, Report, ReportId,
+    Sdk, ThreadInfo, User,
 };
 pub use scope::Scope;
 pub use spool::LastRun;
 pub use stats::{stats, Stats};
 pub use thread::bind;
 pub use transport::memory::{reports as memory_reports, take as take_memory_reports};
-pub use transport::{Transport, TransportError};
-pub use worker::MAX_BATCH;
+pub use transport::{Transport, TransportError, MAX_BATCH};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
@@ -120,7 +139,7 @@ struct ReadmeDoctests;
 #[track_caller]
 #[inline(always)]
 pub fn capture_error<E: Error + ?Sized>(err: &E) -> Option<ReportId> {
-    if !client::is_active() {
+    if !capture::install::is_active() {
         return None;
     }
     let anchor = 0u8;
@@ -171,7 +190,7 @@ fn capture_error_at<E: Error + ?Sized>(
 #[track_caller]
 #[inline(always)]
 pub fn capture_message(message: impl AsRef<str>, level: Level) -> Option<ReportId> {
-    if !client::is_active() {
+    if !capture::install::is_active() {
         return None;
     }
     let anchor = 0u8;
@@ -240,7 +259,7 @@ impl<T, E: Error> ResultExt<T, E> for Result<T, E> {
     #[inline(always)]
     fn report(self) -> Self {
         if let Err(err) = &self {
-            if client::is_active() {
+            if capture::install::is_active() {
                 let anchor = 0u8;
                 capture_error_at(err, StdLocation::caller(), StackMark::new(&anchor));
             }
@@ -296,7 +315,7 @@ where
 /// crashbox::add_breadcrumb(crashbox::Breadcrumb::new("user clicked save").category("ui"));
 /// ```
 pub fn add_breadcrumb(breadcrumb: Breadcrumb) {
-    if !client::is_active() {
+    if !capture::install::is_active() {
         return;
     }
     scope::with_current_hub(|hub| hub.add_breadcrumb(breadcrumb));

@@ -4,36 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::error::ConfigError;
 use crate::report::Report;
 use crate::transport::Transport;
-
-/// Why [`init`](crate::init) refused to start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A client is already installed; drop its [`Guard`](crate::Guard) first.
-    #[error("crashbox is already initialized: drop the existing Guard before calling init again")]
-    AlreadyInitialized,
-    /// The collector string could not be parsed.
-    #[error("invalid collector `{collector}`: {reason}")]
-    InvalidCollector {
-        /// The collector string, with any credentials masked.
-        collector: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// An option has a value crashbox cannot work with.
-    #[error("invalid option `{option}`: {reason}")]
-    InvalidOption {
-        /// The option's builder method name.
-        option: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The background worker thread could not be started.
-    #[error("could not start the crashbox worker thread: {0}")]
-    Spawn(#[source] std::io::Error),
-}
 
 /// Returns `"<package name>@<package version>"` of the crate that expands
 /// it, and names that crate as the application: its functions are in-app
@@ -71,8 +44,7 @@ pub fn __application_crate(crate_name: &'static str, release: &'static str) -> &
     release
 }
 
-/// A hook that sees each processed report before it is sent: return `None` to drop it.
-pub type BeforeSend = Arc<dyn Fn(Report) -> Option<Report> + Send + Sync>;
+pub use crate::pipeline::BeforeSend;
 
 /// Configuration for [`init`](crate::init).
 ///
@@ -672,6 +644,35 @@ impl Options {
             });
         }
         Ok(())
+    }
+
+    /// What processing needs from these options.
+    pub(crate) fn settings(&self) -> crate::pipeline::Settings {
+        let options = self;
+        crate::pipeline::Settings {
+            release: options.release.clone(),
+            environment: options.environment.clone(),
+            in_app: crate::pipeline::symbolicate::InAppRules {
+                include: options.in_app_prefixes(),
+                exclude: options.in_app_exclude.clone(),
+            },
+            before_send: options.before_send.clone(),
+            aggregation_window: options.aggregation_window,
+            aggregation_burst: options.aggregation_burst,
+            max_reports_per_minute: options.max_reports_per_minute,
+            sample_rate: options.sample_rate,
+            scrubber: options
+                .scrub
+                .then(|| crate::pipeline::scrub::Scrubber::new(&options.scrub_keys)),
+            default_username: if options.send_default_pii {
+                ["USER", "LOGNAME", "USERNAME"]
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            } else {
+                None
+            },
+            symbolicate: options.symbolicate,
+        }
     }
 
     pub(crate) fn retry_policy(&self) -> crate::worker::RetryPolicy {

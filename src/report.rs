@@ -17,7 +17,7 @@ pub struct ReportId(u128);
 impl ReportId {
     /// A fresh random id (UUID version 4 layout).
     pub(crate) fn random() -> Self {
-        let bits = crate::capture::random_u128();
+        let bits = crate::rand::random_u128();
         // Version 4, variant 1: any Sentry-style consumer takes it as a UUID.
         let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
         ReportId(bits)
@@ -34,6 +34,43 @@ impl ReportId {
             return None;
         }
         u128::from_str_radix(s, 16).ok().map(ReportId)
+    }
+}
+
+/// A string that does not name a [`Level`], a [`Kind`] or a [`ReportId`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    what: &'static str,
+    input: String,
+}
+
+impl ParseError {
+    fn new(what: &'static str, input: &str) -> Self {
+        let mut input = input.to_owned();
+        crate::limits::truncate(&mut input, 64);
+        ParseError { what, input }
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is not {}", self.input, self.what)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// ```
+/// let id: crashbox::ReportId = "0123456789abcdef0123456789ABCDEF".parse()?;
+/// assert_eq!(id.to_string(), "0123456789abcdef0123456789abcdef");
+/// assert!("not an id".parse::<crashbox::ReportId>().is_err());
+/// # Ok::<(), crashbox::ParseError>(())
+/// ```
+impl std::str::FromStr for ReportId {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        ReportId::parse(s).ok_or_else(|| ParseError::new("a report id (32 hex digits)", s))
     }
 }
 
@@ -97,6 +134,35 @@ impl fmt::Display for Level {
     }
 }
 
+/// Parses a level's name as the JSON schema writes it, in any case
+/// (`warn` is `warning`).
+///
+/// ```
+/// use crashbox::Level;
+/// assert_eq!("Warning".parse::<Level>(), Ok(Level::Warning));
+/// assert_eq!("warn".parse::<Level>(), Ok(Level::Warning));
+/// assert!("loud".parse::<Level>().is_err());
+/// ```
+impl std::str::FromStr for Level {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "fatal" => Level::Fatal,
+            "error" => Level::Error,
+            "warning" | "warn" => Level::Warning,
+            "info" => Level::Info,
+            "debug" => Level::Debug,
+            _ => {
+                return Err(ParseError::new(
+                    "a level (fatal, error, warning, info or debug)",
+                    s,
+                ))
+            }
+        })
+    }
+}
+
 /// What produced a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -107,6 +173,40 @@ pub enum Kind {
     Error,
     /// A message passed to [`capture_message`](crate::capture_message).
     Message,
+}
+
+impl Kind {
+    /// The lowercase name used in the JSON schema.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Kind::Panic => "panic",
+            Kind::Error => "error",
+            Kind::Message => "message",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// ```
+/// assert_eq!("panic".parse::<crashbox::Kind>(), Ok(crashbox::Kind::Panic));
+/// assert!("crash".parse::<crashbox::Kind>().is_err());
+/// ```
+impl std::str::FromStr for Kind {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "panic" => Kind::Panic,
+            "error" => Kind::Error,
+            "message" => Kind::Message,
+            _ => return Err(ParseError::new("a kind (panic, error or message)", s)),
+        })
+    }
 }
 
 /// One link of an error's source chain.

@@ -213,11 +213,9 @@ pub(crate) struct Hub {
     writer: Mutex<()>,
     crumbs: Mutex<Crumbs>,
     max_breadcrumbs: AtomicUsize,
-    /// Set for hubs made by `testing::capture`: reports go there, not to the client.
-    pub(crate) test_sink: Option<Arc<crate::testing::TestSink>>,
 }
 
-static GLOBAL_HUB: Lazy<Arc<Hub>> = Lazy::new(|| Arc::new(Hub::new(None)));
+static GLOBAL_HUB: Lazy<Arc<Hub>> = Lazy::new(|| Arc::new(Hub::new()));
 
 thread_local! {
     static BOUND_HUB: RefCell<Option<Arc<Hub>>> = const { RefCell::new(None) };
@@ -230,13 +228,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub(crate) fn new(test_sink: Option<Arc<crate::testing::TestSink>>) -> Self {
+    pub(crate) fn new() -> Self {
         Hub {
             published: RwLock::new(Arc::new(Scope::default())),
             writer: Mutex::new(()),
             crumbs: Mutex::new(Crumbs::default()),
             max_breadcrumbs: AtomicUsize::new(limits::DEFAULT_MAX_BREADCRUMBS),
-            test_sink,
         }
     }
 
@@ -326,14 +323,6 @@ pub(crate) fn with_current_hub<R>(f: impl FnOnce(&Arc<Hub>) -> R) -> R {
         Some(hub) => f(&hub),
         None => f(Hub::global()),
     }
-}
-
-/// The test sink bound to this thread, if any.
-pub(crate) fn bound_test_sink() -> Option<Arc<crate::testing::TestSink>> {
-    BOUND_HUB
-        .try_with(|b| b.borrow().as_ref().and_then(|h| h.test_sink.clone()))
-        .ok()
-        .flatten()
 }
 
 /// A scope frozen at capture time; merged on the worker.
@@ -484,7 +473,7 @@ mod tests {
 
     #[test]
     fn layers_override_base_and_merge_tags() {
-        let hub = Hub::new(None);
+        let hub = Hub::new();
         hub.configure(|s| {
             s.set_tag("a", "base");
             s.set_tag("b", "base");
@@ -512,7 +501,7 @@ mod tests {
 
     #[test]
     fn concurrent_writers_lose_no_update() {
-        let hub = Arc::new(Hub::new(None));
+        let hub = Arc::new(Hub::new());
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let hub = hub.clone();

@@ -30,8 +30,8 @@ mod journal;
 
 pub(crate) use journal::Journal;
 
-use crate::capture::Captured;
 use crate::limits::MAX_REPORT_BYTES;
+use crate::record::Captured;
 use crate::report::{Report, ReportId};
 use crate::stats::STATS;
 
@@ -397,7 +397,7 @@ fn new_owner() -> String {
     format!(
         "{}_{:08x}",
         std::process::id(),
-        crate::capture::random_u128() as u32
+        crate::rand::random_u128() as u32
     )
 }
 
@@ -442,11 +442,7 @@ fn hold_lock(dir: &Path, owner: &str) -> io::Result<File> {
 /// A short stable hash (FNV-1a), so programs of the same name in different
 /// places get different spools.
 fn short_hash(bytes: &[u8]) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in bytes {
-        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
-    }
-    format!("{h:08x}")
+    format!("{:08x}", crate::hash::fnv1a_32(bytes))
 }
 
 /// The default spool directory: `$XDG_STATE_HOME/crashbox/<program>-<hash>`,
@@ -989,11 +985,19 @@ impl Spool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_directory_hash_is_stable_across_versions() {
+        // A new version must find the spool an older one left behind.
+        assert_eq!(short_hash(b""), "811c9dc5");
+        assert_eq!(short_hash(b"a"), "e40c292c");
+        assert_eq!(short_hash(b"/usr/local/bin/my-app"), "f18a0993");
+    }
+
     fn temp_spool(label: &str) -> Spool {
         let dir = std::env::temp_dir().join(format!(
             "crashbox-spool-unit-{label}-{}-{}",
             std::process::id(),
-            crate::capture::random_u128() as u32
+            crate::rand::random_u128() as u32
         ));
         Spool::open(dir, 100, Duration::from_secs(30 * 86_400)).unwrap()
     }

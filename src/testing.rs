@@ -30,10 +30,11 @@
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::capture::Pending;
-use crate::client::{self, Receiver};
+use crate::capture::install::{self, Listener, Sink};
+use crate::client;
 use crate::options::Options;
-use crate::pipeline::{Processor, Settings};
+use crate::pipeline::Processor;
+use crate::record::Pending;
 use crate::report::{Report, ReportId};
 use crate::scope::{self, BindGuard, Hub};
 
@@ -43,27 +44,31 @@ pub(crate) struct TestSink {
     pending: Mutex<Vec<Pending>>,
 }
 
-impl TestSink {
-    pub(crate) fn accept(&self, pending: Pending) -> ReportId {
+/// Test captures stay out of the application's counters: nothing here
+/// touches [`Stats`](crate::Stats).
+impl Sink for TestSink {
+    fn submit(&self, pending: Pending) -> Option<ReportId> {
         let id = pending.id;
         self.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(pending);
-        id
+        Some(id)
     }
+}
 
+impl TestSink {
     fn take_reports(&self) -> Vec<Report> {
         let pending =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         if pending.is_empty() {
             return Vec::new();
         }
-        let settings = client::current_settings()
-            .unwrap_or_else(|| Arc::new(Settings::from_options(&Options::new())));
+        let settings =
+            client::current_settings().unwrap_or_else(|| Arc::new(Options::new().settings()));
         let mut processor = Processor::new(settings);
         // A panicking before_send is caught and counted, not captured again.
-        let _reentry = crate::capture::Reentry::enter();
+        let _reentry = crate::reentry::Reentry::enter();
         pending
             .into_iter()
             .filter_map(|p| {
@@ -75,12 +80,14 @@ impl TestSink {
     }
 }
 
-/// A private collector bound to this thread while it lives.
+/// A private collector bound to this thread while it lives, with a scope
+/// of its own.
 struct Binding {
     sink: Arc<TestSink>,
     // Field order: unbind first, then stop counting as a receiver.
-    _bind: BindGuard,
-    _receiver: Receiver,
+    _sink: install::Bound,
+    _scope: BindGuard,
+    _listener: Listener,
 }
 
 impl Binding {
@@ -90,12 +97,13 @@ impl Binding {
         let sink = Arc::new(TestSink {
             pending: Mutex::new(Vec::new()),
         });
-        let hub = Arc::new(Hub::new(Some(sink.clone())));
-        let receiver = Receiver::register();
+        let hub = Arc::new(Hub::new());
+        let listener = Listener::register();
         Binding {
-            _bind: scope::bind_hub(Some(hub), Vec::new()),
+            _sink: install::bind(Some(sink.clone())),
+            _scope: scope::bind_hub(Some(hub), Vec::new()),
             sink,
-            _receiver: receiver,
+            _listener: listener,
         }
     }
 }

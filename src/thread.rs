@@ -1,6 +1,7 @@
 //! Carrying the current scope (and test collector) into other threads.
 use std::thread::JoinHandle;
 
+use crate::capture::install;
 use crate::scope;
 
 /// Wraps `f` so that, wherever it runs, it reports into the hub and scope
@@ -23,8 +24,10 @@ where
     R: 'static,
 {
     let (hub, layers) = scope::current_binding();
+    let sink = install::bound();
     move || {
-        let _bound = scope::bind_hub(hub, layers);
+        let _scope = scope::bind_hub(hub, layers);
+        let _sink = install::bind(sink);
         f()
     }
 }

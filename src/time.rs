@@ -1,4 +1,4 @@
-//! RFC 3339 timestamps without a calendar dependency.
+//! RFC 3339 report timestamps (calendar arithmetic by hand) and HTTP dates.
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, milliseconds).
@@ -75,8 +75,24 @@ pub(crate) fn parse_rfc3339_millis(s: &str) -> Option<SystemTime> {
     to_system_time(days, u64::from(h * 3600 + mi * 60 + se), ms * 1_000_000)
 }
 
-/// Parses an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`, RFC 9110 IMF-fixdate).
+/// Parses an HTTP date in any of the three forms RFC 9110 asks recipients
+/// to accept, all in GMT: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`),
+/// RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`; a two-digit year below 70 is
+/// 20xx) and asctime (`Sun Nov  6 08:49:37 1994`).
+///
+/// The `httpdate` crate reads the three forms exactly; an IMF-fixdate it
+/// refuses is then read field by field (see [`parse_loose_imf_fixdate`]).
 pub(crate) fn parse_http_date(s: &str) -> Option<SystemTime> {
+    httpdate::parse_http_date(s)
+        .ok()
+        .or_else(|| parse_loose_imf_fixdate(s))
+}
+
+/// Reads an IMF-fixdate field by field, separated by any whitespace: the
+/// weekday is not checked, the month's case does not matter, a day may have
+/// one digit, a second may be 60 and a day past the month's end runs into
+/// the next month (`31 Feb` is 3 March). The year is 1970 to 9999.
+fn parse_loose_imf_fixdate(s: &str) -> Option<SystemTime> {
     let mut parts = s.split_whitespace();
     let _weekday = parts.next()?;
     let day: u32 = parts.next()?.parse().ok()?;
@@ -126,5 +142,43 @@ mod tests {
         );
         assert_eq!(parse_http_date("Wed, 21 Foo 2015 07:28:00 GMT"), None);
         assert_eq!(parse_http_date("120"), None);
+    }
+
+    #[test]
+    fn http_dates_parse_in_all_three_forms() {
+        let at = Some(UNIX_EPOCH + Duration::from_secs(784_111_777));
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), at);
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), at);
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), at);
+        // RFC 850's two-digit years below 70 are in this century.
+        assert_eq!(
+            parse_http_date("Tuesday, 31-Dec-69 23:59:59 GMT"),
+            parse_http_date("Tue, 31 Dec 2069 23:59:59 GMT")
+        );
+        assert!(parse_http_date("Tue, 31 Dec 2069 23:59:59 GMT").is_some());
+        for wrong in [
+            "Sunday, 06-Nov-94 08:49:37 UTC",
+            "Sun Nov  6 08:49:37 94",
+            "Sun Nov 36 08:49:37 1994",
+            "Sunday, 06-Nov-94",
+        ] {
+            assert_eq!(parse_http_date(wrong), None, "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn imf_fixdates_are_read_loosely_as_before() {
+        let at = Some(UNIX_EPOCH + Duration::from_secs(784_111_777));
+        // A wrong weekday, a lowercase month, a one-digit day, extra spaces.
+        assert_eq!(parse_http_date("Mon, 06 Nov 1994 08:49:37 GMT"), at);
+        assert_eq!(parse_http_date("Sun, 06 nov 1994 08:49:37 GMT"), at);
+        assert_eq!(parse_http_date("Sun, 6 Nov 1994 08:49:37 GMT"), at);
+        assert_eq!(parse_http_date("Sun,  06 Nov 1994  08:49:37 GMT"), at);
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:60 GMT"),
+            Some(UNIX_EPOCH + Duration::from_secs(784_111_800))
+        );
+        assert_eq!(parse_http_date("Sun, 06 Nov 1969 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC"), None);
     }
 }

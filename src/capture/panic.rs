@@ -3,8 +3,9 @@ use std::any::Any;
 use std::panic::PanicHookInfo;
 use std::sync::Once;
 
+use crate::capture;
 use crate::capture::stack::{self, StackMark, Top};
-use crate::capture::{self, Reentry};
+use crate::reentry::Reentry;
 use crate::report::{ExceptionInfo, Kind, Level, Location};
 
 /// The text of a panic payload (`&str` or `String`), else a placeholder.
@@ -40,7 +41,7 @@ pub(crate) fn install() {
             if Reentry::active() {
                 return;
             }
-            if crate::client::is_active() {
+            if crate::capture::install::is_active() {
                 capture_panic(info, mark);
             }
             previous(info);

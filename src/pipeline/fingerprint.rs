@@ -16,34 +16,8 @@
 //! A fingerprint set with [`Scope::set_fingerprint`](crate::Scope::set_fingerprint)
 //! replaces it; a part written `{{ default }}` stands for the default one.
 use super::symbolicate::Physical;
+use crate::hash::Fnv1a64 as Fnv;
 use crate::report::{ExceptionInfo, Kind, Location};
-
-/// FNV-1a, 64 bits: stable across runs, platforms and Rust versions.
-#[derive(Clone, Copy)]
-pub(crate) struct Fnv(u64);
-
-impl Fnv {
-    pub(crate) fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    pub(crate) fn bytes(mut self, bytes: &[u8]) -> Self {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-        self
-    }
-
-    /// A field: its bytes and a separator no UTF-8 text contains.
-    pub(crate) fn field(self, text: &str) -> Self {
-        self.bytes(text.as_bytes()).bytes(&[0xff])
-    }
-
-    pub(crate) fn finish(self) -> u64 {
-        self.0
-    }
-}
 
 /// The default fingerprint.
 pub(crate) fn default_hash(
@@ -192,6 +166,14 @@ mod tests {
             )
         );
         assert_eq!(to_hex(Fnv::new().finish()), "cbf29ce484222325");
+        assert_eq!(
+            to_hex(default_hash(Kind::Error, "", &io_error(), &frames, None)),
+            "e91d6b4caf6d7538"
+        );
+        assert_eq!(
+            to_hex(hash(|| 0, Some(&["checkout".to_owned()]))),
+            "9ecd9933d0405da0"
+        );
     }
 
     #[test]

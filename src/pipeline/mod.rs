@@ -17,15 +17,17 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::capture::Captured;
-use crate::options::{BeforeSend, Options};
+use crate::record::Captured;
 use crate::report::User;
 use crate::report::{parse_hex, Frame, Image, Kind, Report, Sdk};
 use crate::stats::STATS;
 use scrub::Scrubber;
 use symbolicate::{InAppRules, SymbolCache, Symbolicated};
 
-/// What processing needs from the options.
+/// A hook that sees each processed report before it is sent: return `None` to drop it.
+pub type BeforeSend = Arc<dyn Fn(Report) -> Option<Report> + Send + Sync>;
+
+/// What processing needs from the options (see `Options::settings`).
 pub(crate) struct Settings {
     pub release: Option<String>,
     pub environment: String,
@@ -43,37 +45,12 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    pub(crate) fn from_options(options: &Options) -> Self {
-        Settings {
-            release: options.release.clone(),
-            environment: options.environment.clone(),
-            in_app: InAppRules {
-                include: options.in_app_prefixes(),
-                exclude: options.in_app_exclude.clone(),
-            },
-            before_send: options.before_send.clone(),
-            aggregation_window: options.aggregation_window,
-            aggregation_burst: options.aggregation_burst,
-            max_reports_per_minute: options.max_reports_per_minute,
-            sample_rate: options.sample_rate,
-            scrubber: options.scrub.then(|| Scrubber::new(&options.scrub_keys)),
-            default_username: if options.send_default_pii {
-                ["USER", "LOGNAME", "USERNAME"]
-                    .iter()
-                    .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-            } else {
-                None
-            },
-            symbolicate: options.symbolicate,
-        }
-    }
-
     /// Whether a capture of `kind` is kept by the sample rate.
     pub(crate) fn sampled_in(&self, kind: Kind) -> bool {
         if kind == Kind::Panic || self.sample_rate >= 1.0 {
             return true;
         }
-        let draw = (crate::capture::random_u128() >> 75) as f64 / (1u64 << 53) as f64;
+        let draw = (crate::rand::random_u128() >> 75) as f64 / (1u64 << 53) as f64;
         draw < self.sample_rate
     }
 
@@ -99,7 +76,7 @@ impl Settings {
     /// A capture in the form a later run can resolve: scrubbed (secrets
     /// never reach the disk), its addresses tied to their files, with this
     /// run's release and environment.
-    pub(crate) fn raw_capture(&self, pending: crate::capture::Pending) -> Captured {
+    pub(crate) fn raw_capture(&self, pending: crate::record::Pending) -> Captured {
         let mut captured = pending.into_captured();
         self.scrub(&mut captured);
         captured.locate_addresses();
@@ -209,7 +186,7 @@ fn frame_images(frames: &[Frame], live: bool, recorded: Vec<Image>) -> Vec<Image
             .iter()
             .filter_map(|&a| usize::try_from(a).ok())
             .collect();
-        return crate::capture::images::images_for(&addresses);
+        return crate::images::images_for(&addresses);
     }
     let mut images: Vec<Image> = Vec::new();
     for a in addresses {
@@ -376,7 +353,7 @@ impl Processor {
             return Some(report);
         };
         let fallback = report.clone();
-        let _reentry = crate::capture::Reentry::enter();
+        let _reentry = crate::reentry::Reentry::enter();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(report))) {
             Ok(report) => report,
             Err(_) => {

@@ -1,8 +1,9 @@
 //! Secret scrubbing: values under secret-looking keys and credential-looking
 //! substrings of free text are replaced by [`REDACTED`].
 //!
-//! Everything here is hand-written byte scanning (no regex): each rule is a
-//! single left-to-right pass, linear in the text, that only ever cuts the
+//! Everything here is hand-written byte scanning (no regex; `memchr` finds
+//! the bytes and substrings a rule starts from): each rule is a single
+//! left-to-right pass, linear in the text, that only ever cuts the
 //! text next to ASCII bytes (so never inside a multibyte character), and
 //! that allocates nothing unless it finds something to redact. Every rule
 //! leaves `[redacted]` alone, so scrubbing twice changes nothing the second
@@ -114,6 +115,7 @@
 //! `null`; every other string, at any depth, goes through
 //! [`Scrubber::scrub_text`]. Object keys themselves are not changed. The walk
 //! uses an explicit stack, so deep values cannot overflow the thread's stack.
+use memchr::{memchr, memchr2, memchr3, memmem};
 use serde_json::Value;
 
 /// The text secrets are replaced with.
@@ -235,13 +237,12 @@ impl Scrubber {
     fn scrub_pairs(&self, rw: &mut Rewriter<'_>) {
         let b = rw.src.as_bytes();
         let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'=' || b[i] == b':' {
-                if let Some((start, end)) = self.pair_value_at(rw.src, i) {
-                    rw.replace(start, end, REDACTED);
-                    i = end.max(i + 1);
-                    continue;
-                }
+        while let Some(at) = memchr2(b'=', b':', &b[i.min(b.len())..]) {
+            i += at;
+            if let Some((start, end)) = self.pair_value_at(rw.src, i) {
+                rw.replace(start, end, REDACTED);
+                i = end.max(i + 1);
+                continue;
             }
             i += 1;
         }
@@ -586,18 +587,15 @@ fn ends_with_ci(word: &[u8], suffix: &[u8]) -> bool {
     word.len() >= suffix.len() && word[word.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
 }
 
-/// The first occurrence of `needle` (non-empty) in `hay` at or after `from`.
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let first = *needle.first()?;
-    let mut i = from;
-    while i < hay.len() {
-        let p = i + hay.get(i..)?.iter().position(|&c| c == first)?;
-        if starts_with(hay, p, needle) {
-            return Some(p);
-        }
-        i = p + 1;
-    }
-    None
+/// The first occurrence of `needle` (a non-empty pattern) in `hay` at or
+/// after `from`.
+fn find(hay: &[u8], needle: &memmem::Finder<'_>, from: usize) -> Option<usize> {
+    Some(from + needle.find(hay.get(from..)?)?)
+}
+
+/// The first `byte` in `hay` at or after `from`.
+fn find_byte(hay: &[u8], byte: u8, from: usize) -> Option<usize> {
+    Some(from + memchr(byte, hay.get(from..)?)?)
 }
 
 /// The end of the run of bytes matching `pred` starting at `from`.
@@ -633,8 +631,9 @@ fn scrub_pem_keys(rw: &mut Rewriter<'_>) {
     const BEGIN: &[u8] = b"-----BEGIN ";
     const DASHES: &[u8] = b"-----";
     let b = rw.src.as_bytes();
+    let begin = memmem::Finder::new(BEGIN);
     let mut i = 0;
-    while let Some(p) = find(b, BEGIN, i) {
+    while let Some(p) = find(b, &begin, i) {
         let label_start = p + BEGIN.len();
         let label_end = run_end(b, label_start, |c| {
             c.is_ascii_uppercase() || c.is_ascii_digit() || c == b' '
@@ -648,7 +647,7 @@ fn scrub_pem_keys(rw: &mut Rewriter<'_>) {
         }
         let label = &b[label_start..label_end];
         let header_end = label_end + DASHES.len();
-        if find(label, b"PRIVATE KEY", 0).is_none() {
+        if memmem::find(label, b"PRIVATE KEY").is_none() {
             i = header_end;
             continue;
         }
@@ -661,8 +660,9 @@ fn scrub_pem_keys(rw: &mut Rewriter<'_>) {
 /// The end of `-----END <label>-----` at or after `from`.
 fn pem_end(b: &[u8], from: usize, label: &[u8]) -> Option<usize> {
     const END: &[u8] = b"-----END ";
+    let end_line = memmem::Finder::new(END);
     let mut i = from;
-    while let Some(p) = find(b, END, i) {
+    while let Some(p) = find(b, &end_line, i) {
         let l = p + END.len();
         if starts_with(b, l, label) && starts_with(b, l + label.len(), b"-----") {
             return Some(l + label.len() + 5);
@@ -676,8 +676,9 @@ fn pem_end(b: &[u8], from: usize, label: &[u8]) -> Option<usize> {
 
 fn scrub_url_passwords(rw: &mut Rewriter<'_>) {
     let b = rw.src.as_bytes();
+    let separator = memmem::Finder::new(b"://");
     let mut i = 0;
-    while let Some(p) = find(b, b"://", i) {
+    while let Some(p) = find(b, &separator, i) {
         let has_scheme =
             p > 0 && (b[p - 1].is_ascii_alphanumeric() || matches!(b[p - 1], b'+' | b'-' | b'.'));
         let authority = p + 3;
@@ -690,7 +691,7 @@ fn scrub_url_passwords(rw: &mut Rewriter<'_>) {
             end += 1;
         }
         if let (true, Some(at)) = (has_scheme, last_at) {
-            if let Some(colon) = b[authority..at].iter().position(|&c| c == b':') {
+            if let Some(colon) = memchr(b':', &b[authority..at]) {
                 let start = authority + colon + 1;
                 if at > start && !starts_with(b, start, REDACTED.as_bytes()) {
                     rw.replace(start, at, REDACTED);
@@ -710,8 +711,9 @@ fn is_authority_end(c: u8) -> bool {
 
 fn scrub_jwts(rw: &mut Rewriter<'_>) {
     let b = rw.src.as_bytes();
+    let header = memmem::Finder::new(b"eyJ");
     let mut i = 0;
-    while let Some(p) = find(b, b"eyJ", i) {
+    while let Some(p) = find(b, &header, i) {
         if p > 0 && is_base64url(b[p - 1]) {
             i = p + 1;
             continue;
@@ -749,7 +751,7 @@ fn scrub_aws_key_ids(rw: &mut Rewriter<'_>) {
     const LEN: usize = 20;
     let b = rw.src.as_bytes();
     let mut i = 0;
-    while let Some(p) = find(b, b"A", i) {
+    while let Some(p) = find_byte(b, b'A', i) {
         i = p + 1;
         if p > 0 && b[p - 1].is_ascii_alphanumeric() {
             continue;
@@ -774,8 +776,9 @@ fn scrub_aws_key_ids(rw: &mut Rewriter<'_>) {
 fn scrub_auth_schemes(rw: &mut Rewriter<'_>) {
     let b = rw.src.as_bytes();
     let mut i = 0;
-    while i < b.len() {
-        if (b[i] | 0x20) != b'b' || (i > 0 && b[i - 1].is_ascii_alphanumeric()) {
+    while let Some(at) = memchr2(b'b', b'B', &b[i.min(b.len())..]) {
+        i += at;
+        if i > 0 && b[i - 1].is_ascii_alphanumeric() {
             i += 1;
             continue;
         }
@@ -922,12 +925,12 @@ fn bare_value_end(b: &[u8], start: usize) -> usize {
 /// same line, skipping backslash escapes.
 fn find_quote_close(b: &[u8], from: usize, q: u8) -> Option<usize> {
     let mut i = from;
-    while i < b.len() {
+    while let Some(at) = memchr3(b'\\', b'\n', q, b.get(i..)?) {
+        i += at;
         match b[i] {
             b'\\' => i += 2,
             b'\n' => return None,
-            c if c == q => return Some(i),
-            _ => i += 1,
+            _ => return Some(i),
         }
     }
     None
@@ -936,7 +939,8 @@ fn find_quote_close(b: &[u8], from: usize, q: u8) -> Option<usize> {
 /// The closing `\"` of an escaped-JSON string value, on the same line.
 fn find_escaped_quote_close(b: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
-    while i < b.len() {
+    while let Some(at) = memchr2(b'\\', b'\n', b.get(i..)?) {
+        i += at;
         match b[i] {
             b'\\' if b.get(i + 1) == Some(&b'"') => return Some(i),
             b'\n' => return None,

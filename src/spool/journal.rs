@@ -21,7 +21,7 @@ use super::{
     create_private, encode, open_regular, owner_alive, parse_entry, Entry, EntryRef, Spool,
     MAX_FILE_BYTES, SUFFIX,
 };
-use crate::capture::Captured;
+use crate::record::Captured;
 use crate::report::ReportId;
 use crate::stats::STATS;
 
@@ -279,7 +279,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "crashbox-journal-unit-{label}-{}-{}",
             std::process::id(),
-            crate::capture::random_u128() as u32
+            crate::rand::random_u128() as u32
         ));
         Spool::open(dir, 100, Duration::from_secs(30 * 86_400)).expect("a spool")
     }

@@ -25,7 +25,8 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    /// How long `Retry-After` asks to wait (seconds or an HTTP date).
+    /// How long `Retry-After` asks to wait: seconds, or an HTTP date in any
+    /// of its three forms (see [`crate::time::parse_http_date`]).
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         let value = self.retry_after.as_deref()?.trim();
         if let Ok(secs) = value.parse::<u64>() {
@@ -276,6 +277,38 @@ mod tests {
             answer(429, Some("99999999999")).retry_after(),
             Some(MAX_WAIT)
         );
+    }
+
+    #[test]
+    fn retry_after_accepts_the_obsolete_date_forms() {
+        // RFC 850 and asctime dates wait like the IMF-fixdate they name.
+        for date in [
+            "Tue, 31 Dec 2069 23:59:59 GMT",
+            "Tuesday, 31-Dec-69 23:59:59 GMT",
+            "Tue Dec 31 23:59:59 2069",
+        ] {
+            assert_eq!(
+                answer(429, Some(date)).retry_after(),
+                Some(MAX_WAIT),
+                "{date}"
+            );
+        }
+        for date in [
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            " Sun Nov  6 08:49:37 1994 ",
+        ] {
+            assert_eq!(
+                answer(429, Some(date)).retry_after(),
+                Some(Duration::ZERO),
+                "{date}"
+            );
+        }
+        match answer(429, Some("Sun Nov  6 08:49:37 1994")).into_result() {
+            Err(TransportError::RateLimited { retry_after, .. }) => {
+                assert_eq!(retry_after, Duration::ZERO)
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

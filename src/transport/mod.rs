@@ -12,7 +12,7 @@ mod stderr;
 use std::time::Duration;
 
 use crate::collector::Collector;
-use crate::options::ConfigError;
+use crate::error::ConfigError;
 use crate::report::Report;
 
 pub use file::FileTransport;
@@ -26,6 +26,9 @@ pub use otlp::OtlpTransport;
 #[cfg(feature = "http")]
 pub use sentry::SentryTransport;
 pub use stderr::StderrTransport;
+
+/// Reports handed to a transport in one call, at most (transports may ask for fewer).
+pub const MAX_BATCH: usize = 64;
 
 /// Why a transport could not deliver a batch.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +99,7 @@ pub trait Transport: Send {
 
     /// The most reports [`send`](Transport::send) takes at once (default 64).
     fn max_batch(&self) -> usize {
-        crate::worker::MAX_BATCH
+        MAX_BATCH
     }
 }
 

@@ -145,9 +145,9 @@ pub(crate) fn log_record(report: &Report) -> Value {
         string_attr(
             "crashbox.report.kind",
             match report.kind {
-                crate::Kind::Panic => "panic",
-                crate::Kind::Error => "error",
-                crate::Kind::Message => "message",
+                crate::report::Kind::Panic => "panic",
+                crate::report::Kind::Error => "error",
+                crate::report::Kind::Message => "message",
             },
         ),
     ];

@@ -58,7 +58,7 @@ impl SentryTransport {
     }
 
     fn limit(&mut self, category: &str, for_: Duration) {
-        let until = crate::client::deadline_after(for_);
+        let until = crate::deadline::deadline_after(for_);
         let entry = self.limits.entry(category.to_owned()).or_insert(until);
         if *entry < until {
             *entry = until;

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{Message, MAX_BATCH};
+use super::Message;
 use crate::report::Report;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{Transport, TransportError, MAX_BATCH};
 
 /// Wakes the worker up when something it waits for happened off its
 /// thread (a batch delivered, debug info loaded): a [`Message::Wake`] on
@@ -66,7 +66,7 @@ impl Courier {
             .spawn(move || {
                 // Captures and flushes from inside a transport must not
                 // wait for the worker, which waits for this thread.
-                let _reentry = crate::capture::Reentry::enter();
+                let _reentry = crate::reentry::Reentry::enter();
                 super::mark_worker_thread();
                 for batch in batch_rx {
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
