@@ -9,7 +9,7 @@
 # Layout (repo = this script's ../..):
 #   <repo>/target/relay/venv    python virtualenv with sentry-relay==$RELAY_VERSION (kept between runs)
 #
-# tests/relay_normalizer.rs finds the python in CRASHBOX_E2E_RELAY_PYTHON (.ci/run sets it from `install`),
+# tests/e2e/relay_normalizer.rs finds the python in CRASHBOX_E2E_RELAY_PYTHON (.ci/run sets it from `install`),
 # else in <repo>/target/relay/venv, else python3.
 set -euo pipefail
 

@@ -1,4 +1,4 @@
-//! Run by `tests/spool.rs`: `abort_app panic` installs crashbox and panics
+//! Run by `tests/spool/abort.rs`: `abort_app panic` installs crashbox and panics
 //! (the process aborts: `panic = "abort"`); `abort_app replay` installs
 //! crashbox on the same spool, lets it replay what the spool holds, and exits.
 //!

@@ -1,0 +1,424 @@
+//! Reports are right in every build users ship.
+//!
+//! A small application (tests/fixture_app, depending on crashbox by path) is
+//! built in each release profile users ship, run once per kind of capture,
+//! and its reports checked: frame 0 is the application's function that
+//! captured or panicked, no frame of crashbox or of the stack walker
+//! anywhere, `in_app` exactly on the application's frames, no `0x0` frame,
+//! one fingerprint across `debug = false`, `"line-tables-only"` and
+//! `true`, and the executable among the images with its build id. A stripped
+//! build's frame 0 is checked by address: the application prints where its
+//! functions are, and frame 0 must fall in the expected one.
+//! A copy of the application with crashbox vendored inside its workspace is
+//! checked too.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::fixture_build;
+use crashbox::Report;
+
+use object::Object;
+
+/// Capture modes of the fixture and the function frame 0 must be in.
+const MODES: &[(&str, &str)] = &[
+    ("error", "save"),
+    ("report", "load"),
+    ("message", "warn"),
+    ("thread", "save"),
+    ("panic-index", "lookup"),
+    ("panic-unwrap", "parse_port"),
+];
+
+/// Profiles of tests/fixture_app/Cargo.toml: name, whether the binary has
+/// function names, whether the fingerprint must match the other unstripped
+/// profiles.
+const PROFILES: &[(&str, bool, bool)] = &[
+    ("release", true, true),
+    ("line-tables", true, true),
+    ("full-debug", true, true),
+    ("strip-debuginfo", true, true),
+    ("stripped", false, false),
+    ("abort", true, false),
+];
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixture_app")
+}
+
+fn target_dir(manifest: &Path) -> PathBuf {
+    let name = if manifest.starts_with(fixture_dir()) {
+        "fixture-target"
+    } else {
+        "vendored-target"
+    };
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// Builds the fixture at `manifest` in `profile`; returns the binary.
+fn build(manifest: &Path, profile: &str) -> PathBuf {
+    fixture_build::build(manifest, profile, &target_dir(manifest), "fixture-app")
+}
+
+/// Runs `binary MODE` and returns its reports.
+fn run(binary: &Path, mode: &str) -> Vec<Report> {
+    run_with_functions(binary, mode).0
+}
+
+/// Runs `binary MODE`; returns its reports and where its functions were.
+fn run_with_functions(binary: &Path, mode: &str) -> (Vec<Report>, BTreeMap<String, u64>) {
+    let dir = binary.parent().unwrap().join("reports");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{mode}.jsonl"));
+    let _ = std::fs::remove_file(&file);
+    let out = Command::new(binary)
+        .arg(mode)
+        .env("CRASHBOX_COLLECTOR", format!("file://{}", file.display()))
+        .env_remove("SENTRY_DSN")
+        .env_remove("CRASHBOX_SYMBOLICATE")
+        .stderr(std::process::Stdio::null())
+        .output()
+        .expect("fixture runs");
+    let status = out.status;
+    let functions = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("function ")?.split(' ');
+            let name = words.next()?.to_owned();
+            let address = u64::from_str_radix(words.next()?.trim_start_matches("0x"), 16).ok()?;
+            Some((name, address))
+        })
+        .collect();
+    // Under panic = "abort" a panic ends the process: its report is
+    // delivered by the hook before that.
+    assert!(
+        status.success() || mode.starts_with("panic"),
+        "{} {mode}: {status}",
+        binary.display()
+    );
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let reports = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a report per line"))
+        .collect();
+    (reports, functions)
+}
+
+/// The function of `functions` (name → start address in the process) that
+/// holds the return address `address`: the nearest start below it.
+fn function_holding(functions: &BTreeMap<String, u64>, address: u64) -> Option<&str> {
+    functions
+        .iter()
+        .filter(|(_, &start)| start < address && address - start < 64 * 1024)
+        .max_by_key(|(_, &start)| start)
+        .map(|(name, _)| name.as_str())
+}
+
+fn bare(name: &str) -> &str {
+    let name = name.split('<').next().unwrap_or(name);
+    name.rsplit("::").next().unwrap_or(name)
+}
+
+/// Whether a frame is the application's, told from what the build gives.
+fn is_application(frame: &crashbox::Frame, sources: &Path) -> bool {
+    match (&frame.file, &frame.function) {
+        (Some(file), _) => Path::new(file).starts_with(sources),
+        (None, Some(function)) => function.contains("fixture_app::"),
+        (None, None) => false,
+    }
+}
+
+fn build_id(binary: &Path) -> String {
+    let data = std::fs::read(binary).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let id = file
+        .build_id()
+        .unwrap()
+        .expect("the linker wrote a build id");
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks one report of an unstripped build; returns problems found.
+fn check_frames(report: &Report, expected: &str, sources: &Path, named: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(top) = report.frames.first() else {
+        return vec!["no frames".into()];
+    };
+    if named {
+        match &top.function {
+            Some(f) if bare(f) == expected => {}
+            other => problems.push(format!("frame 0 is {other:?}, not {expected}")),
+        }
+    }
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for (i, frame) in report.frames.iter().enumerate() {
+        let function = frame.function.as_deref().unwrap_or("");
+        let foreign = function.starts_with("crashbox::")
+            || function.starts_with("<crashbox::")
+            || function.starts_with("backtrace::")
+            || frame.file.as_deref().is_some_and(|f| {
+                Path::new(f).starts_with(&own)
+                    || f.contains("/backtrace-0.")
+                    || f.contains("/vendor/crashbox/")
+            });
+        if foreign {
+            problems.push(format!(
+                "frame {i} is crashbox's or the walker's: {frame:?}"
+            ));
+        }
+        if frame.address == "0x0" {
+            problems.push(format!("frame {i} has address 0x0"));
+        }
+        if named && frame.in_app != is_application(frame, sources) {
+            problems.push(format!("frame {i} in_app is {}: {frame:?}", frame.in_app));
+        }
+    }
+    problems
+}
+
+fn exe_image<'a>(report: &'a Report, binary: &Path) -> Option<&'a crashbox::Image> {
+    let binary = binary.canonicalize().unwrap();
+    report
+        .images
+        .iter()
+        .find(|i| Path::new(&i.code_file).canonicalize().ok().as_deref() == Some(&*binary))
+}
+
+#[test]
+fn frames_are_right_in_every_release_profile() {
+    let manifest = fixture_dir().join("Cargo.toml");
+    let sources = fixture_dir().join("src");
+    let mut problems = Vec::new();
+    // mode → profile → fingerprint
+    let mut groups: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
+    // mode → frame 0's offset in its function, in the `release` build.
+    let mut offsets: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut table = vec!["| profile | mode | frame 0 | foreign frames | group |".to_owned()];
+    for &(profile, named, same_group) in PROFILES {
+        let binary = build(&manifest, profile);
+        let id = build_id(&binary);
+        for &(mode, expected) in MODES {
+            let (reports, functions) = run_with_functions(&binary, mode);
+            let Some(report) = reports.first() else {
+                problems.push(format!("{profile} {mode}: no report"));
+                continue;
+            };
+            let mut found = check_frames(report, expected, &sources, named);
+            // Line tables name functions bare; the symbol table adds the path.
+            let top = report.frames[0].function.as_deref().unwrap_or("");
+            if named && !top.starts_with("fixture_app::") {
+                found.push(format!("frame 0 is not named by its full path: {top}"));
+            }
+            match exe_image(report, &binary) {
+                Some(image) if image.code_id.as_deref() == Some(id.as_str()) => {
+                    let address = u64::from_str_radix(
+                        report.frames[0].address.trim_start_matches("0x"),
+                        16,
+                    )
+                    .unwrap_or(0);
+                    let offset = functions.get(expected).map(|start| address.wrapping_sub(*start));
+                    if profile == "release" {
+                        offsets.extend(offset.map(|o| (mode, o)));
+                    }
+                    if !named {
+                        // No names: frame 0 must lie in the function the
+                        // process said it has there, at the same
+                        // instruction as in the build with names.
+                        let function = function_holding(&functions, address);
+                        if function != Some(expected)
+                            || !image.contains(address)
+                            || offset != offsets.get(mode).copied()
+                        {
+                            problems.push(format!(
+                                "{profile} {mode}: frame 0 at {address:#x} is in {function:?} at offset {offset:x?} (release: {:x?}), functions {functions:x?}", offsets.get(mode)
+                            ));
+                        }
+                    }
+                }
+                other => problems.push(format!(
+                    "{profile} {mode}: the executable is not among the images with build id {id}: {other:?}"
+                )),
+            }
+            table.push(format!(
+                "| {profile} | {mode} | {} | {} | {} |",
+                report.frames[0]
+                    .function
+                    .as_deref()
+                    .unwrap_or(&report.frames[0].address),
+                found.iter().filter(|p| p.contains("crashbox's")).count(),
+                report.group
+            ));
+            problems.extend(found.into_iter().map(|p| format!("{profile} {mode}: {p}")));
+            if same_group {
+                groups
+                    .entry(mode)
+                    .or_default()
+                    .insert(profile, report.group.clone());
+            }
+        }
+    }
+    for (mode, by_profile) in &groups {
+        let distinct: std::collections::BTreeSet<_> = by_profile.values().collect();
+        if distinct.len() != 1 {
+            problems.push(format!(
+                "{mode}: fingerprints differ across profiles: {by_profile:?}"
+            ));
+        }
+    }
+    println!("{}", table.join("\n"));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn frames_are_right_with_crashbox_vendored_in_the_workspace() {
+    let app = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vendored-app");
+    let vendored = app.join("vendor/crashbox");
+    let _ = std::fs::remove_dir_all(&app);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_dir(&fixture_dir().join("src"), &app.join("src"));
+    std::fs::create_dir_all(&vendored).unwrap();
+    for item in ["Cargo.toml", "build.rs", "README.md", "src", "benches"] {
+        let from = root.join(item);
+        if from.is_dir() {
+            copy_dir(&from, &vendored.join(item));
+        } else {
+            std::fs::copy(&from, vendored.join(item)).unwrap();
+        }
+    }
+    let manifest = std::fs::read_to_string(fixture_dir().join("Cargo.toml"))
+        .unwrap()
+        .replace("path = \"../..\"", "path = \"vendor/crashbox\"");
+    assert!(manifest.contains("vendor/crashbox"));
+    std::fs::write(app.join("Cargo.toml"), manifest).unwrap();
+    if let Ok(lock) = std::fs::read(fixture_dir().join("Cargo.lock")) {
+        std::fs::write(app.join("Cargo.lock"), lock).unwrap();
+    }
+    let binary = build(&app.join("Cargo.toml"), "line-tables");
+    let mut problems = Vec::new();
+    for &(mode, expected) in MODES {
+        let reports = run(&binary, mode);
+        match reports.first() {
+            Some(report) => problems.extend(
+                check_frames(report, expected, &app.join("src"), true)
+                    .into_iter()
+                    .map(|p| format!("{mode}: {p}")),
+            ),
+            None => problems.push(format!("{mode}: no report")),
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if path.is_dir() {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "compare" || n == "rss")
+            {
+                continue;
+            }
+            copy_dir(&path, &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// Runs `crashbox symbolicate --debug-file DEBUG INPUT`.
+fn symbolicate(debug: &Path, input: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_crashbox"))
+        .arg("symbolicate")
+        .arg("--debug-file")
+        .arg(debug)
+        .arg(input)
+        .output()
+        .expect("crashbox runs")
+}
+
+fn objcopy(args: &[&str], from: &Path, to: &Path) {
+    let status = Command::new("objcopy")
+        .args(args)
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("objcopy (binutils) runs");
+    assert!(status.success(), "objcopy {args:?} failed");
+}
+
+type Shape = Vec<(Option<String>, Option<String>, Option<u32>, bool)>;
+
+fn shape(report: &Report) -> Shape {
+    report
+        .frames
+        .iter()
+        .map(|f| (f.function.clone(), f.file.clone(), f.line, f.in_app))
+        .collect()
+}
+
+#[test]
+fn a_stripped_build_symbolicated_later_matches_the_unstripped_build() {
+    let unstripped = build(&fixture_dir().join("Cargo.toml"), "full-debug");
+    let dir = unstripped.parent().unwrap().join("split");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The same program stripped (objcopy keeps the build id), and its debug file.
+    let stripped = dir.join("fixture-app");
+    let debug = dir.join("fixture-app.debug");
+    objcopy(&["--only-keep-debug"], &unstripped, &debug);
+    objcopy(&["--strip-all"], &unstripped, &stripped);
+    assert_eq!(build_id(&stripped), build_id(&unstripped));
+    let mut problems = Vec::new();
+    for &(mode, expected) in MODES {
+        let live = run(&unstripped, mode);
+        let raw = run(&stripped, mode);
+        let (Some(live), Some(raw_report)) = (live.first(), raw.first()) else {
+            problems.push(format!("{mode}: no report"));
+            continue;
+        };
+        assert!(
+            raw_report.frames.iter().all(|f| f.function.is_none()),
+            "{mode}: a stripped build names no frame"
+        );
+        let input = dir.join(format!("{mode}.jsonl"));
+        std::fs::write(&input, format!("{}\n", raw_report.to_json())).unwrap();
+        let out = symbolicate(&debug, &input);
+        assert!(
+            out.status.success(),
+            "{mode}: symbolicate failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let resolved: Report = serde_json::from_slice(
+            out.stdout
+                .split(|&b| b == b'\n')
+                .next()
+                .expect("one report"),
+        )
+        .expect("a report");
+        if shape(&resolved) != shape(live) {
+            problems.push(format!(
+                "{mode}: resolved later\n{:#?}\nlive\n{:#?}",
+                shape(&resolved),
+                shape(live)
+            ));
+        }
+        let top = resolved.frames[0].function.as_deref().unwrap_or("");
+        if bare(top) != expected {
+            problems.push(format!("{mode}: frame 0 resolved to {top}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // Another build's debug file is refused, naming both build ids.
+    let other = build(&fixture_dir().join("Cargo.toml"), "release");
+    let input = dir.join("error.jsonl");
+    let out = symbolicate(&other, &input);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&build_id(&other)) && stderr.contains(&build_id(&stripped)),
+        "{stderr}"
+    );
+}
