@@ -249,9 +249,17 @@ fn capture_message_at(
 /// let (_, reports) = crashbox::testing::capture(|| parse("300"));
 /// assert_eq!(reports.len(), 1);
 /// ```
-pub trait ResultExt<T, E> {
+///
+/// The trait is sealed: crashbox implements it, for `Result`s of errors.
+pub trait ResultExt<T, E>: sealed::Sealed {
     /// Captures the `Err` (see [`capture_error`]) and returns `self`.
     fn report(self) -> Self;
+}
+
+mod sealed {
+    /// Keeps [`ResultExt`](super::ResultExt) for the types crashbox implements it for.
+    pub trait Sealed {}
+    impl<T, E: std::error::Error> Sealed for Result<T, E> {}
 }
 
 impl<T, E: Error> ResultExt<T, E> for Result<T, E> {

@@ -234,12 +234,14 @@ impl Options {
 
     /// Where reports go: see the README's collector strings. Parsed by `init`,
     /// which returns a [`ConfigError`] for a malformed one.
+    #[must_use]
     pub fn collector(mut self, collector: impl Into<String>) -> Self {
         self.collector = Some(collector.into());
         self
     }
 
     /// Sends reports through a transport of your own instead of a collector string.
+    #[must_use]
     pub fn transport(mut self, transport: impl Transport + 'static) -> Self {
         self.transport = Some(Box::new(transport));
         self
@@ -247,12 +249,14 @@ impl Options {
 
     /// The release, such as `crashbox::release!()`. Its crate name (before `@`)
     /// also counts as an in-app prefix.
+    #[must_use]
     pub fn release(mut self, release: impl Into<String>) -> Self {
         self.release = Some(release.into());
         self
     }
 
     /// The environment, such as `production` or `staging`.
+    #[must_use]
     pub fn environment(mut self, environment: impl Into<String>) -> Self {
         self.environment = environment.into();
         self
@@ -260,6 +264,7 @@ impl Options {
 
     /// Marks frames whose function path starts with `prefix` (such as `myapp::`
     /// or `myapp`) as in-app.
+    #[must_use]
     pub fn in_app_include(mut self, prefix: impl Into<String>) -> Self {
         self.in_app_include.push(prefix.into());
         self
@@ -267,18 +272,21 @@ impl Options {
 
     /// Marks frames whose function path starts with `prefix` as not in-app,
     /// even where an include rule matches.
+    #[must_use]
     pub fn in_app_exclude(mut self, prefix: impl Into<String>) -> Self {
         self.in_app_exclude.push(prefix.into());
         self
     }
 
     /// How long dropping the [`Guard`](crate::Guard) may wait for delivery (default 2 s).
+    #[must_use]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
     }
 
     /// How many breadcrumbs to keep (default 100, at most 1000).
+    #[must_use]
     pub fn max_breadcrumbs(mut self, max: usize) -> Self {
         self.max_breadcrumbs = max;
         self
@@ -287,12 +295,14 @@ impl Options {
     /// How many captured reports may wait for the worker (default 1024). When
     /// the queue is full, a capture is dropped and counted in
     /// [`Stats::dropped_queue_full`](crate::Stats::dropped_queue_full).
+    #[must_use]
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
         self
     }
 
     /// Whether `init` installs the panic hook (default `true`).
+    #[must_use]
     pub fn panic_hook(mut self, install: bool) -> Self {
         self.panic_hook = install;
         self
@@ -319,6 +329,7 @@ impl Options {
 
     /// The service name the OTLP collector reports (default: the release's
     /// crate name, else the executable's file name).
+    #[must_use]
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = Some(name.into());
         self
@@ -326,6 +337,7 @@ impl Options {
 
     /// Back-off between delivery attempts: the first wait is about `initial`
     /// (default 1 s), doubling with jitter up to `max` (default 60 s).
+    #[must_use]
     pub fn retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.retry_initial = initial;
         self.retry_max = max;
@@ -335,6 +347,7 @@ impl Options {
     /// Delivery attempts per batch before it is dropped and counted in
     /// [`Stats::dropped_retries_exhausted`](crate::Stats::dropped_retries_exhausted)
     /// (default 6). Rate-limit waits do not count as attempts.
+    #[must_use]
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
         self
@@ -346,6 +359,7 @@ impl Options {
     /// `memory` and `stderr`. With a spool, every capture is written there as
     /// the worker takes it in, before its symbols are resolved, so a killed
     /// process loses none it handed over.
+    #[must_use]
     pub fn spool(mut self, enabled: bool) -> Self {
         self.spool = Some(enabled);
         self
@@ -358,18 +372,21 @@ impl Options {
     /// writable by group or others after a chmod to 0700 is refused: `init`
     /// still succeeds, without a spool, and says so on stderr and in
     /// [`Stats::spool_refused`](crate::Stats::spool_refused).
+    #[must_use]
     pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spool_dir = Some(dir.into());
         self
     }
 
     /// How many reports the spool keeps for replay (default 100); the oldest go first.
+    #[must_use]
     pub fn spool_max_reports(mut self, max: usize) -> Self {
         self.spool_max_reports = max;
         self
     }
 
     /// How old a spooled report may be and still be replayed (default 30 days).
+    #[must_use]
     pub fn spool_max_age(mut self, age: Duration) -> Self {
         self.spool_max_age = age;
         self
@@ -380,6 +397,7 @@ impl Options {
     /// `stderr` collector (where delivery is a local write, and a process
     /// that panicked may end without running destructors); default 2 s. With
     /// a spool, the report is in it either way, and a later run delivers it.
+    #[must_use]
     pub fn panic_flush_timeout(mut self, timeout: Duration) -> Self {
         self.panic_flush_timeout = timeout;
         self
@@ -413,6 +431,7 @@ impl Options {
     /// # drop(guard);
     /// # Ok::<(), crashbox::ConfigError>(())
     /// ```
+    #[must_use]
     pub fn aggregation_window(mut self, window: Duration) -> Self {
         self.aggregation_window = window;
         self
@@ -457,6 +476,7 @@ impl Options {
     /// # drop(guard);
     /// # Ok::<(), crashbox::ConfigError>(())
     /// ```
+    #[must_use]
     pub fn aggregation_burst(mut self, burst: u32) -> Self {
         self.aggregation_burst = burst;
         self
@@ -473,6 +493,7 @@ impl Options {
     /// it, nor are the reports that close windows (at most one per first
     /// report, so at most about twice the limit is sent a minute). `0` turns
     /// the limit off.
+    #[must_use]
     pub fn max_reports_per_minute(mut self, max: u32) -> Self {
         self.max_reports_per_minute = max;
         self
@@ -483,6 +504,7 @@ impl Options {
     /// stack is walked; the ones left out are counted in
     /// [`Stats::dropped_sampled`](crate::Stats::dropped_sampled). Panics are
     /// always kept. `init` refuses a value outside `0.0..=1.0`.
+    #[must_use]
     pub fn sample_rate(mut self, rate: f64) -> Self {
         self.sample_rate = rate;
         self
@@ -508,6 +530,7 @@ impl Options {
     /// assert_eq!(reports[0].tag("api_key"), Some("[redacted]"));
     /// assert_eq!(reports[0].message, "GET https://bob:[redacted]@example.com failed");
     /// ```
+    #[must_use]
     pub fn scrub(mut self, enabled: bool) -> Self {
         self.scrub = enabled;
         self
@@ -531,6 +554,7 @@ impl Options {
     /// record the sender's IP address. A user's IP address and username set
     /// explicitly with [`Scope::set_user`](crate::Scope::set_user) are sent
     /// either way.
+    #[must_use]
     pub fn send_default_pii(mut self, enabled: bool) -> Self {
         self.send_default_pii = enabled;
         self
@@ -547,6 +571,7 @@ impl Options {
     /// let options = crashbox::Options::new().collector("memory").debug(true);
     /// # let _ = options;
     /// ```
+    #[must_use]
     pub fn debug(mut self, enabled: bool) -> Self {
         self.debug = enabled;
         self
@@ -570,6 +595,7 @@ impl Options {
     /// let options = crashbox::Options::new().symbolicate(false);
     /// # let _ = options;
     /// ```
+    #[must_use]
     pub fn symbolicate(mut self, enabled: bool) -> Self {
         self.symbolicate = enabled;
         self

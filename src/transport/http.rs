@@ -159,6 +159,14 @@ pub struct HttpTransport {
     url: String,
 }
 
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTransport")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HttpTransport {
     /// A transport posting to `endpoint`.
     pub fn new(endpoint: &Endpoint) -> Self {

@@ -119,7 +119,7 @@ pub(crate) fn for_collector(
             Box::new(SentryTransport::new(dsn.clone()).with_default_pii(service.send_default_pii))
         }
         #[cfg(feature = "http")]
-        Collector::Otlp(endpoint) => Box::new(OtlpTransport::new(endpoint, service)),
+        Collector::Otlp(endpoint) => Box::new(OtlpTransport::with_service(endpoint, service)),
         #[cfg(not(feature = "http"))]
         Collector::Http(_) | Collector::Sentry(_) | Collector::Otlp(_) => {
             let _ = service;

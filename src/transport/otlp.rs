@@ -74,8 +74,60 @@ pub(crate) fn stacktrace_text(report: &Report) -> String {
     text
 }
 
+impl std::fmt::Debug for OtlpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpTransport")
+            .field("url", &self.url)
+            .field("service", &self.service.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl OtlpTransport {
-    pub(crate) fn new(endpoint: &Endpoint, service: ServiceInfo) -> Self {
+    /// A transport posting to `endpoint` for the service `service_name`
+    /// (resource attribute `service.name`), in environment `production`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "http")] {
+    /// let crashbox::Collector::Otlp(endpoint) =
+    ///     crashbox::Collector::parse("otlp+http://127.0.0.1:4318")?
+    /// else {
+    ///     unreachable!()
+    /// };
+    /// let transport = crashbox::transport::OtlpTransport::new(&endpoint, "billing")
+    ///     .service_version("1.4.2")
+    ///     .environment("staging");
+    /// let _options = crashbox::Options::new().transport(transport);
+    /// # }
+    /// # Ok::<(), crashbox::ConfigError>(())
+    /// ```
+    pub fn new(endpoint: &Endpoint, service_name: impl Into<String>) -> Self {
+        OtlpTransport::with_service(
+            endpoint,
+            ServiceInfo {
+                name: service_name.into(),
+                version: None,
+                environment: "production".to_owned(),
+                send_default_pii: false,
+            },
+        )
+    }
+
+    /// The service's version (resource attribute `service.version`).
+    #[must_use]
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.service.version = Some(version.into());
+        self
+    }
+
+    /// The deployment environment (`deployment.environment.name`).
+    #[must_use]
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.service.environment = environment.into();
+        self
+    }
+
+    pub(crate) fn with_service(endpoint: &Endpoint, service: ServiceInfo) -> Self {
         OtlpTransport {
             client: HttpClient::new(),
             url: format!("{}/v1/logs", endpoint.url()),

@@ -25,6 +25,15 @@ pub struct SentryTransport {
     auto_ip: bool,
 }
 
+impl std::fmt::Debug for SentryTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The DSN's own `Debug` masks its key.
+        f.debug_struct("SentryTransport")
+            .field("dsn", &self.dsn)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SentryTransport {
     /// A transport for `dsn`.
     pub fn new(dsn: Dsn) -> Self {
