@@ -11,14 +11,14 @@ use crate::collector::Collector;
 use crate::deadline::deadline_after;
 use crate::error::ConfigError;
 use crate::options::Options;
-use crate::pipeline::aggregate::{Entry, Slots};
+use crate::pipeline::aggregate::{Claim, Slots};
 use crate::pipeline::Settings;
 use crate::record::Pending;
 use crate::report::{Kind, ReportId};
 use crate::scope::Hub;
 use crate::spool::{EntryRef, LastRun, Spool};
 use crate::stats::STATS;
-use crate::worker::{Inbox, Ledger, Message, Waker, Worker};
+use crate::worker::{InFlight, Inbox, Message, Waker, Worker};
 
 static LAST_RUN: RwLock<Option<LastRun>> = RwLock::new(None);
 
@@ -90,8 +90,8 @@ pub(crate) struct Client {
     last_run: LastRun,
     panicked: AtomicBool,
     panic_flush_timeout: Duration,
-    /// Every report handed to the worker until it is settled (see `Ledger`).
-    ledger: Arc<Ledger>,
+    /// Every report handed to the worker until it is settled (see `InFlight`).
+    ledger: Arc<InFlight>,
     /// Repeats counted on the caller's thread (see `pipeline::aggregate`).
     slots: Arc<Slots>,
     /// Lets the worker's helper threads wake it; disarmed at shutdown.
@@ -137,9 +137,9 @@ impl Client {
         if let Some(key) = key {
             match self.slots.enter(key) {
                 // A repeat: its window's report will carry it (in flight until then).
-                Entry::Absorbed => return None,
-                Entry::Claimed => pending.claimed = true,
-                Entry::Passed | Entry::Busy => {}
+                Claim::Absorbed => return None,
+                Claim::Claimed => pending.claimed = true,
+                Claim::Passed | Claim::Busy => {}
             }
         }
         let claimed = key.filter(|_| pending.claimed);
@@ -379,7 +379,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     let (tx, rx) = mpsc::sync_channel(options.queue_capacity);
     let inbox = Inbox::new(rx);
     let worker_inbox = inbox.clone();
-    let ledger = Arc::new(Ledger::default());
+    let ledger = Arc::new(InFlight::default());
     let slots = Arc::new(Slots::new(options.aggregation_burst));
     let waker = Waker::new(tx.clone());
     let started = Worker::new(

@@ -8,7 +8,7 @@
 //! answered on time.
 mod courier;
 mod delivery;
-mod ledger;
+mod in_flight;
 mod processing;
 mod queue;
 mod retry;
@@ -22,12 +22,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub(crate) use courier::Waker;
-pub(crate) use ledger::Ledger;
+pub(crate) use in_flight::InFlight;
 use queue::receive;
 pub(crate) use queue::{Inbox, Message};
 pub(crate) use retry::RetryPolicy;
 
-use crate::pipeline::aggregate::{Aggregator, Closed, Offer, RateLimiter, Slots, Window};
+use crate::pipeline::aggregate::{Aggregator, Closed, Offer, RateLimiter, Slots, WindowRef};
 use crate::pipeline::{Processor, Settings};
 use crate::record::{Captured, Pending};
 use crate::report::{Kind, Report};
@@ -189,7 +189,7 @@ pub(crate) struct Worker {
     attempts: u32,
     /// No delivery before this instant (back-off or rate limit).
     not_before: Option<Instant>,
-    ledger: Arc<Ledger>,
+    ledger: Arc<InFlight>,
     spool: Option<Arc<Spool>>,
     /// Where captures are written as they arrive (with a spool).
     journal: Option<Journal>,
@@ -210,7 +210,7 @@ impl Worker {
         settings: Arc<Settings>,
         transport: Box<dyn Transport>,
         retry: RetryPolicy,
-        ledger: Arc<Ledger>,
+        ledger: Arc<InFlight>,
         spool: Option<Arc<Spool>>,
         slots: Arc<Slots>,
         waker: Waker,

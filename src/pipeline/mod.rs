@@ -6,8 +6,8 @@
 //! applies the rate limit.
 pub(crate) mod aggregate;
 pub(crate) mod fingerprint;
-mod fit;
 pub(crate) mod scrub;
+mod size_limits;
 pub(crate) mod symbolicate;
 pub(crate) mod symtab;
 
@@ -120,7 +120,7 @@ impl Settings {
             }
             .scrub(scrubber);
         }
-        fit::fit(report);
+        size_limits::enforce(report);
     }
 }
 
@@ -340,7 +340,7 @@ impl Processor {
             truncated,
             images,
         };
-        fit::fit(&mut report);
+        size_limits::enforce(&mut report);
         report
     }
 

@@ -412,7 +412,7 @@ impl Worker {
         report: Report,
         spool_file: Option<PathBuf>,
         rate_limited: bool,
-        window: Option<Window>,
+        window: Option<WindowRef>,
     ) {
         let Some(report) = self.processor.before_send(report) else {
             return self.drop_report(spool_file, &STATS.filtered);
@@ -420,11 +420,11 @@ impl Worker {
         let mut spool_file = spool_file;
         if rate_limited && report.kind != Kind::Panic && !self.limiter.allow(Instant::now()) {
             match window {
-                Some(Window { key, opened: true }) => {
+                Some(WindowRef { key, opened: true }) => {
                     // Its window does not open: repeats counted meanwhile share its fate.
                     STATS.dropped_rate_limited.add(self.aggregator.forget(key));
                 }
-                Some(Window { key, opened: false }) => {
+                Some(WindowRef { key, opened: false }) => {
                     // One of an open window's burst: counted in the report
                     // that closes the window instead.
                     match self.aggregator.hold(key, spool_file) {

@@ -42,7 +42,7 @@ fn capture_here() -> Captured {
 fn debug_info_is_let_go_once_the_worker_is_idle() {
     let idle = Duration::from_millis(100);
     let settings = Arc::new(crate::Options::new().settings());
-    let ledger = Arc::new(Ledger::default());
+    let ledger = Arc::new(InFlight::default());
     let retry = RetryPolicy {
         initial: Duration::from_secs(1),
         max: Duration::from_secs(1),
@@ -111,7 +111,7 @@ impl Transport for Keep {
 #[test]
 fn at_a_shutdown_deadline_captures_go_out_with_addresses_only_rather_than_not_at_all() {
     let settings = Arc::new(crate::Options::new().settings());
-    let ledger = Arc::new(Ledger::default());
+    let ledger = Arc::new(InFlight::default());
     let retry = RetryPolicy {
         initial: Duration::from_secs(1),
         max: Duration::from_secs(1),

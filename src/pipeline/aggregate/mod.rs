@@ -38,10 +38,10 @@ mod windows;
 use keys::Mix;
 pub(crate) use keys::{fold_key, located_key, raw_key};
 pub(crate) use rate::RateLimiter;
-pub(crate) use slots::{Entry, Slots};
+pub(crate) use slots::{Claim, Slots};
 #[cfg(test)]
-use windows::MAX_GROUPS;
-pub(crate) use windows::{Aggregator, Closed, Offer, Window};
+use windows::MAX_WINDOWS;
+pub(crate) use windows::{Aggregator, Closed, Offer, WindowRef};
 
 #[cfg(test)]
 mod tests;

@@ -23,7 +23,7 @@ fn slot_of(key: u64) -> (usize, u64) {
 
 /// What a capture found in its slot.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Entry {
+pub(crate) enum Claim {
     /// Its key's first capture: it claimed the slot, and goes to the worker.
     Claimed,
     /// One of the burst after the first: counted in the slot as passed, and
@@ -45,7 +45,7 @@ impl Slots {
         }
     }
 
-    pub(crate) fn enter(&self, key: u64) -> Entry {
+    pub(crate) fn enter(&self, key: u64) -> Claim {
         let (index, tag) = slot_of(key);
         let slot = &self.slots[index];
         let mut value = slot.load(Ordering::Relaxed);
@@ -55,12 +55,12 @@ impl Slots {
             } else if value >> 32 == tag && value & COUNT_MASK != COUNT_MASK {
                 value + 1
             } else {
-                return Entry::Busy;
+                return Claim::Busy;
             };
             match slot.compare_exchange_weak(value, next, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) if value == 0 => return Entry::Claimed,
-                Ok(_) if value & COUNT_MASK < self.passes => return Entry::Passed,
-                Ok(_) => return Entry::Absorbed,
+                Ok(_) if value == 0 => return Claim::Claimed,
+                Ok(_) if value & COUNT_MASK < self.passes => return Claim::Passed,
+                Ok(_) => return Claim::Absorbed,
                 Err(now) => value = now,
             }
         }

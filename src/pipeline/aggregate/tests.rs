@@ -27,7 +27,7 @@ fn norm(text: &str) -> u64 {
     Mix::new(0).normalized(text).0
 }
 
-fn sent(offer: Offer) -> Window {
+fn sent(offer: Offer) -> WindowRef {
     match offer {
         Offer::Send(_, _, Some(window)) => window,
         Offer::Send(_, _, None) => panic!("sent outside any window"),
@@ -131,17 +131,17 @@ fn raw_keys_differ_by_stack_type_and_message_but_not_by_its_numbers() {
 fn caller_slots_claim_absorb_and_release() {
     let slots = Slots::new(1);
     let key = 0x1234_5678_9abc_def0;
-    assert_eq!(slots.enter(key), Entry::Claimed);
-    assert_eq!(slots.enter(key), Entry::Absorbed);
-    assert_eq!(slots.enter(key), Entry::Absorbed);
+    assert_eq!(slots.enter(key), Claim::Claimed);
+    assert_eq!(slots.enter(key), Claim::Absorbed);
+    assert_eq!(slots.enter(key), Claim::Absorbed);
     // Same slot (low bits), another key: the normal path.
-    assert_eq!(slots.enter(key ^ (1 << 40)), Entry::Busy);
+    assert_eq!(slots.enter(key ^ (1 << 40)), Claim::Busy);
     assert_eq!(slots.release(key ^ (1 << 40)), 0, "not its slot");
     assert_eq!(slots.release(key), 2);
-    assert_eq!(slots.enter(key), Entry::Claimed);
-    assert_eq!(slots.enter(key), Entry::Absorbed);
+    assert_eq!(slots.enter(key), Claim::Claimed);
+    assert_eq!(slots.enter(key), Claim::Absorbed);
     assert_eq!(slots.sweep(), 1);
-    assert_eq!(slots.enter(key), Entry::Claimed);
+    assert_eq!(slots.enter(key), Claim::Claimed);
     assert_eq!(Slots::new(0).passes, 0, "0 is 1: only the first");
 }
 
@@ -149,17 +149,17 @@ fn caller_slots_claim_absorb_and_release() {
 fn caller_slots_pass_the_burst_and_count_only_what_they_absorbed() {
     let slots = Slots::new(3);
     let key = 0x1234_5678_9abc_def0;
-    assert_eq!(slots.enter(key), Entry::Claimed);
-    assert_eq!(slots.enter(key), Entry::Passed);
-    assert_eq!(slots.enter(key), Entry::Passed);
+    assert_eq!(slots.enter(key), Claim::Claimed);
+    assert_eq!(slots.enter(key), Claim::Passed);
+    assert_eq!(slots.enter(key), Claim::Passed);
     for _ in 0..5 {
-        assert_eq!(slots.enter(key), Entry::Absorbed);
+        assert_eq!(slots.enter(key), Claim::Absorbed);
     }
     assert_eq!(slots.release(key), 5, "the passed ones went to the worker");
-    assert_eq!(slots.enter(key), Entry::Claimed);
-    assert_eq!(slots.enter(key), Entry::Passed);
+    assert_eq!(slots.enter(key), Claim::Claimed);
+    assert_eq!(slots.enter(key), Claim::Passed);
     assert_eq!(slots.release(key), 0, "closed inside the burst");
-    assert_eq!(slots.enter(key), Entry::Claimed);
+    assert_eq!(slots.enter(key), Claim::Claimed);
     for _ in 0..4 {
         slots.enter(key);
     }
@@ -181,10 +181,10 @@ fn a_burst_is_sent_and_only_what_follows_is_counted() {
     for _ in 0..10 {
         captures += 1;
         match slots.enter(key) {
-            Entry::Claimed => queued.push(true),
-            Entry::Passed => queued.push(false),
-            Entry::Absorbed => {}
-            Entry::Busy => panic!("the slot is free"),
+            Claim::Claimed => queued.push(true),
+            Claim::Passed => queued.push(false),
+            Claim::Absorbed => {}
+            Claim::Busy => panic!("the slot is free"),
         }
     }
     assert_eq!(queued, [true, false, false]);
@@ -212,7 +212,7 @@ fn a_burst_is_sent_and_only_what_follows_is_counted() {
     assert_eq!((closed.absorbed, closed.held), (7, 3));
     assert_eq!(individually + closed.report.count, captures);
     assert_eq!(closed.report.message, "boom 1", "a copy of the first");
-    assert_eq!(slots.enter(key), Entry::Claimed, "closing frees the slot");
+    assert_eq!(slots.enter(key), Claim::Claimed, "closing frees the slot");
 }
 
 #[test]
@@ -235,12 +235,12 @@ fn first_is_sent_repeats_counted_and_one_report_closes_the_window() {
     let mut agg = Aggregator::new(Duration::from_secs(60), 1, slots.clone());
     let now = Instant::now();
     let key = 0x1234_5678_9abc_def0;
-    assert_eq!(slots.enter(key), Entry::Claimed);
-    assert_eq!(slots.enter(key), Entry::Absorbed);
+    assert_eq!(slots.enter(key), Claim::Claimed);
+    assert_eq!(slots.enter(key), Claim::Absorbed);
     let first = report("00000000000000aa");
     let first_id = first.id;
     assert!(sent(agg.offer(first, None, Some(key), true, now)).opened);
-    assert_eq!(slots.enter(key), Entry::Absorbed);
+    assert_eq!(slots.enter(key), Claim::Absorbed);
     // Another call site with the same fingerprint, folded by raw key.
     let other = 0x0fed_cba9_8765_4321;
     assert!(!agg.fold_raw(other, now), "unknown key: process it");
@@ -265,7 +265,7 @@ fn first_is_sent_repeats_counted_and_one_report_closes_the_window() {
     assert_ne!(ready[0].report.id, first_id);
     // Two absorbed in the slot, two held (folded on the worker).
     assert_eq!((ready[0].absorbed, ready[0].held), (2, 2));
-    assert_eq!(slots.enter(key), Entry::Claimed, "closing frees the slot");
+    assert_eq!(slots.enter(key), Claim::Claimed, "closing frees the slot");
     let later = now + Duration::from_secs(61);
     assert!(sent(agg.offer(report("00000000000000aa"), None, Some(key), true, later)).opened);
 }
@@ -300,14 +300,14 @@ fn a_forgotten_window_returns_what_its_slots_absorbed() {
     let slots = Arc::new(Slots::new(2));
     let mut agg = Aggregator::new(Duration::from_secs(60), 2, slots.clone());
     let key = 42 << 8;
-    assert_eq!(slots.enter(key), Entry::Claimed);
-    assert_eq!(slots.enter(key), Entry::Passed);
-    assert_eq!(slots.enter(key), Entry::Absorbed);
+    assert_eq!(slots.enter(key), Claim::Claimed);
+    assert_eq!(slots.enter(key), Claim::Passed);
+    assert_eq!(slots.enter(key), Claim::Absorbed);
     let first = report("00000000000000cc");
     let window = sent(agg.offer(first, None, Some(key), true, Instant::now()));
     assert_eq!(agg.forget(window.key), 1, "the passed one is on its way");
     assert_eq!(agg.next_deadline(), None);
-    assert_eq!(slots.enter(key), Entry::Claimed, "the slot is free again");
+    assert_eq!(slots.enter(key), Claim::Claimed, "the slot is free again");
 }
 
 #[test]
@@ -331,16 +331,16 @@ fn zero_window_sends_everything() {
 fn groups_are_bounded_and_evicted_windows_still_report() {
     let mut agg = Aggregator::new(Duration::from_secs(60), 1, Arc::new(Slots::new(1)));
     let now = Instant::now();
-    for i in 0..(MAX_GROUPS as u64 + 10) {
+    for i in 0..(MAX_WINDOWS as u64 + 10) {
         let group = format!("{i:016x}");
         let at = now + Duration::from_millis(i);
         let _ = agg.offer(report(&group), None, None, false, at);
         let _ = agg.offer(report(&group), None, None, false, at);
     }
-    assert!(agg.groups.len() <= MAX_GROUPS);
+    assert!(agg.groups.len() <= MAX_WINDOWS);
     assert_eq!(agg.take_ready().len(), 10);
     agg.close_all();
-    assert_eq!(agg.take_ready().len(), MAX_GROUPS);
+    assert_eq!(agg.take_ready().len(), MAX_WINDOWS);
 }
 
 #[test]

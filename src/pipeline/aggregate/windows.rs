@@ -11,11 +11,12 @@ use crate::report::{Report, ReportId};
 
 /// Fold keys tracked at once (each keeps a copy of its first report);
 /// beyond it the oldest window closes early.
-pub(crate) const MAX_GROUPS: usize = 256;
+pub(crate) const MAX_WINDOWS: usize = 256;
 /// Raw keys remembered for folding repeats without processing them.
 const MAX_RAW_KEYS: usize = 4096;
 
-pub(super) struct Group {
+/// An open aggregation window: one fold key's reports since it opened.
+pub(super) struct Window {
     window_end: Instant,
     /// The window's first report, copied for the report that closes it.
     first: Report,
@@ -26,11 +27,11 @@ pub(super) struct Group {
     /// One repeat's spool file (a panic's), kept so that a repeat survives
     /// the process dying before the window closes; held in the ledger on disk.
     held_file: Option<PathBuf>,
-    /// Raw keys whose slots this group adopted.
+    /// Raw keys whose slots this window adopted.
     slots: Vec<u64>,
 }
 
-impl Group {
+impl Window {
     /// Holds a repeat until the window closes; returns its spool file when
     /// the window does not need it (it keeps one repeat's).
     fn hold(&mut self, spool_file: Option<PathBuf>) -> Option<PathBuf> {
@@ -49,7 +50,7 @@ impl Group {
 
 /// The window a report to be sent on its own belongs to.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Window {
+pub(crate) struct WindowRef {
     /// Its fold key.
     pub key: u64,
     /// Whether the report opened it (else it is one of its burst).
@@ -60,7 +61,7 @@ pub(crate) struct Window {
 pub(crate) enum Offer {
     /// To be sent now: the first of its window or one of its burst (`None`
     /// when nothing is aggregated).
-    Send(Box<Report>, Option<PathBuf>, Option<Window>),
+    Send(Box<Report>, Option<PathBuf>, Option<WindowRef>),
     /// A repeat, held in its window; `discard`: its spool file, no longer
     /// needed (the repeat is held in memory from now on).
     Folded { discard: Option<PathBuf> },
@@ -83,7 +84,7 @@ pub(crate) struct Aggregator {
     window: Duration,
     /// Reports of a window sent on their own, at least 1.
     burst: u32,
-    pub(super) groups: HashMap<u64, Group>,
+    pub(super) groups: HashMap<u64, Window>,
     /// Raw key to fold key.
     raw: HashMap<u64, u64>,
     slots: Arc<Slots>,
@@ -153,7 +154,7 @@ impl Aggregator {
                 group.slots.extend(adopted);
                 if group.sent < self.burst {
                     group.sent += 1;
-                    let window = Window {
+                    let window = WindowRef {
                         key: fold,
                         opened: false,
                     };
@@ -164,7 +165,7 @@ impl Aggregator {
                 }
             }
             None => {
-                if self.groups.len() >= MAX_GROUPS {
+                if self.groups.len() >= MAX_WINDOWS {
                     let oldest = self
                         .groups
                         .iter()
@@ -176,7 +177,7 @@ impl Aggregator {
                 }
                 self.groups.insert(
                     fold,
-                    Group {
+                    Window {
                         window_end: crate::deadline::deadline_after_from(now, self.window),
                         first: report.clone(),
                         sent: 1,
@@ -185,7 +186,7 @@ impl Aggregator {
                         slots: adopted,
                     },
                 );
-                let window = Window {
+                let window = WindowRef {
                     key: fold,
                     opened: true,
                 };
@@ -241,7 +242,7 @@ impl Aggregator {
     }
 
     /// Frees a group's slots, returning the repeats they absorbed.
-    fn release_slots(&self, group: &Group) -> u64 {
+    fn release_slots(&self, group: &Window) -> u64 {
         group.slots.iter().map(|&k| self.slots.release(k)).sum()
     }
 

@@ -13,7 +13,7 @@ use crate::stats::{Counter, STATS};
 /// the spool in the next 31, and the closed flag on top), so the caller's
 /// thread takes a report in with one compare-and-swap and no lock.
 #[derive(Debug, Default)]
-pub(crate) struct Ledger(AtomicU64);
+pub(crate) struct InFlight(AtomicU64);
 
 const IN_MEMORY: u64 = 1;
 const ON_DISK: u64 = 1 << 32;
@@ -36,7 +36,7 @@ fn held(state: u64, on_disk: bool) -> u64 {
     }
 }
 
-impl Ledger {
+impl InFlight {
     fn update(&self, f: impl FnMut(u64) -> Option<u64>) -> bool {
         self.0
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, f)
@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn the_ledger_counts_each_report_once() {
         let before = crate::stats();
-        let ledger = Ledger::default();
+        let ledger = InFlight::default();
         assert!(ledger.admit(false));
         assert!(ledger.admit(false));
         assert!(ledger.admit(true));

@@ -23,7 +23,7 @@ fn note(report: &mut Report, what: &str) {
 /// Serializes the report once, then takes away parts while subtracting
 /// their sizes (re-serializing a several-MiB report after every step would
 /// cost far more than the report is worth).
-pub(crate) fn fit(report: &mut Report) {
+pub(crate) fn enforce(report: &mut Report) {
     let mut size = size(report);
     if size <= MAX_REPORT_BYTES {
         return;
@@ -95,7 +95,7 @@ mod tests {
         for _ in 0..100 {
             r.breadcrumbs.push(Breadcrumb::new("y".repeat(1000)));
         }
-        fit(&mut r);
+        enforce(&mut r);
         assert!(size(&r) <= MAX_REPORT_BYTES);
         assert!(r.truncated.contains(&"extra".to_owned()));
         assert!(r.truncated.contains(&"breadcrumbs".to_owned()));
@@ -107,7 +107,7 @@ mod tests {
         let mut r = Report::sample("m");
         r.breadcrumbs.push(Breadcrumb::new("kept"));
         let before = r.clone();
-        fit(&mut r);
+        enforce(&mut r);
         assert_eq!(r, before);
     }
 }
