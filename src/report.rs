@@ -166,6 +166,7 @@ impl std::str::FromStr for Level {
 /// What produced a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Kind {
     /// A panic caught by crashbox's panic hook.
     Panic,
@@ -211,6 +212,7 @@ impl std::str::FromStr for Kind {
 
 /// One link of an error's source chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ExceptionInfo {
     /// The error's type name (best effort for sources, see the README).
     #[serde(rename = "type")]
@@ -221,6 +223,7 @@ pub struct ExceptionInfo {
 
 /// One stack frame, after symbol resolution.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Frame {
     /// Demangled function name, without the trailing hash.
     pub function: Option<String>,
@@ -234,6 +237,36 @@ pub struct Frame {
     pub in_app: bool,
     /// Instruction address, as `0x` hex.
     pub address: String,
+}
+
+impl ExceptionInfo {
+    /// A link of type `ty` saying `message`.
+    pub fn new(ty: impl Into<String>, message: impl Into<String>) -> Self {
+        ExceptionInfo {
+            ty: ty.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Frame {
+    /// A frame known only by its address (`0x` hex), not in-app.
+    ///
+    /// ```
+    /// let mut frame = crashbox::Frame::at_address("0x55d0c0ffee");
+    /// frame.function = Some("my_app::main".into());
+    /// assert!(!frame.in_app);
+    /// ```
+    pub fn at_address(address: impl Into<String>) -> Self {
+        Frame {
+            function: None,
+            file: None,
+            line: None,
+            column: None,
+            in_app: false,
+            address: address.into(),
+        }
+    }
 }
 
 /// A loaded binary (the executable or a shared library) that frames fall
@@ -316,6 +349,7 @@ pub(crate) fn debug_id(build_id: &[u8]) -> String {
 
 /// A source location.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Location {
     /// Source file path as the compiler saw it.
     pub file: String,
@@ -326,6 +360,15 @@ pub struct Location {
 }
 
 impl Location {
+    /// `file:line:column`.
+    pub fn new(file: impl Into<String>, line: u32, column: u32) -> Self {
+        Location {
+            file: file.into(),
+            line,
+            column,
+        }
+    }
+
     pub(crate) fn from_std(loc: &std::panic::Location<'_>) -> Self {
         Location {
             file: loc.file().to_owned(),
@@ -343,6 +386,7 @@ impl fmt::Display for Location {
 
 /// The thread a report was captured on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ThreadInfo {
     /// The thread's name, if it has one (`main` for the main thread).
     pub name: Option<String>,
@@ -352,6 +396,7 @@ pub struct ThreadInfo {
 
 /// The user an event concerns.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct User {
     /// A stable identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -381,6 +426,32 @@ impl User {
         }
     }
 
+    /// With a display name.
+    ///
+    /// ```
+    /// let user = crashbox::User::with_id("42").username("ada").email("ada@example.com");
+    /// assert_eq!(user.username.as_deref(), Some("ada"));
+    /// ```
+    #[must_use]
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// With an email address.
+    #[must_use]
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.email = Some(email.into());
+        self
+    }
+
+    /// With an IP address (`{{auto}}` asks Sentry to fill in the sender's).
+    #[must_use]
+    pub fn ip_address(mut self, ip_address: impl Into<String>) -> Self {
+        self.ip_address = Some(ip_address.into());
+        self
+    }
+
     /// The fields that are set.
     pub(crate) fn fields_mut(&mut self) -> impl Iterator<Item = &mut String> {
         [
@@ -396,6 +467,7 @@ impl User {
 
 /// Something that happened before a report, kept in a bounded ring.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Breadcrumb {
     /// When it happened (RFC 3339, UTC, milliseconds).
     pub timestamp: String,
@@ -455,6 +527,7 @@ impl Breadcrumb {
 
 /// Facts about the machine and program, gathered once per process.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Context {
     /// Operating system name (`NAME` from `/etc/os-release`, else the target OS).
     pub os: Option<String>,
@@ -478,6 +551,7 @@ pub struct Context {
 
 /// The SDK that produced a report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Sdk {
     /// Always `crashbox`.
     pub name: String,

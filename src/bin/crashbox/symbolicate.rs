@@ -358,14 +358,12 @@ fn new_frame(
     column: Option<u32>,
     address: &str,
 ) -> Frame {
-    Frame {
-        function,
-        file,
-        line,
-        column,
-        in_app: false,
-        address: address.to_owned(),
-    }
+    let mut frame = Frame::at_address(address);
+    frame.function = function;
+    frame.file = file;
+    frame.line = line;
+    frame.column = column;
+    frame
 }
 
 /// Resolves the frames of `report` that fall in the image of `debug`.
