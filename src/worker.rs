@@ -85,7 +85,8 @@ struct Seq {
 
 struct Outgoing {
     seq: Seq,
-    report: Report,
+    /// `None` while it is on its way (the courier holds it).
+    report: Option<Report>,
     /// The report's spool file, removed once the collector has it.
     spool_file: Option<PathBuf>,
 }

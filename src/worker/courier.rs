@@ -1,7 +1,7 @@
 //! The transport on a thread of its own: a collector that never answers
 //! holds up only the batch it was handed, never the worker, so flushes,
 //! shutdown and the spool go on while a request hangs.
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -45,7 +45,7 @@ pub(super) type Outcome = Result<(), TransportError>;
 /// Hands batches to the transport's thread, one at a time.
 pub(super) struct Courier {
     batches: SyncSender<Vec<Report>>,
-    outcomes: Receiver<Outcome>,
+    outcomes: Receiver<(Vec<Report>, Outcome)>,
     /// How many reports (from the front of the outbox) are on their way.
     in_flight: Option<usize>,
     max_batch: usize,
@@ -75,7 +75,7 @@ impl Courier {
                     .unwrap_or_else(|_| {
                         Err(TransportError::Permanent("the transport panicked".into()))
                     });
-                    if outcome_tx.send(outcome).is_err() {
+                    if outcome_tx.send((batch, outcome)).is_err() {
                         return;
                     }
                     waker.wake();
@@ -100,38 +100,40 @@ impl Courier {
         self.in_flight
     }
 
-    /// Hands a batch over; `false` when the transport's thread is gone.
-    pub(super) fn dispatch(&mut self, batch: Vec<Report>) -> bool {
+    /// Hands a batch over; back when the transport's thread is gone.
+    pub(super) fn dispatch(&mut self, batch: Vec<Report>) -> Result<(), Vec<Report>> {
         debug_assert!(self.in_flight.is_none());
         let n = batch.len();
         match self.batches.try_send(batch) {
             Ok(()) => {
                 self.in_flight = Some(n);
-                true
+                Ok(())
             }
-            Err(_) => false,
+            Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => Err(batch),
         }
     }
 
-    /// The outcome of the batch in flight, waiting for it up to `wait`
-    /// (`None` when nothing is in flight or it is not done yet).
-    pub(super) fn outcome(&mut self, wait: Duration) -> Option<(usize, Outcome)> {
+    /// How many reports were in flight, the batch back and its outcome,
+    /// waiting for it up to `wait`
+    /// (`None` when nothing is in flight or it is not done yet). A batch the
+    /// transport's thread never handed back comes back empty.
+    pub(super) fn outcome(&mut self, wait: Duration) -> Option<(usize, Vec<Report>, Outcome)> {
         let n = self.in_flight?;
-        let outcome = if wait.is_zero() {
+        let got = if wait.is_zero() {
             match self.outcomes.try_recv() {
-                Ok(outcome) => outcome,
+                Ok(got) => got,
                 Err(TryRecvError::Empty) => return None,
-                Err(TryRecvError::Disconnected) => lost(),
+                Err(TryRecvError::Disconnected) => (Vec::new(), lost()),
             }
         } else {
             match self.outcomes.recv_timeout(wait) {
-                Ok(outcome) => outcome,
+                Ok(got) => got,
                 Err(RecvTimeoutError::Timeout) => return None,
-                Err(RecvTimeoutError::Disconnected) => lost(),
+                Err(RecvTimeoutError::Disconnected) => (Vec::new(), lost()),
             }
         };
         self.in_flight = None;
-        Some((n, outcome))
+        Some((n, got.0, got.1))
     }
 }
 

@@ -54,7 +54,7 @@ impl Worker {
         if self.outbox.len() < OUTBOX_CAPACITY && self.overflow.is_empty() {
             self.outbox.push_back(Outgoing {
                 seq: self.seq,
-                report,
+                report: Some(report),
                 spool_file,
             });
             return;
@@ -94,7 +94,7 @@ impl Worker {
             match report {
                 Ok(Some(report)) => self.outbox.push_back(Outgoing {
                     seq,
-                    report,
+                    report: Some(report),
                     spool_file: Some(path),
                 }),
                 Ok(None) => {
@@ -153,29 +153,33 @@ impl Worker {
             return;
         }
         let n = self.courier.max_batch().min(self.outbox.len());
+        // Moved, not copied: the courier hands the batch back with its outcome.
         let batch: Vec<Report> = self
             .outbox
-            .iter()
+            .iter_mut()
             .take(n)
-            .map(|o| o.report.clone())
+            .filter_map(|o| o.report.take())
             .collect();
-        if !self.courier.dispatch(batch) {
+        if let Err(batch) = self.courier.dispatch(batch) {
             let gone = TransportError::Permanent("the transport's thread ended".into());
-            self.on_outcome(n, Err(gone));
+            self.on_outcome(n, batch, Err(gone));
         }
     }
 
     /// Takes the outcome of the batch on its way, waiting up to `wait` for it.
     pub(super) fn collect(&mut self, wait: Duration) {
-        if let Some((n, outcome)) = self.courier.outcome(wait) {
-            self.on_outcome(n, outcome);
+        if let Some((n, batch, outcome)) = self.courier.outcome(wait) {
+            self.on_outcome(n, batch, outcome);
         }
     }
 
-    /// Settles the first `n` reports of the outbox (the batch that was sent)
-    /// by what became of them.
-    pub(super) fn on_outcome(&mut self, n: usize, outcome: Outcome) {
+    /// Settles the first `n` reports of the outbox (the `batch` that was
+    /// sent, back from the courier) by what became of them.
+    pub(super) fn on_outcome(&mut self, n: usize, batch: Vec<Report>, outcome: Outcome) {
         let n = n.min(self.outbox.len());
+        for (outgoing, report) in self.outbox.iter_mut().zip(batch) {
+            outgoing.report = Some(report);
+        }
         let (n, error) = match outcome {
             Ok(()) => {
                 self.settle(n, &STATS.sent);
