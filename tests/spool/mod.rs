@@ -33,7 +33,7 @@ use crate::util;
 use crate::util::http_server::Server;
 use crate::util::{
     assert_child, child_collector, env_var, http_collector, one_by_one, print_stats, report_value,
-    run_against, stats_with, wait_for, ChildOutput, COLLECTOR_ENV,
+    run_against, stats_with, wait_for, without_client, ChildOutput, COLLECTOR_ENV,
 };
 use crashbox::{Level, Options};
 use serde_json::{json, Value};
@@ -56,6 +56,7 @@ const WORK_ENV: &str = "CRASHBOX_TEST_WORK";
 const MAX_REPORTS_ENV: &str = "CRASHBOX_TEST_MAX_REPORTS";
 /// Unix time in ms at which `child_replay` calls `init`, when set.
 const START_AT_ENV: &str = "CRASHBOX_TEST_START_AT_MS";
+
 /// An owner token no live process can have: the pid is above Linux's
 /// largest `pid_max` (2^22).
 const DEAD_OWNER: &str = "4194999_1";
@@ -234,6 +235,7 @@ fn assert_files_private(dir: &Path) {
 /// A report as the spool stores it, to copy for orphan files: a real
 /// `crashbox::Report`, captured through the test helper.
 fn template_report() -> Value {
+    let _turn = without_client();
     let (_, reports) = crashbox::testing::capture(|| {
         crashbox::capture_message("left behind by a dead process", Level::Warning)
     });

@@ -102,6 +102,36 @@ macro_rules! child {
 }
 pub(crate) use child;
 
+/// [`test_name`] and [`child!`] give the names `--exact` matches.
+#[test]
+fn full_test_names_of_children_are_what_libtest_runs() {
+    assert_eq!(
+        test_name("tests::spool::outage", "child_x"),
+        "spool::outage::child_x"
+    );
+    assert_eq!(
+        test_name("tests::spool::outage", "super :: child_replay"),
+        "spool::child_replay"
+    );
+    assert_eq!(
+        test_name("tests::spool::outage", "self::child_x"),
+        "spool::outage::child_x"
+    );
+    assert_eq!(
+        test_name("tests::spool::outage", "crate::delivery::child_x"),
+        "delivery::child_x"
+    );
+    // Any `fn()` will do: this test itself.
+    assert_eq!(
+        child!(full_test_names_of_children_are_what_libtest_runs),
+        "util::full_test_names_of_children_are_what_libtest_runs"
+    );
+    assert_eq!(
+        child!(crate::util::full_test_names_of_children_are_what_libtest_runs),
+        "util::full_test_names_of_children_are_what_libtest_runs"
+    );
+}
+
 /// What a child process did.
 #[derive(Debug)]
 pub struct ChildOutput {
