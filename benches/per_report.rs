@@ -53,7 +53,9 @@ fn per_report(round: &str) -> Duration {
     let start = cpu();
     for i in 0..REPORTS {
         let error = std::io::Error::other(format!("failure {round} {}", word(i)));
-        at_depth(DEPTH, &mut || std::hint::black_box(crashbox::capture_error(&error)));
+        at_depth(DEPTH, &mut || {
+            std::hint::black_box(crashbox::capture_error(&error))
+        });
     }
     assert!(crashbox::flush(Duration::from_secs(120)), "flush timed out");
     (cpu() - start) / REPORTS as u32
@@ -67,14 +69,21 @@ fn main() {
         return;
     }
     // The floor: walk and resolve the same stack, debug info loaded.
-    at_depth(DEPTH, &mut || std::hint::black_box(backtrace::Backtrace::new()));
+    at_depth(DEPTH, &mut || {
+        std::hint::black_box(backtrace::Backtrace::new())
+    });
     let start = cpu();
     for _ in 0..REPORTS {
-        at_depth(DEPTH, &mut || std::hint::black_box(backtrace::Backtrace::new()));
+        at_depth(DEPTH, &mut || {
+            std::hint::black_box(backtrace::Backtrace::new())
+        });
     }
     let floor = (cpu() - start) / REPORTS as u32;
     println!("per_report: CPU per delivered report, all threads, {REPORTS} distinct errors {DEPTH} frames deep");
-    println!("  floor, backtrace::Backtrace::new(): {:.1} us", floor.as_secs_f64() * 1e6);
+    println!(
+        "  floor, backtrace::Backtrace::new(): {:.1} us",
+        floor.as_secs_f64() * 1e6
+    );
     let dir: PathBuf =
         std::env::temp_dir().join(format!("crashbox-bench-per-report-{}", std::process::id()));
     for (label, spool) in [("without a spool", false), ("with a spool", true)] {

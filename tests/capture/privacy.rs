@@ -122,12 +122,11 @@ fn fill_scope_with_secrets() {
         scope.set_extra("client_secret", 31_415_926);
         scope.set_extra("log_line", "retrying with password=hunter2");
         scope.set_extra("key_file", PEM);
-        scope.set_user(Some(User {
-            id: Some(JWT.to_owned()),
-            username: Some("alice".to_owned()),
-            email: Some("alice@example.com".to_owned()),
-            ip_address: None,
-        }));
+        scope.set_user(Some(
+            User::with_id(JWT)
+                .username("alice")
+                .email("alice@example.com"),
+        ));
         scope.set_fingerprint(["login", "password=hunter2"]);
     });
     crashbox::add_breadcrumb(
@@ -651,12 +650,12 @@ fn by_default_no_user_is_made_up_and_explicit_users_are_kept() {
     let ((), reports) = testing::capture(|| {
         crashbox::capture_message("no user", Level::Info);
         crashbox::configure_scope(|scope| {
-            scope.set_user(Some(User {
-                id: Some("42".to_owned()),
-                username: Some("bob".to_owned()),
-                email: Some("bob@example.com".to_owned()),
-                ip_address: Some("10.1.2.3".to_owned()),
-            }))
+            scope.set_user(Some(
+                User::with_id("42")
+                    .username("bob")
+                    .email("bob@example.com")
+                    .ip_address("10.1.2.3"),
+            ))
         });
         crashbox::capture_message("explicit user", Level::Info);
     });
@@ -666,12 +665,12 @@ fn by_default_no_user_is_made_up_and_explicit_users_are_kept() {
     assert_eq!(json["user"], Value::Null);
     assert_eq!(
         reports[1].user,
-        Some(User {
-            id: Some("42".to_owned()),
-            username: Some("bob".to_owned()),
-            email: Some("bob@example.com".to_owned()),
-            ip_address: Some("10.1.2.3".to_owned()),
-        })
+        Some(
+            User::with_id("42")
+                .username("bob")
+                .email("bob@example.com")
+                .ip_address("10.1.2.3")
+        )
     );
 }
 
@@ -708,12 +707,9 @@ fn child_default_pii() {
         crashbox::configure_scope(|s| s.set_user(Some(User::with_id("42"))));
         crashbox::capture_message("id only", Level::Info).expect("captured");
         crashbox::configure_scope(|s| {
-            s.set_user(Some(User {
-                id: Some("7".to_owned()),
-                username: Some("bob".to_owned()),
-                email: None,
-                ip_address: Some("10.1.2.3".to_owned()),
-            }))
+            s.set_user(Some(
+                User::with_id("7").username("bob").ip_address("10.1.2.3"),
+            ))
         });
         crashbox::capture_message("explicit", Level::Info).expect("captured");
         let reports = client.reports();

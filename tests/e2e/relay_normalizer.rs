@@ -196,12 +196,11 @@ fn child_rich_events() {
         scope.set_tag("tenant", "acme");
         scope.set_extra("attempt", 3);
         scope.set_extra("batch", serde_json::json!({"size": 12, "ids": [1, 2]}));
-        scope.set_user(Some(crashbox::User {
-            id: Some("user-7".into()),
-            username: Some("ada".into()),
-            email: Some("ada@example.com".into()),
-            ip_address: None,
-        }));
+        scope.set_user(Some(
+            crashbox::User::with_id("user-7")
+                .username("ada")
+                .email("ada@example.com"),
+        ));
     });
     crashbox::add_breadcrumb(
         crashbox::Breadcrumb::new("opened the ledger")
