@@ -12,18 +12,13 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::util;
 use crate::util::http_server::{refused_port, Server};
-use crate::util::{
-    assert_child, child, child_command, env_var, print_stats, report_value, TempDir,
-};
+use crate::util::{assert_child, child, env_var, print_stats, report_value, TempDir};
 use crashbox::Options;
 
 const SPOOL_ENV: &str = "CRASHBOX_TEST_SPOOL";
@@ -81,27 +76,7 @@ fn burst_killed_after(spool: &Path, after: Duration) -> (Vec<(String, u64)>, u64
         ),
         (SPOOL_ENV, spool.into()),
     ];
-    let mut child = child_command(&child!(child_burst), &envs, state.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the burst");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, lines, stderr) = util::spawn_child(&child!(child_burst), &envs, state.path());
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = Vec::new();
     loop {

@@ -11,10 +11,8 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::util::http_server::{refused_port, Server};
@@ -152,25 +150,7 @@ fn run_loop_once(
     if kill {
         envs.push((KILLED_ENV, "1".into()));
     }
-    let mut child = child_command(name, &envs, state.path())
-        .spawn()
-        .expect("spawn the child");
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, lines, stderr) = crate::util::spawn_child(name, &envs, state.path());
     let deadline = Instant::now() + CHILD_DEADLINE;
     let mut seen = Vec::new();
     loop {

@@ -4,7 +4,6 @@
 //! build, with its addresses only).
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Child;
@@ -18,9 +17,7 @@ use super::{
     SPOOL_ENV, WORK_ENV,
 };
 use crate::util::http_server::{refused_port, Behavior, Server};
-use crate::util::{
-    assert_child, child, child_command, env_var, http_collector, report_value, TempDir,
-};
+use crate::util::{assert_child, child, env_var, http_collector, report_value, TempDir};
 use crashbox::Level;
 use serde_json::Value;
 
@@ -37,34 +34,13 @@ fn panics_on_the_named_thread(message: &str) {
     panic!("{message}");
 }
 
-/// Starts child test `name` itself (not through `run_child`, which waits
-/// for the exit): stdout lines arrive on the returned channel, and stderr
-/// is read to its end by the returned thread.
+/// Starts child test `name` (see [`util::spawn_child`]).
 fn spawn_child(
     name: &str,
     envs: &[(&'static str, OsString)],
     state: &TempDir,
 ) -> (Child, mpsc::Receiver<String>, JoinHandle<String>) {
-    let mut child = child_command(name, envs, state.path())
-        .spawn()
-        .expect("spawn the child");
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx, stderr)
+    crate::util::spawn_child(name, envs, state.path())
 }
 
 /// Runs child test `name` until it prints `CHILD:joined=`, then SIGKILLs

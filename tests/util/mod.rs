@@ -234,6 +234,41 @@ pub fn child_command(name: &str, envs: &[(&str, OsString)], state: &Path) -> Com
     command
 }
 
+/// Starts child test `name` (see [`child_command`]) without waiting for it:
+/// its stdout lines arrive on the returned channel as it prints them, and
+/// its stderr is read to the end by the returned thread.
+pub fn spawn_child(
+    name: &str,
+    envs: &[(&str, OsString)],
+    state: &Path,
+) -> (
+    Child,
+    std::sync::mpsc::Receiver<String>,
+    std::thread::JoinHandle<String>,
+) {
+    use std::io::BufRead;
+    let mut child = child_command(name, envs, state)
+        .spawn()
+        .expect("spawn the child");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, lines, stderr)
+}
+
 /// Runs the ignored test `name` (its full name, from [`child!`]) of the
 /// current test binary in a child process with [`CHILD_ENV`] set, plus
 /// `envs` (crashbox's own variables are cleared unless given here), and
