@@ -256,6 +256,50 @@ fn endpoint(https: bool, parts: &UrlParts<'_>, path: &str) -> Endpoint {
     }
 }
 
+/// The same as [`Collector::parse`].
+///
+/// ```
+/// let collector: crashbox::Collector = "stderr".parse()?;
+/// assert_eq!(collector, crashbox::Collector::Stderr);
+/// # Ok::<(), crashbox::ConfigError>(())
+/// ```
+impl std::str::FromStr for Collector {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        Collector::parse(s)
+    }
+}
+
+/// Parses `https://KEY@HOST/PROJECT` (or `http://`, or with the `sentry+`
+/// prefix of a collector string).
+///
+/// ```
+/// let dsn: crashbox::Dsn = "https://key@sentry.example.com/42".parse()?;
+/// assert_eq!(dsn.project_id(), 42);
+/// assert!(!format!("{dsn:?}").contains("key@"), "the key is masked");
+/// # Ok::<(), crashbox::ConfigError>(())
+/// ```
+impl std::str::FromStr for Dsn {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let s = s.trim();
+        let prefixed = if s.starts_with("sentry+") {
+            s.to_owned()
+        } else {
+            format!("sentry+{s}")
+        };
+        match Collector::parse(&prefixed)? {
+            Collector::Sentry(dsn) => Ok(dsn),
+            _ => Err(ConfigError::InvalidCollector {
+                collector: redact(s),
+                reason: "not a Sentry DSN (https://KEY@HOST/PROJECT)".to_owned(),
+            }),
+        }
+    }
+}
+
 impl Collector {
     /// Parses a collector string.
     ///
