@@ -1,0 +1,64 @@
+//! Unit tests of scopes, breadcrumbs and hubs.
+use super::*;
+
+#[test]
+fn breadcrumb_ring_keeps_the_newest_in_order_and_bounds_memory() {
+    let mut crumbs = Crumbs::default();
+    for i in 0..1000 {
+        crumbs.push(Breadcrumb::new(format!("c{i}")), 10);
+        assert!(crumbs.len < 20);
+    }
+    let kept: Vec<String> = iter_crumbs(crumbs.newest.as_ref(), 10)
+        .map(|c| c.message.clone())
+        .collect();
+    assert_eq!(kept.len(), 10);
+    assert_eq!(kept[0], "c999");
+    assert_eq!(kept[9], "c990");
+}
+
+#[test]
+fn layers_override_base_and_merge_tags() {
+    let hub = Hub::new();
+    hub.configure(|s| {
+        s.set_tag("a", "base");
+        s.set_tag("b", "base");
+        s.set_level(Some(Level::Warning));
+    });
+    let mut layer = Scope::default();
+    layer.set_tag("b", "layer");
+    layer.set_user(Some(User::with_id("7")));
+    let snap = hub.snapshot(vec![Arc::new(layer)]);
+    let merged = snap.merge();
+    assert_eq!(merged.tags["a"], "base");
+    assert_eq!(merged.tags["b"], "layer");
+    assert_eq!(merged.user.unwrap().id.as_deref(), Some("7"));
+    assert_eq!(merged.level, Some(Level::Warning));
+}
+
+#[test]
+fn oversized_tag_values_are_cut_and_noted() {
+    let mut scope = Scope::default();
+    scope.set_tag("big", "x".repeat(1 << 20));
+    assert!(scope.tags["big"].len() <= limits::MAX_TAG_VALUE_BYTES + 3);
+    assert!(scope.tags["big"].ends_with('…'));
+    assert_eq!(scope.truncated, vec!["tags.big".to_owned()]);
+}
+
+#[test]
+fn concurrent_writers_lose_no_update() {
+    let hub = Arc::new(Hub::new());
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let hub = hub.clone();
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    hub.configure(|s| s.set_tag(format!("t{t}-{i}"), "v"));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(hub.current_scope().tags.len(), 8 * 200);
+}
