@@ -65,10 +65,10 @@ mod images;
 mod images;
 pub mod limits;
 #[cfg(target_os = "linux")]
-mod modules;
+mod mapped_files;
 #[cfg(not(target_os = "linux"))]
-#[path = "modules_fallback.rs"]
-mod modules;
+#[path = "mapped_files_fallback.rs"]
+mod mapped_files;
 mod options;
 mod pipeline;
 mod rand;

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::report::{Breadcrumb, ExceptionInfo, Kind, Level, Location, ReportId, ThreadInfo, User};
 use crate::scope::ScopeSnapshot;
-use crate::{images, modules};
+use crate::{images, mapped_files};
 
 /// A captured report before symbolication and enrichment.
 pub(crate) struct Pending {
@@ -50,7 +50,7 @@ pub(crate) struct Captured {
     #[serde(default)]
     pub located: Vec<Option<(u32, u64)>>,
     #[serde(default)]
-    pub modules: Vec<modules::Module>,
+    pub modules: Vec<mapped_files::Module>,
     /// The images the addresses fell in when captured, for a replay: the
     /// addresses belong to the process that captured them.
     #[serde(default)]
@@ -154,7 +154,7 @@ impl Pending {
 impl Captured {
     /// Ties each address to its file, for resolution in a later run.
     pub(crate) fn locate_addresses(&mut self) {
-        let (modules, located) = modules::locate(&self.addresses);
+        let (modules, located) = mapped_files::locate(&self.addresses);
         self.modules = modules;
         self.located = located;
         self.images = images::images_for(&self.addresses);
@@ -169,7 +169,7 @@ impl Captured {
         (0..self.addresses.len())
             .map(|i| {
                 let (module, offset) = (*self.located.get(i)?)?;
-                modules::relocate(self.modules.get(module as usize)?, offset)
+                mapped_files::relocate(self.modules.get(module as usize)?, offset)
             })
             .collect()
     }

@@ -300,7 +300,7 @@ impl Worker {
                 started = true;
                 // Gather the machine facts now, off every caller's thread.
                 let _ = crate::context::get();
-                crate::modules::preload();
+                crate::mapped_files::preload();
                 crate::images::preload();
                 self.claim_replays();
             }

@@ -76,7 +76,7 @@ impl Settings {
     /// A capture in the form a later run can resolve: scrubbed (secrets
     /// never reach the disk), its addresses tied to their files, with this
     /// run's release and environment.
-    pub(crate) fn raw_capture(&self, pending: crate::record::Pending) -> Captured {
+    pub(crate) fn captured_for_spool(&self, pending: crate::record::Pending) -> Captured {
         let mut captured = pending.into_captured();
         self.scrub(&mut captured);
         captured.locate_addresses();

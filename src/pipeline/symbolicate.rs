@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::symtab::SymbolTable;
 use crate::limits;
-use crate::modules;
+use crate::mapped_files;
 use crate::record::Captured;
 use crate::report::{Frame, Kind};
 
@@ -106,7 +106,7 @@ impl SymbolCache {
         else {
             return;
         };
-        let (modules, located) = modules::locate(&[address]);
+        let (modules, located) = mapped_files::locate(&[address]);
         let Some((module, offset)) = located.first().copied().flatten() else {
             return;
         };
@@ -166,7 +166,7 @@ pub(crate) fn resolvable(captured: &Captured) -> Vec<Option<usize>> {
     let mut resolvable = captured.resolvable_addresses();
     let located;
     let (modules, located) = if captured.live && captured.located.is_empty() {
-        located = modules::locate(&captured.addresses);
+        located = mapped_files::locate(&captured.addresses);
         (&located.0, &located.1)
     } else {
         (&captured.modules, &captured.located)

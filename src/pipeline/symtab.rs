@@ -12,7 +12,7 @@
 //! not addresses in a running process. For an address `a` in a process that
 //! mapped the file with its lowest `PT_LOAD` segment at `image_base`, the
 //! virtual address is `a - image_base + lowest_load_vaddr()`; for a file
-//! offset (what [`crate::modules::locate`] gives), use
+//! offset (what [`crate::mapped_files::locate`] gives), use
 //! [`SymbolTable::vaddr_of_offset`].
 // Loaded by nothing yet: symbolication by symbol table is the next step.
 
@@ -255,7 +255,7 @@ mod tests {
 
     /// This test binary's path and the ELF virtual address of `function`.
     fn vaddr_of(table: &SymbolTable, function: usize) -> (String, u64) {
-        let (modules, located) = crate::modules::locate(&[function]);
+        let (modules, located) = crate::mapped_files::locate(&[function]);
         let (index, offset) = located[0].expect("the test binary's code is mapped from a file");
         let vaddr = table
             .vaddr_of_offset(offset)

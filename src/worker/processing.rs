@@ -149,7 +149,7 @@ impl Worker {
         let (Some(journal), Some(spool)) = (self.journal.as_mut(), &self.spool) else {
             return (pending.into_captured(), Durable::Memory);
         };
-        let captured = self.settings.raw_capture(pending);
+        let captured = self.settings.captured_for_spool(pending);
         let durable = match journal.append(&captured) {
             Ok(offset) => Durable::Journal(offset),
             Err(_) => match spool.write(
