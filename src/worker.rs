@@ -225,7 +225,7 @@ impl Worker {
             limiter: RateLimiter::new(settings.max_reports_per_minute),
             processor: Processor::new(settings.clone()),
             settings,
-            courier: Courier::start(transport, waker.clone())?,
+            courier: Courier::new(transport, waker.clone()),
             waker,
             retry,
             unprocessed: VecDeque::new(),
@@ -267,6 +267,8 @@ impl Worker {
             .recv_timeout(STARTUP_DELAY)
             .ok();
         let mut started = false;
+        // The transport's thread, started here rather than in `init`.
+        self.courier.start();
         loop {
             if self.ledger.is_closed() {
                 // Shutdown gave up on us and counted what we hold.
