@@ -225,6 +225,15 @@ fn parse_name(name: &str) -> Option<(u64, &str)> {
     Some((ms.parse().ok()?, owner))
 }
 
+/// A spool closed by its owner: its lock file goes with it (the lock alone
+/// would be released when the file closes, but the file would be left for
+/// the next run to clear).
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(lock_path(&self.dir, &self.owner));
+    }
+}
+
 impl Spool {
     /// Opens (creating, mode 0700) the spool at `dir`. A directory another
     /// user owns, or one that stays writable by group or others after a

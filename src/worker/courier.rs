@@ -133,7 +133,11 @@ impl Courier {
                 outcomes,
                 _thread: thread,
             },
-            Err(_) => match handover.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            Err(_) => match handover
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+            {
                 Some(transport) => Carrier::Inline {
                     transport,
                     done: None,
