@@ -180,7 +180,7 @@ impl Client {
             return id;
         };
         let id = pending.id;
-        let captured = self.captured_for_spool(pending);
+        let captured = self.settings.captured_for_spool(pending);
         if !self.panicked.swap(true, Ordering::SeqCst) {
             spool.record_panic(self.last_run);
         }
@@ -221,11 +221,6 @@ impl Client {
         Some(id)
     }
 
-    /// See [`Settings::captured_for_spool`].
-    fn captured_for_spool(&self, pending: Pending) -> crate::record::Captured {
-        self.settings.captured_for_spool(pending)
-    }
-
     /// At shutdown: moves what the worker left in the queue (it stopped, or
     /// is stuck in a send) to the spool, in the raw form the next run
     /// resolves, until `deadline`; without a spool it is dropped and counted.
@@ -247,7 +242,7 @@ impl Client {
             };
             match message {
                 Message::Report(pending) => {
-                    let captured = self.captured_for_spool(*pending);
+                    let captured = self.settings.captured_for_spool(*pending);
                     let written = self.spool.as_ref().is_some_and(|spool| {
                         spool
                             .write(

@@ -174,3 +174,32 @@ impl Captured {
             .collect()
     }
 }
+
+#[cfg(test)]
+impl Captured {
+    /// An error capture of `message` at `addresses` (of this process), for
+    /// unit tests.
+    pub(crate) fn sample(message: &str, timestamp_ms: u64, addresses: Vec<usize>) -> Captured {
+        let mut captured: Captured = serde_json::from_value(serde_json::json!({
+            "id": ReportId::random(),
+            "timestamp_ms": timestamp_ms,
+            "level": "error",
+            "kind": "error",
+            "message": message,
+            "exceptions": [],
+            "addresses": addresses,
+            "location": null,
+            "thread": {"name": null, "id": 1},
+            "tags": {},
+            "extra": {},
+            "user": null,
+            "level_override": null,
+            "fingerprint": null,
+            "breadcrumbs": [],
+            "truncated": [],
+        }))
+        .expect("a capture");
+        captured.live = true;
+        captured
+    }
+}

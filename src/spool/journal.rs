@@ -285,25 +285,7 @@ mod tests {
     }
 
     fn capture(message: &str) -> Captured {
-        serde_json::from_value(serde_json::json!({
-            "id": ReportId::random(),
-            "timestamp_ms": 1_700_000_000_000u64,
-            "level": "error",
-            "kind": "error",
-            "message": message,
-            "exceptions": [],
-            "addresses": [],
-            "location": null,
-            "thread": {"name": null, "id": 1},
-            "tags": {},
-            "extra": {},
-            "user": null,
-            "level_override": null,
-            "fingerprint": null,
-            "breadcrumbs": [],
-            "truncated": [],
-        }))
-        .expect("a capture")
+        Captured::sample(message, 1_700_000_000_000, Vec::new())
     }
 
     /// The orphan report files in `spool`'s directory, by message.

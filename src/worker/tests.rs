@@ -1,6 +1,5 @@
 //! The worker's unit tests.
 use super::*;
-use crate::report::ReportId;
 
 /// A transport that accepts everything and keeps nothing.
 struct Discard;
@@ -14,28 +13,7 @@ impl Transport for Discard {
 /// A capture of an error at a real address of this binary, so that
 /// processing it resolves frames (and loads debug info).
 fn capture_here() -> Captured {
-    let here = capture_here as *const () as usize;
-    let mut captured: Captured = serde_json::from_value(serde_json::json!({
-        "id": ReportId::random(),
-        "timestamp_ms": 0,
-        "level": "error",
-        "kind": "error",
-        "message": "idle test",
-        "exceptions": [],
-        "addresses": [here],
-        "location": null,
-        "thread": {"name": null, "id": 1},
-        "tags": {},
-        "extra": {},
-        "user": null,
-        "level_override": null,
-        "fingerprint": null,
-        "breadcrumbs": [],
-        "truncated": [],
-    }))
-    .expect("a capture");
-    captured.live = true;
-    captured
+    Captured::sample("idle test", 0, vec![capture_here as *const () as usize])
 }
 
 #[test]

@@ -107,13 +107,10 @@ fn word_at(bytes: &[u8], start: usize) -> (usize, u8, u8) {
     (end, any, all)
 }
 
-/// The raw key of a capture, computed on the caller's thread.
-pub(crate) fn raw_key(
-    kind: Kind,
-    message: &str,
-    exceptions: &[ExceptionInfo],
-    addresses: &[usize],
-) -> u64 {
+/// The text part of [`raw_key`] and [`located_key`]: the kind, the message
+/// and the exception chain.
+#[inline]
+fn text_mix(kind: Kind, message: &str, exceptions: &[ExceptionInfo]) -> Mix {
     let mut h = Mix::new(kind as u64);
     // A message's text is its fingerprint (unless a custom one replaces
     // it, and then there is no raw key): folding two texts under one raw key
@@ -129,7 +126,17 @@ pub(crate) fn raw_key(
             h = h.normalized(&e.message);
         }
     }
-    let mut key = h.0;
+    h
+}
+
+/// The raw key of a capture, computed on the caller's thread.
+pub(crate) fn raw_key(
+    kind: Kind,
+    message: &str,
+    exceptions: &[ExceptionInfo],
+    addresses: &[usize],
+) -> u64 {
+    let mut key = text_mix(kind, message, exceptions).0;
     for &address in addresses {
         key = (key ^ address as u64)
             .wrapping_mul(MULTIPLIER)
@@ -168,17 +175,7 @@ pub(crate) fn located_key<'a>(
 ) -> u64 {
     const UNKNOWN: u64 = 0;
     const KNOWN: u64 = 1;
-    let mut h = Mix::new(kind as u64);
-    h = match kind {
-        Kind::Message => h.bytes(message.as_bytes()),
-        Kind::Error | Kind::Panic => h.normalized(message),
-    };
-    for e in exceptions {
-        h = h.bytes(e.ty.as_bytes());
-        if e.message != message {
-            h = h.normalized(&e.message);
-        }
-    }
+    let mut h = text_mix(kind, message, exceptions);
     h = match location {
         Some(l) => h
             .word(KNOWN)
