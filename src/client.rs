@@ -338,7 +338,7 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     // are delivered; stderr and memory do not (a report printed by a later
     // run, or kept for a test that is gone, helps nobody).
     let (transport, spool_wanted, local) = match options.transport.take() {
-        Some(transport) => (transport, true, false),
+        Some(transport) => (transport.into_boxed(), true, false),
         None => {
             let collector = match options.collector.as_deref() {
                 Some(s) => Collector::parse(s)?,

@@ -1,12 +1,13 @@
 //! Configuration: the [`Options`] builder, [`Options::from_env`], and collector string parsing.
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 pub use crate::error::ConfigError;
 use crate::report::Report;
-use crate::transport::Transport;
+use crate::transport::{Transport, TransportError};
 
 mod derived;
 #[cfg(test)]
@@ -59,11 +60,65 @@ pub use crate::pipeline::BeforeSend;
 ///     .release(crashbox::release!())
 ///     .environment("staging")
 ///     .shutdown_timeout(Duration::from_secs(1));
-/// assert_eq!(options.get_environment(), "staging");
+/// assert_eq!(options.environment_name(), "staging");
 /// ```
+///
+/// # Clones
+///
+/// A clone has the same settings. Everything in them is a value, except a
+/// custom [`transport`](Options::transport) and the
+/// [`before_send`](Options::before_send) hook: clones share those (the one
+/// instance each, not copies). So a client started from a clone sends
+/// through the same transport object, with whatever state it keeps, as one
+/// started from the original:
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+/// use crashbox::{Level, Options, Report, Transport, TransportError};
+///
+/// /// Counts its sends and records `(send number, message)`.
+/// struct Recorder {
+///     sends: usize,
+///     seen: Arc<Mutex<Vec<(usize, String)>>>,
+/// }
+///
+/// impl Transport for Recorder {
+///     fn send(&mut self, reports: &[Report]) -> Result<(), TransportError> {
+///         for report in reports {
+///             self.seen.lock().unwrap().push((self.sends, report.message.clone()));
+///         }
+///         self.sends += 1;
+///         Ok(())
+///     }
+/// }
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let options = Options::new()
+///     .transport(Recorder { sends: 0, seen: seen.clone() })
+///     .spool(false);
+///
+/// let guard = crashbox::init(options.clone())?;
+/// crashbox::capture_message("from the clone", Level::Info);
+/// assert!(crashbox::flush(Duration::from_secs(5)));
+/// drop(guard);
+///
+/// let guard = crashbox::init(options)?;
+/// crashbox::capture_message("from the original", Level::Info);
+/// assert!(crashbox::flush(Duration::from_secs(5)));
+/// drop(guard);
+///
+/// // One transport instance saw both: its send count went on.
+/// assert_eq!(
+///     *seen.lock().unwrap(),
+///     [(0, "from the clone".to_owned()), (1, "from the original".to_owned())]
+/// );
+/// # Ok::<(), crashbox::ConfigError>(())
+/// ```
+#[derive(Clone)]
 pub struct Options {
     pub(crate) collector: Option<String>,
-    pub(crate) transport: Option<Box<dyn Transport>>,
+    pub(crate) transport: Option<SharedTransport>,
     pub(crate) release: Option<String>,
     pub(crate) environment: String,
     pub(crate) in_app_include: Vec<String>,
@@ -91,6 +146,57 @@ pub struct Options {
     pub(crate) send_default_pii: bool,
     pub(crate) debug: bool,
     pub(crate) symbolicate: bool,
+}
+
+/// A custom transport as [`Options`] keep it: one instance, shared by the
+/// options' clones and by the clients started from them, which use it one
+/// call at a time.
+#[derive(Clone)]
+pub(crate) struct SharedTransport {
+    transport: Arc<Mutex<Box<dyn Transport>>>,
+    /// The last [`Transport::max_batch`] read (1 until one is): the answer
+    /// while the transport is busy in a send for an earlier client, so that
+    /// `init` never waits for it.
+    max_batch: Arc<AtomicUsize>,
+}
+
+impl SharedTransport {
+    fn new(transport: Box<dyn Transport>) -> Self {
+        SharedTransport {
+            transport: Arc::new(Mutex::new(transport)),
+            max_batch: Arc::new(AtomicUsize::new(1)),
+        }
+    }
+
+    /// This shared transport, as the worker takes transports.
+    pub(crate) fn into_boxed(self) -> Box<dyn Transport> {
+        Box::new(self)
+    }
+
+    /// The transport; one that panicked in a call is still used, as an
+    /// unshared one would be.
+    fn lock(&self) -> MutexGuard<'_, Box<dyn Transport>> {
+        self.transport
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Transport for SharedTransport {
+    fn send(&mut self, reports: &[Report]) -> Result<(), TransportError> {
+        self.lock().send(reports)
+    }
+
+    fn max_batch(&self) -> usize {
+        let transport = match self.transport.try_lock() {
+            Ok(transport) => transport,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return self.max_batch.load(Ordering::Relaxed),
+        };
+        let max = transport.max_batch();
+        self.max_batch.store(max, Ordering::Relaxed);
+        max
+    }
 }
 
 impl Default for Options {
@@ -245,9 +351,16 @@ impl Options {
     }
 
     /// Sends reports through a transport of your own instead of a collector string.
+    ///
+    /// The options keep this one instance: their clones share it (see
+    /// [Clones](Options#clones)), and so do the clients started from them,
+    /// one after the other. A client calls it one batch at a time; one
+    /// started while a send for an earlier client still runs (after that
+    /// client's [`shutdown_timeout`](Options::shutdown_timeout) ran out) has
+    /// its first send wait for it.
     #[must_use]
     pub fn transport(mut self, transport: impl Transport + 'static) -> Self {
-        self.transport = Some(Box::new(transport));
+        self.transport = Some(SharedTransport::new(Box::new(transport)));
         self
     }
 
@@ -605,8 +718,9 @@ impl Options {
         self
     }
 
-    /// The configured environment.
-    pub fn get_environment(&self) -> &str {
+    /// The environment set with [`environment`](Options::environment) (or
+    /// the default, or `CRASHBOX_ENVIRONMENT` with [`from_env`](Options::from_env)).
+    pub fn environment_name(&self) -> &str {
         &self.environment
     }
 }

@@ -28,12 +28,24 @@ const UNWRITABLE_FATE: &str = "reports stay in the spool, when one is in use, \
      until a run finds the file writable; without a spool they are dropped \
      and counted in crashbox::stats()";
 
+/// What failed while opening or writing the file: the error a failed send
+/// holds as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+struct FileError {
+    /// What was being done, naming the path (`"opening /var/log/app.jsonl"`),
+    /// or what is wrong with it.
+    what: String,
+    /// The I/O error met, when it is not misleading (see [`FileTransport::open`]).
+    #[source]
+    source: Option<io::Error>,
+}
+
 /// A failure to open or write the file: the error for the worker, and
 /// whether it means the file cannot be written at all (rather than, say, a
 /// full disk).
 struct WriteFailure {
-    /// What failed, naming the path.
-    message: String,
+    error: FileError,
     /// Permission denied, read-only file system, a directory or a regular
     /// file in the way.
     unwritable: bool,
@@ -41,10 +53,13 @@ struct WriteFailure {
 
 impl WriteFailure {
     /// `error` met while `doing` (`"opening /var/log/app.jsonl"`).
-    fn new(doing: String, error: &io::Error) -> Self {
+    fn new(doing: String, error: io::Error) -> Self {
         WriteFailure {
-            message: format!("{doing}: {error}"),
-            unwritable: is_unwritable(error),
+            unwritable: is_unwritable(&error),
+            error: FileError {
+                what: doing,
+                source: Some(error),
+            },
         }
     }
 }
@@ -92,32 +107,37 @@ impl FileTransport {
     fn open(&self) -> Result<File, WriteFailure> {
         if let Some(parent) = self.path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
-                let doing = format!("creating {}", parent.display());
-                let mut failure = WriteFailure::new(doing, &e);
-                // `create_dir_all` says "exists" when a non-directory is in the way.
+                // `create_dir_all` says "exists" when a non-directory is in
+                // the way: that error would mislead, so it is not kept.
                 if e.kind() == io::ErrorKind::AlreadyExists {
-                    failure.unwritable = true;
-                    failure.message = format!("{} is not a directory", parent.display());
+                    WriteFailure {
+                        error: FileError {
+                            what: format!("{} is not a directory", parent.display()),
+                            source: None,
+                        },
+                        unwritable: true,
+                    }
+                } else {
+                    WriteFailure::new(format!("creating {}", parent.display()), e)
                 }
-                failure
             })?;
         }
         OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
-            .map_err(|e| WriteFailure::new(format!("opening {}", self.path.display()), &e))
+            .map_err(|e| WriteFailure::new(format!("opening {}", self.path.display()), e))
     }
 
     /// Turns `failure` into the worker's error, saying on stderr (once)
     /// when it means the file cannot be written.
     fn fail(&mut self, failure: WriteFailure) -> TransportError {
         if failure.unwritable {
-            self.say_unwritable(&failure.message);
+            self.say_unwritable(&super::error_chain(&failure.error));
         }
         // Retryable even when unwritable: a spool keeps the reports for a
         // run that finds the file writable.
-        TransportError::Retryable(failure.message)
+        TransportError::Retryable(Box::new(failure.error))
     }
 }
 
@@ -126,7 +146,7 @@ impl Transport for FileTransport {
         let mut buf = Vec::with_capacity(reports.len() * 2048);
         for report in reports {
             serde_json::to_writer(&mut buf, report)
-                .map_err(|e| TransportError::Permanent(format!("serializing: {e}")))?;
+                .map_err(|e| TransportError::Permanent(Box::new(e)))?;
             buf.push(b'\n');
         }
         let mut file = match self.file.take() {
@@ -143,7 +163,7 @@ impl Transport for FileTransport {
             }
             // The file is reopened next time: it may have been rotated or its disk remounted.
             Err(e) => {
-                let failure = WriteFailure::new(format!("writing {}", self.path.display()), &e);
+                let failure = WriteFailure::new(format!("writing {}", self.path.display()), e);
                 Err(self.fail(failure))
             }
         }
@@ -300,6 +320,35 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_send_keeps_the_io_error_as_its_cause() {
+        let scratch = Scratch::new("io-source");
+        // The path is a directory: opening it for appending fails.
+        let mut transport = FileTransport::new(scratch.0.clone());
+        let err = transport
+            .send(&[Report::sample("not written")])
+            .unwrap_err();
+        let TransportError::Retryable(cause) = &err else {
+            panic!("expected a retryable error, got {err:?}");
+        };
+        assert_eq!(
+            cause.to_string(),
+            format!("opening {}", scratch.0.display())
+        );
+        let io = std::error::Error::source(&**cause)
+            .and_then(|e| e.downcast_ref::<io::Error>())
+            .expect("the io::Error itself");
+        assert_eq!(io.kind(), io::ErrorKind::IsADirectory);
+        let text = crate::transport::error_chain(&err);
+        assert!(
+            text.starts_with(&format!(
+                "retryable transport failure: opening {}: ",
+                scratch.0.display()
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn an_unwritable_file_is_said_once_and_each_send_stays_retryable() {
         let scratch = Scratch::new("send");
         let blocker = scratch.0.join("afile");
@@ -316,8 +365,14 @@ mod tests {
         let report = Report::sample("kept for later");
         for _ in 0..3 {
             match transport.send(std::slice::from_ref(&report)) {
-                Err(TransportError::Retryable(message)) => {
-                    assert!(message.contains("is not a directory"), "{message}")
+                Err(err @ TransportError::Retryable(_)) => {
+                    let cause = std::error::Error::source(&err).expect("a cause");
+                    assert_eq!(
+                        cause.to_string(),
+                        format!("{} is not a directory", later.display())
+                    );
+                    let text = crate::transport::error_chain(&err);
+                    assert!(text.ends_with("is not a directory"), "{text}");
                 }
                 other => panic!("expected a retryable error, got {other:?}"),
             }

@@ -1,8 +1,8 @@
 //! HTTP delivery shared by the network collectors (over `ureq`, blocking, on
 //! the worker thread only), and the `http(s)://` collector of crashbox JSON.
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use super::{Transport, TransportError};
+use super::{rate_limits, Transport, TransportError};
 use crate::collector::Endpoint;
 use crate::report::Report;
 
@@ -12,8 +12,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Back-off after a 429 that says nothing about how long to wait.
 pub const DEFAULT_RATE_LIMIT: Duration = Duration::from_secs(60);
-/// The longest wait a collector can impose: a wild value must not silence it for good.
-const MAX_WAIT: Duration = Duration::from_secs(86_400);
 /// Request body size the batching collectors aim to stay under.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
@@ -25,19 +23,9 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    /// How long `Retry-After` asks to wait: seconds, or an HTTP date in any
-    /// of its three forms (see [`crate::time::parse_http_date`]).
+    /// How long `Retry-After` asks to wait (see [`rate_limits::retry_after`]).
     pub(crate) fn retry_after(&self) -> Option<Duration> {
-        let value = self.retry_after.as_deref()?.trim();
-        if let Ok(secs) = value.parse::<u64>() {
-            return Some(Duration::from_secs(secs).min(MAX_WAIT));
-        }
-        let at = crate::time::parse_http_date(value)?;
-        Some(
-            at.duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO)
-                .min(MAX_WAIT),
-        )
+        rate_limits::retry_after(self.retry_after.as_deref()?)
     }
 
     /// Success, or the error the status stands for: 429 is a rate limit,
@@ -49,8 +37,10 @@ impl Answer {
                 retry_after: self.retry_after().unwrap_or(DEFAULT_RATE_LIMIT),
                 reason: "HTTP 429 Too Many Requests".into(),
             }),
-            408 | 500..=599 => Err(TransportError::Retryable(format!("HTTP {}", self.status))),
-            status => Err(TransportError::Permanent(format!("HTTP {status}"))),
+            408 | 500..=599 => Err(TransportError::Retryable(
+                format!("HTTP {}", self.status).into(),
+            )),
+            status => Err(TransportError::Permanent(format!("HTTP {status}").into())),
         }
     }
 }
@@ -87,10 +77,8 @@ impl HttpClient {
             request = request.header(*name, *value);
         }
         let mut response = request.send(body).map_err(|e| match e {
-            ureq::Error::BadUri(_) | ureq::Error::Http(_) => {
-                TransportError::Permanent(format!("POST {url}: {e}"))
-            }
-            e => TransportError::Retryable(format!("POST {url}: {e}")),
+            ureq::Error::BadUri(_) | ureq::Error::Http(_) => TransportError::Permanent(Box::new(e)),
+            e => TransportError::Retryable(Box::new(e)),
         })?;
         let header = |name: &str| {
             response
@@ -242,81 +230,55 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_accepts_an_http_date() {
-        let at = SystemTime::now() + Duration::from_secs(120);
-        let secs = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-        let days = secs / 86_400;
-        let rem = secs % 86_400;
-        // Build the date with the formatter's own civil conversion.
-        let stamp = crate::time::rfc3339_millis(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(days * 86_400),
-        );
-        let (y, m, d) = (&stamp[0..4], &stamp[5..7], &stamp[8..10]);
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let month = MONTHS[m.parse::<usize>().unwrap() - 1];
-        let date = format!(
-            "Mon, {d} {month} {y} {:02}:{:02}:{:02} GMT",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        );
-        let wait = answer(429, Some(&date)).retry_after().unwrap();
-        assert!(
-            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
-            "{wait:?}"
-        );
-    }
-
-    #[test]
-    fn retry_after_dates_are_capped_and_wild_ones_ignored() {
-        let far = answer(429, Some("Fri, 31 Dec 9999 23:59:59 GMT")).retry_after();
-        assert_eq!(far, Some(MAX_WAIT));
-        assert_eq!(
-            answer(429, Some("Fri, 31 Dec 300000000000 23:59:59 GMT")).retry_after(),
-            None
-        );
-        assert_eq!(
-            answer(429, Some("Thu, 01 Jan 1970 00:00:00 GMT")).retry_after(),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(
-            answer(429, Some("99999999999")).retry_after(),
-            Some(MAX_WAIT)
-        );
-    }
-
-    #[test]
-    fn retry_after_accepts_the_obsolete_date_forms() {
-        // RFC 850 and asctime dates wait like the IMF-fixdate they name.
-        for date in [
-            "Tue, 31 Dec 2069 23:59:59 GMT",
-            "Tuesday, 31-Dec-69 23:59:59 GMT",
-            "Tue Dec 31 23:59:59 2069",
-        ] {
-            assert_eq!(
-                answer(429, Some(date)).retry_after(),
-                Some(MAX_WAIT),
-                "{date}"
-            );
-        }
-        for date in [
-            "Sunday, 06-Nov-94 08:49:37 GMT",
-            " Sun Nov  6 08:49:37 1994 ",
-        ] {
-            assert_eq!(
-                answer(429, Some(date)).retry_after(),
-                Some(Duration::ZERO),
-                "{date}"
-            );
-        }
+    fn a_429_waits_as_retry_after_says_in_any_date_form() {
         match answer(429, Some("Sun Nov  6 08:49:37 1994")).into_result() {
             Err(TransportError::RateLimited { retry_after, .. }) => {
                 assert_eq!(retry_after, Duration::ZERO)
             }
             other => panic!("{other:?}"),
         }
+        match answer(429, Some("Fri, 31 Dec 9999 23:59:59 GMT")).into_result() {
+            Err(TransportError::RateLimited { retry_after, .. }) => {
+                assert_eq!(retry_after, rate_limits::MAX_WAIT)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn statuses_are_the_cause_not_the_summary() {
+        use std::error::Error;
+        let err = answer(503, None).into_result().unwrap_err();
+        assert_eq!(err.to_string(), "retryable transport failure");
+        assert_eq!(err.source().unwrap().to_string(), "HTTP 503");
+        let err = answer(401, None).into_result().unwrap_err();
+        assert_eq!(
+            crate::transport::error_chain(&err),
+            "permanent transport failure: HTTP 401"
+        );
+    }
+
+    #[test]
+    fn a_refused_connection_keeps_the_client_error() {
+        // A port nothing listens on: bind one, then let it go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = HttpClient::new()
+            .post(
+                &format!("http://127.0.0.1:{port}/"),
+                "application/json",
+                &[],
+                b"[]",
+            )
+            .err()
+            .expect("nothing listens");
+        let TransportError::Retryable(cause) = &err else {
+            panic!("{err:?}");
+        };
+        assert!(cause.downcast_ref::<ureq::Error>().is_some(), "{cause:?}");
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub(crate) mod memory;
 #[cfg(feature = "http")]
 mod otlp;
 #[cfg(feature = "http")]
+mod rate_limits;
+#[cfg(feature = "http")]
 mod sentry;
 mod stderr;
 
@@ -31,26 +33,49 @@ pub use stderr::StderrTransport;
 pub const MAX_BATCH: usize = 64;
 
 /// Why a transport could not deliver a batch.
+///
+/// `Display` says what went wrong in a few words; the underlying error (an
+/// I/O error, an HTTP client's error, a status line) is its
+/// [`source`](std::error::Error::source), and is not repeated in the text.
+/// To print the whole story, walk the chain:
+///
+/// ```
+/// use std::error::Error;
+/// use crashbox::TransportError;
+///
+/// let err = TransportError::Retryable(std::io::Error::other("connection reset").into());
+/// assert_eq!(err.to_string(), "retryable transport failure");
+/// let mut text = err.to_string();
+/// let mut cause = err.source();
+/// while let Some(e) = cause {
+///     text = format!("{text}: {e}");
+///     cause = e.source();
+/// }
+/// assert_eq!(text, "retryable transport failure: connection reset");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
-    /// Worth trying again later (a full disk, a timeout, a 5xx).
-    #[error("retryable transport failure: {0}")]
-    Retryable(String),
+    /// Worth trying again later (a full disk, a timeout, a 5xx). Holds the
+    /// underlying error; text converts too: `TransportError::Retryable("down".into())`.
+    #[error("retryable transport failure")]
+    Retryable(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Will fail again the same way (a rejected payload, bad credentials).
-    #[error("permanent transport failure: {0}")]
-    Permanent(String),
+    /// Holds the underlying error, like [`Retryable`](TransportError::Retryable).
+    #[error("permanent transport failure")]
+    Permanent(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Part of the batch got through: a transport that splits a batch into
     /// several requests says which. The first `delivered` reports reached the
-    /// collector, the next `failed` met `cause`, and any after those were not
-    /// tried (the worker offers them again at once).
-    #[error("{delivered} reports delivered, {failed} failed: {cause}")]
+    /// collector, the next `failed` met `cause` (the error's source), and any
+    /// after those were not tried (the worker offers them again at once).
+    #[error("{delivered} reports delivered, {failed} failed")]
     Partial {
         /// How many reports, from the start of the batch, were delivered.
         delivered: usize,
         /// How many reports after those failed.
         failed: usize,
         /// Why they failed.
+        #[source]
         cause: Box<TransportError>,
     },
     /// The collector asked for nothing to be sent for `retry_after`.
@@ -72,6 +97,18 @@ impl TransportError {
             TransportError::Permanent(_) => false,
         }
     }
+}
+
+/// `error` and its chain of sources, as one line: `"outer: inner: innermost"`.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// Delivers batches of finished reports. Runs on crashbox's worker thread

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::http::{HttpClient, DEFAULT_RATE_LIMIT};
-use super::{Transport, TransportError};
+use super::{rate_limits, Transport, TransportError};
 use crate::collector::Dsn;
 use crate::report::Report;
 
@@ -82,29 +82,11 @@ impl SentryTransport {
         }
     }
 
-    /// Applies `X-Sentry-Rate-Limits`: `SECONDS:CAT;CAT:SCOPE[:REASON], …`,
+    /// Applies `X-Sentry-Rate-Limits` (see [`rate_limits::sentry_rate_limits`]),
     /// keeping the longest limit per category.
     pub(crate) fn apply_rate_limits(&mut self, header: &str) {
-        for entry in header.split(',') {
-            let mut fields = entry.trim().split(':');
-            let Some(Ok(secs)) = fields.next().map(|s| s.trim().parse::<f64>()) else {
-                continue;
-            };
-            // `nan`, `inf` and negative values parse as floats: ignore them.
-            if !secs.is_finite() {
-                continue;
-            }
-            let Ok(duration) = Duration::try_from_secs_f64(secs.min(86_400.0)) else {
-                continue;
-            };
-            let categories = fields.next().unwrap_or("");
-            if categories.is_empty() {
-                self.limit("", duration);
-            } else {
-                for category in categories.split(';') {
-                    self.limit(category.trim(), duration);
-                }
-            }
+        for (category, wait) in rate_limits::sentry_rate_limits(header) {
+            self.limit(category, wait);
         }
     }
 }

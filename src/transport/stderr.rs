@@ -17,6 +17,6 @@ impl Transport for StderrTransport {
         std::io::stderr()
             .lock()
             .write_all(text.as_bytes())
-            .map_err(|e| TransportError::Retryable(format!("writing to stderr: {e}")))
+            .map_err(|e| TransportError::Retryable(Box::new(e)))
     }
 }

@@ -507,7 +507,7 @@ struct Down;
 
 impl Transport for Down {
     fn send(&mut self, _: &[Report]) -> Result<(), TransportError> {
-        Err(TransportError::Retryable("collector is down".to_owned()))
+        Err(TransportError::Retryable("collector is down".into()))
     }
 }
 

@@ -208,7 +208,7 @@ fn options_from_env_reads_collector_release_and_environment() {
     assert_eq!(
         out.value("environment"),
         "staging-from-env",
-        "get_environment() should reflect CRASHBOX_ENVIRONMENT"
+        "environment_name() should reflect CRASHBOX_ENVIRONMENT"
     );
 }
 
@@ -218,7 +218,7 @@ fn options_from_env_reads_collector_release_and_environment() {
 fn child_from_env() {
     assert_child();
     let options = Options::from_env();
-    report_value("environment", options.get_environment());
+    report_value("environment", options.environment_name());
     let guard = crashbox::init(options).expect("init from env");
     crashbox::capture_message("configured from the environment", Level::Warning).expect("captured");
     drop(guard);
