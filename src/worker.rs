@@ -30,7 +30,7 @@ pub(crate) use retry::RetryPolicy;
 use crate::pipeline::aggregate::{Aggregator, Closed, Offer, RateLimiter, Slots, WindowRef};
 use crate::pipeline::{Processor, Settings};
 use crate::record::{Captured, Pending};
-use crate::report::{Kind, Report};
+use crate::report::{Kind, Report, ReportId};
 use crate::spool::{Entry, EntryRef, Journal, Spool};
 use crate::stats::{Counter, STATS};
 use crate::transport::{Transport, TransportError};
@@ -89,6 +89,17 @@ struct Outgoing {
     report: Option<Report>,
     /// The report's spool file, removed once the collector has it.
     spool_file: Option<PathBuf>,
+    /// Or its capture's line in this run's journal, settled once the
+    /// collector has it: a run that dies first leaves the capture to the
+    /// next one.
+    journal_line: Option<ReportId>,
+}
+
+impl Outgoing {
+    /// Whether the report survives the process (in a spool file or the journal).
+    fn on_disk(&self) -> bool {
+        self.spool_file.is_some() || self.journal_line.is_some()
+    }
 }
 
 /// What waits to be processed, in queue order.
@@ -106,7 +117,7 @@ enum Work {
     Journaled {
         seq: Seq,
         offset: u64,
-        id: crate::report::ReportId,
+        id: ReportId,
         raw_key: Option<u64>,
         claimed: bool,
     },
@@ -194,8 +205,10 @@ pub(crate) struct Worker {
     spool: Option<Arc<Spool>>,
     /// Where captures are written as they arrive (with a spool).
     journal: Option<Journal>,
-    /// The report just handed to `enqueue` could not be written to the spool.
-    unspooled: bool,
+    /// The journal line of the capture being admitted: its report takes the
+    /// line over, instead of a spool file of its own, when it is queued
+    /// for delivery (see `enqueue`); otherwise the line is settled.
+    journal_line: Option<ReportId>,
     aggregator: Aggregator,
     limiter: RateLimiter,
     /// How long without processing before debug info is let go.
@@ -240,7 +253,7 @@ impl Worker {
             not_before: None,
             ledger,
             journal: spool.as_deref().map(Journal::new),
-            unspooled: false,
+            journal_line: None,
             spool,
             symbols_idle: SYMBOLS_IDLE_RELEASE,
             #[cfg(test)]

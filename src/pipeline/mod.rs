@@ -214,8 +214,8 @@ pub(crate) struct Processor {
 impl Processor {
     pub(crate) fn new(settings: Arc<Settings>) -> Self {
         Processor {
+            symbols: SymbolCache::new(settings.in_app.clone()),
             settings,
-            symbols: SymbolCache::new(),
             last_resolved: None,
             resolving: true,
         }
@@ -232,7 +232,7 @@ impl Processor {
     /// of the resolved addresses. The worker calls it once idle; the next
     /// capture loads again what it needs.
     pub(crate) fn release_symbols(&mut self) {
-        self.symbols = SymbolCache::new();
+        self.symbols = SymbolCache::new(self.settings.in_app.clone());
         backtrace::clear_symbol_cache();
         // glibc keeps what the worker thread's arena freed for reuse: without
         // a trim, half of the debug info's memory stays resident.
@@ -293,9 +293,7 @@ impl Processor {
             frames,
             physical,
             cut,
-        } = self
-            .symbols
-            .frames(&addresses, &resolvable, kind, &self.settings.in_app);
+        } = self.symbols.frames(&addresses, &resolvable, kind);
         if cut && !truncated.iter().any(|t| t == "frames") {
             truncated.push("frames".to_owned());
         }

@@ -43,9 +43,73 @@ pub(crate) struct Symbolicated {
     pub cut: bool,
 }
 
-/// Address → symbols, so a repeated error is resolved from memory.
+/// One address's symbols with the decisions its frames need, made once
+/// per address: crashbox's own symbols left out, each marked in-app or not
+/// and as the toolchain's or not, and the physical frame the fingerprint
+/// takes.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    symbols: Vec<Marked>,
+    /// Whether every symbol the address resolved to is crashbox's own: its
+    /// frame is left out.
+    own: bool,
+    physical: Physical,
+}
+
+/// A symbol and its marks.
+#[derive(Clone, Debug)]
+struct Marked {
+    symbol: Symbol,
+    in_app: bool,
+    toolchain: bool,
+}
+
+impl Resolved {
+    /// An address nothing is known about: its frame keeps the address only.
+    const UNKNOWN: Resolved = Resolved {
+        symbols: Vec::new(),
+        own: false,
+        physical: Physical {
+            name: None,
+            in_app: false,
+        },
+    };
+
+    fn mark(symbols: Vec<Symbol>, rules: &InAppRules) -> Resolved {
+        let resolved = !symbols.is_empty();
+        // crashbox's own frames, anywhere (a test's `testing::capture`, an
+        // entry point that was not inlined).
+        let symbols: Vec<Marked> = symbols
+            .into_iter()
+            .filter(|s| !is_own(s.function.as_deref(), s.file.as_deref()))
+            .map(|symbol| Marked {
+                in_app: rules.is_in_app(symbol.function.as_deref(), symbol.file.as_deref()),
+                toolchain: is_toolchain(&symbol),
+                symbol,
+            })
+            .collect();
+        // The last symbol of an address is the function the code belongs
+        // to; the ones before it were inlined into it.
+        let physical = match symbols.last() {
+            Some(outer) => Physical {
+                name: outer.symbol.function.as_deref().map(bare_name),
+                in_app: outer.in_app,
+            },
+            None => Resolved::UNKNOWN.physical,
+        };
+        Resolved {
+            own: resolved && symbols.is_empty(),
+            symbols,
+            physical,
+        }
+    }
+}
+
+/// Address → marked symbols, so a repeated error is resolved from memory
+/// and its frames need no decision made again.
 pub(crate) struct SymbolCache {
-    map: HashMap<usize, Arc<[Symbol]>>,
+    map: HashMap<usize, Arc<Resolved>>,
+    rules: InAppRules,
     /// The executable's symbol table, loaded the first time line tables
     /// give a bare name (`None` inside: it could not be read).
     exe_symbols: Option<Option<SymbolTable>>,
@@ -59,14 +123,16 @@ const CACHE_CAPACITY: usize = 16 * 1024;
 const OWN_SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
 
 impl SymbolCache {
-    pub(crate) fn new() -> Self {
+    /// A cache marking frames in-app by `rules`.
+    pub(crate) fn new(rules: InAppRules) -> Self {
         SymbolCache {
             map: HashMap::new(),
+            rules,
             exe_symbols: None,
         }
     }
 
-    fn symbols(&mut self, address: usize) -> Arc<[Symbol]> {
+    fn resolved(&mut self, address: usize) -> Arc<Resolved> {
         if let Some(hit) = self.map.get(&address) {
             return hit.clone();
         }
@@ -81,14 +147,13 @@ impl SymbolCache {
         });
         crate::stats::STATS.addresses_resolved.inc();
         self.qualify(address, &mut symbols);
-        let symbols: Arc<[Symbol]> = symbols.into();
+        let resolved = Arc::new(Resolved::mark(symbols, &self.rules));
         if self.map.len() >= CACHE_CAPACITY {
             self.map.clear();
         }
-        self.map.insert(address, symbols.clone());
-        symbols
+        self.map.insert(address, resolved.clone());
+        resolved
     }
-
     /// Line tables (`debug = "line-tables-only"`) name functions without
     /// their module path; the executable's symbol table has the full path
     /// of the function an address is in (a few milliseconds and MiB to
@@ -140,20 +205,21 @@ impl SymbolCache {
         addresses: &[usize],
         resolvable: &[Option<usize>],
         kind: Kind,
-        in_app: &InAppRules,
     ) -> Symbolicated {
-        let stack: Vec<(usize, Vec<Symbol>)> = addresses
+        let unknown = Arc::new(Resolved::UNKNOWN);
+        let stack: Vec<(usize, Arc<Resolved>)> = addresses
             .iter()
             .enumerate()
             .map(|(i, &address)| {
-                let symbols = match resolvable.get(i).copied().flatten() {
-                    Some(here) => self.symbols(here).to_vec(),
-                    None => Vec::new(),
+                let resolved = match resolvable.get(i).copied().flatten() {
+                    Some(here) => self.resolved(here),
+                    None => unknown.clone(),
                 };
-                (address, symbols)
+                (address, resolved)
             })
             .collect();
-        build(stack, kind, in_app)
+        let stack: Vec<(usize, &Resolved)> = stack.iter().map(|(a, r)| (*a, &**r)).collect();
+        assemble(&stack, kind)
     }
 }
 
@@ -244,25 +310,29 @@ pub fn frames_from_resolved(
 
 /// Turns resolved physical frames into the report's frames.
 fn build(stack: Vec<(usize, Vec<Symbol>)>, kind: Kind, rules: &InAppRules) -> Symbolicated {
-    let mut stack: Vec<(usize, Vec<Symbol>)> = stack
+    let stack: Vec<(usize, Resolved)> = stack
         .into_iter()
-        .filter(|(address, _)| *address != 0)
-        .filter_map(|(address, symbols)| {
-            if symbols.is_empty() {
-                return Some((address, symbols));
-            }
-            // crashbox's own frames, anywhere (a test's `testing::capture`,
-            // an entry point that was not inlined).
-            let kept: Vec<Symbol> = symbols.into_iter().filter(|s| !is_own(s)).collect();
-            (!kept.is_empty()).then_some((address, kept))
-        })
+        .map(|(address, symbols)| (address, Resolved::mark(symbols, rules)))
+        .collect();
+    let stack: Vec<(usize, &Resolved)> = stack.iter().map(|(a, r)| (*a, r)).collect();
+    assemble(&stack, kind)
+}
+
+/// The report's frames from marked physical frames (innermost first):
+/// null addresses and crashbox's own frames left out, a panic's machinery
+/// trimmed from the top, at most [`limits::MAX_FRAMES`].
+fn assemble(stack: &[(usize, &Resolved)], kind: Kind) -> Symbolicated {
+    let mut stack: Vec<(usize, &[Marked], &Physical)> = stack
+        .iter()
+        .filter(|(address, resolved)| *address != 0 && !resolved.own)
+        .map(|(address, resolved)| (*address, &resolved.symbols[..], &resolved.physical))
         .collect();
     if kind == Kind::Panic {
         trim_panic_machinery(&mut stack);
     }
     let mut frames = Vec::with_capacity(stack.len());
     let mut physical = Vec::with_capacity(stack.len());
-    for (address, symbols) in &stack {
+    for (address, symbols, outer) in &stack {
         let address_hex = format!("{address:#x}");
         if symbols.is_empty() {
             frames.push(Frame {
@@ -271,31 +341,21 @@ fn build(stack: Vec<(usize, Vec<Symbol>)>, kind: Kind, rules: &InAppRules) -> Sy
                 line: None,
                 column: None,
                 in_app: false,
-                address: address_hex,
+                address: address_hex.clone(),
             });
-            physical.push(Physical {
-                name: None,
-                in_app: false,
-            });
-            continue;
         }
-        for sym in symbols {
+        for marked in symbols.iter() {
+            let sym = &marked.symbol;
             frames.push(Frame {
                 function: sym.function.clone(),
                 file: sym.file.clone(),
                 line: sym.line,
                 column: sym.column,
-                in_app: rules.is_in_app(sym.function.as_deref(), sym.file.as_deref()),
+                in_app: marked.in_app,
                 address: address_hex.clone(),
             });
         }
-        // The last symbol of an address is the function the code belongs
-        // to; the ones before it were inlined into it.
-        let outer = &symbols[symbols.len() - 1];
-        physical.push(Physical {
-            name: outer.function.as_deref().map(bare_name),
-            in_app: rules.is_in_app(outer.function.as_deref(), outer.file.as_deref()),
-        });
+        physical.push((*outer).clone());
     }
     let cut = frames.len() > limits::MAX_FRAMES;
     frames.truncate(limits::MAX_FRAMES);
@@ -312,32 +372,32 @@ fn build(stack: Vec<(usize, Vec<Symbol>)>, kind: Kind, rules: &InAppRules) -> Sy
 /// panic entry point it did not learn), then std functions inlined into the
 /// first frame of other code (`Index::index`, `Option::unwrap`), so the top
 /// frame is the code that panicked. Frames with no symbols stop it.
-fn trim_panic_machinery(stack: &mut Vec<(usize, Vec<Symbol>)>) {
+fn trim_panic_machinery(stack: &mut Vec<(usize, &[Marked], &Physical)>) {
     let machinery = stack
         .iter()
-        .take_while(|(_, symbols)| !symbols.is_empty() && symbols.iter().all(is_toolchain))
+        .take_while(|(_, symbols, _)| !symbols.is_empty() && symbols.iter().all(|s| s.toolchain))
         .count();
     if machinery == stack.len() {
         // All std: a panic raised by std itself on a thread of its own. Keep it.
         return;
     }
     stack.drain(..machinery);
-    if let Some((_, symbols)) = stack.first_mut() {
-        let inlined = symbols.iter().take_while(|s| is_toolchain(s)).count();
+    if let Some((_, symbols, _)) = stack.first_mut() {
+        let inlined = symbols.iter().take_while(|s| s.toolchain).count();
         if inlined < symbols.len() {
-            symbols.drain(..inlined);
+            *symbols = &symbols[inlined..];
         }
     }
 }
 
 /// A symbol of crashbox itself: by source path, or by name without one.
-fn is_own(sym: &Symbol) -> bool {
-    let name = sym.function.as_deref().unwrap_or("");
+fn is_own(function: Option<&str>, file: Option<&str>) -> bool {
+    let name = function.unwrap_or("");
     // crashbox's unit tests live in its sources but are not crashbox.
     if name.contains("::tests::") {
         return false;
     }
-    match &sym.file {
+    match file {
         Some(file) => file.starts_with(OWN_SOURCES) || is_published_crashbox(file),
         None => name.starts_with("crashbox::") || name.starts_with("<crashbox::"),
     }
@@ -485,14 +545,8 @@ impl InAppRules {
     /// source file (the application's workspace) says yes; a name without a
     /// source file (`debug = false`) is in-app only by an include prefix.
     pub(crate) fn is_in_app(&self, function: Option<&str>, file: Option<&str>) -> bool {
-        let sym = Symbol {
-            function: function.map(str::to_owned),
-            file: file.map(str::to_owned),
-            line: None,
-            column: None,
-        };
         let name = function.unwrap_or("");
-        if is_own(&sym) || is_system(name, file) {
+        if is_own(function, file) || is_system(name, file) {
             return false;
         }
         if file.is_some_and(is_toolchain_file) {

@@ -5,8 +5,10 @@
 //!
 //! `<owner>.journal` holds one line per capture (a spool file's JSON, as
 //! `{"format":1,"entry":{"type":"captured",…}}`) and one per capture that
-//! no longer needs it (`{"settled":"<id>"}`: processed, and in a spool file
-//! of its own, delivered or dropped). Once every capture in it is settled
+//! no longer needs it (`{"settled":"<id>"}`: delivered or dropped, or its
+//! report is in a spool file of its own). A report on its way to the
+//! collector keeps its capture's line: if the process dies first, the next
+//! run processes the capture again. Once every capture in it is settled
 //! the file is emptied. A journal whose owner is gone is turned into
 //! ordinary orphan spool files, one per unsettled capture, by the next run.
 use std::collections::HashSet;
@@ -42,6 +44,9 @@ pub(crate) struct Journal {
     file: Option<File>,
     /// Captures written and not settled since the file was last emptied.
     unsettled: usize,
+    /// Where the next line goes (only this process writes the file);
+    /// `None`: not known, ask the file.
+    end: Option<u64>,
 }
 
 impl Journal {
@@ -51,6 +56,7 @@ impl Journal {
             path: spool.dir.join(format!("{}{JOURNAL_SUFFIX}", spool.owner)),
             file: None,
             unsettled: 0,
+            end: None,
         }
     }
 
@@ -67,6 +73,7 @@ impl Journal {
                 Err(e) => return Err(e),
             };
             self.file = Some(file);
+            self.end = Some(0);
         }
         self.file
             .as_mut()
@@ -89,18 +96,27 @@ impl Journal {
     /// fails halfway is cut off again, so the next line starts on a line of
     /// its own.
     fn write_line(&mut self, line: &[u8], max: u64) -> io::Result<u64> {
+        let known = self.end.take();
         let file = self.file()?;
-        let start = io::Seek::seek(file, io::SeekFrom::End(0))?;
+        let start = match known {
+            Some(end) => end,
+            None => io::Seek::seek(file, io::SeekFrom::End(0))?,
+        };
         if start + line.len() as u64 > max {
+            self.end = Some(start);
             return Err(io::Error::other("the journal is full"));
         }
-        if let Err(e) = file.write_all(line) {
-            if file.set_len(start).is_err() {
+        if let Err(e) = write_at(file, line, start) {
+            if file.set_len(start).is_ok() {
+                self.end = Some(start);
+            } else {
                 // Cannot cut it off: end the fragment, so it is one bad line.
+                let _ = io::Seek::seek(file, io::SeekFrom::End(0));
                 let _ = file.write_all(b"\n");
             }
             return Err(e);
         }
+        self.end = Some(start + line.len() as u64);
         Ok(start)
     }
 
@@ -122,28 +138,48 @@ impl Journal {
         }
     }
 
-    /// The capture `id` written here no longer needs the journal; once
-    /// none does, the file is emptied.
-    pub(crate) fn settle(&mut self, id: ReportId) {
-        if self.unsettled == 0 {
+    /// The captures `ids` written here no longer need the journal (one
+    /// write for them all); once none does, the file is emptied.
+    pub(crate) fn settle(&mut self, ids: &[ReportId]) {
+        let ids = &ids[..ids.len().min(self.unsettled)];
+        if ids.is_empty() {
             return;
         }
-        self.unsettled -= 1;
+        self.unsettled -= ids.len();
         if self.file.is_none() {
             return;
         }
         let written = if self.unsettled == 0 {
-            self.file.as_mut().map_or(Ok(()), |file| file.set_len(0))
+            let emptied = self.file.as_mut().map_or(Ok(()), |file| file.set_len(0));
+            self.end = emptied.is_ok().then_some(0);
+            emptied
         } else {
-            let mut line = serde_json::to_vec(&Settled { settled: id }).unwrap_or_default();
-            line.push(b'\n');
-            // A settled line is written even past the size limit: it only
-            // keeps a capture from being sent twice.
-            self.write_line(&line, u64::MAX).map(|_| ())
+            let mut lines = Vec::with_capacity(ids.len() * 48);
+            for &id in ids {
+                if serde_json::to_writer(&mut lines, &Settled { settled: id }).is_ok() {
+                    lines.push(b'\n');
+                }
+            }
+            // Settled lines are written even past the size limit: they only
+            // keep a capture from being sent twice.
+            self.write_line(&lines, u64::MAX).map(|_| ())
         };
         if written.is_err() {
             STATS.spool_write_errors.inc();
         }
+    }
+}
+
+/// Writes `bytes` at `offset`, one system call where the platform has one.
+fn write_at(file: &mut File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        io::Seek::seek(file, io::SeekFrom::Start(offset))?;
+        file.write_all(bytes)
     }
 }
 
@@ -314,9 +350,9 @@ mod tests {
         let len = || fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let full = len();
         assert!(full > 0);
-        journal.settle(a.id);
+        journal.settle(&[a.id]);
         assert!(len() > full, "a settled line was added");
-        journal.settle(b.id);
+        journal.settle(&[b.id]);
         assert_eq!(len(), 0, "nothing unsettled: emptied");
         let _ = fs::remove_dir_all(&spool.dir);
     }
@@ -335,7 +371,7 @@ mod tests {
             let entry: serde_json::Value = serde_json::from_str(line).expect("json");
             serde_json::from_value::<ReportId>(entry["entry"]["id"].clone()).expect("an id")
         };
-        journal.settle(settled);
+        journal.settle(&[settled]);
         // A line cut short by the process's death, and one far too long.
         let mut file = fs::OpenOptions::new()
             .append(true)

@@ -31,31 +31,39 @@ impl Worker {
                 );
             }
         }
+        let room = self.outbox.len() < OUTBOX_CAPACITY && self.overflow.is_empty();
+        // A report whose capture is in the journal needs no file of its own
+        // while it waits in the outbox: the line stays until it is delivered.
+        let mut journal_line = self.journal_line.take();
         let spool_file = match (&self.spool, spool_file) {
-            (Some(spool), None) => {
-                let timestamp_ms = crate::time::parse_rfc3339_millis(&report.timestamp)
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0);
-                match spool.write(report.id, timestamp_ms, EntryRef::Report(&report)) {
-                    Ok(path) => {
-                        self.ledger.to_disk();
-                        Some(path)
-                    }
-                    Err(_) => {
-                        STATS.spool_write_errors.inc();
-                        self.unspooled = true;
-                        None
-                    }
-                }
+            (Some(_), None) if room && journal_line.is_some() => {
+                self.ledger.to_disk();
+                None
             }
+            (Some(_), None) => match self.spool_report(&report) {
+                Some(path) => {
+                    self.ledger.to_disk();
+                    if let Some(id) = journal_line.take() {
+                        self.settle_journal(&[id]);
+                    }
+                    Some(path)
+                }
+                None => {
+                    if journal_line.is_some() {
+                        // The journal still has it.
+                        self.ledger.to_disk();
+                    }
+                    None
+                }
+            },
             (_, file) => file,
         };
-        if self.outbox.len() < OUTBOX_CAPACITY && self.overflow.is_empty() {
+        if room {
             self.outbox.push_back(Outgoing {
                 seq: self.seq,
                 report: Some(report),
                 spool_file,
+                journal_line,
             });
             return;
         }
@@ -64,6 +72,8 @@ impl Worker {
                 self.overflow.push_back((self.seq, path));
             }
             Some(_) => self.ledger.settle(true, Some(&STATS.spooled)),
+            // Left in the journal for the next run.
+            None if journal_line.is_some() => self.ledger.settle(true, Some(&STATS.spooled)),
             None => self.ledger.settle(false, Some(&STATS.dropped_backlog)),
         }
     }
@@ -96,6 +106,7 @@ impl Worker {
                     seq,
                     report: Some(report),
                     spool_file: Some(path),
+                    journal_line: None,
                 }),
                 Ok(None) => {
                     self.ledger.settle(true, Some(&STATS.filtered));
@@ -119,27 +130,64 @@ impl Worker {
         }
     }
 
-    /// Takes the first `n` reports off the outbox for now: each in the spool
-    /// stays there for a later run, each without a file is counted under `reason`.
-    pub(super) fn give_up(&mut self, n: usize, reason: &Counter) {
+    /// Takes the first `n` reports off the outbox for now: each on disk stays
+    /// there for a later run, each in memory only is counted under `reason`.
+    /// Before shutdown (`exiting` false), a report kept by its journal line
+    /// is written to a spool file of its own, so the journal can be emptied.
+    pub(super) fn give_up(&mut self, n: usize, reason: &Counter, exiting: bool) {
         let gone: Vec<Outgoing> = self.outbox.drain(..n).collect();
-        for outgoing in gone {
-            let on_disk = outgoing.spool_file.is_some();
+        for mut outgoing in gone {
+            if !exiting {
+                self.spool_instead_of_journal(&mut outgoing);
+            }
+            let on_disk = outgoing.on_disk();
             let counter = if on_disk { &STATS.spooled } else { reason };
             self.ledger.settle(on_disk, Some(counter));
         }
         self.refill();
     }
 
+    /// Writes a report kept by its journal line to a spool file of its own
+    /// and settles the line (left as it is if the file cannot be written).
+    fn spool_instead_of_journal(&mut self, outgoing: &mut Outgoing) {
+        let (Some(id), Some(report)) = (outgoing.journal_line, &outgoing.report) else {
+            return;
+        };
+        if let Some(path) = self.spool_report(report) {
+            outgoing.spool_file = Some(path);
+            outgoing.journal_line = None;
+            self.settle_journal(&[id]);
+        }
+    }
+
+    /// Writes `report` to a spool file of its own (a failure is counted).
+    fn spool_report(&self, report: &Report) -> Option<PathBuf> {
+        let spool = self.spool.as_ref()?;
+        let timestamp_ms = crate::time::parse_rfc3339_millis(&report.timestamp)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        match spool.write(report.id, timestamp_ms, EntryRef::Report(report)) {
+            Ok(path) => Some(path),
+            Err(_) => {
+                STATS.spool_write_errors.inc();
+                None
+            }
+        }
+    }
+
     /// Takes the first `n` reports off the outbox for good (delivered, or
-    /// refused for good), counting each under `counter` and removing its file.
+    /// refused for good), counting each under `counter` and removing its
+    /// file or settling its journal line.
     pub(super) fn settle(&mut self, n: usize, counter: &Counter) {
         let gone: Vec<Outgoing> = self.outbox.drain(..n).collect();
+        let mut lines = Vec::new();
         for outgoing in gone {
-            self.ledger
-                .settle(outgoing.spool_file.is_some(), Some(counter));
+            self.ledger.settle(outgoing.on_disk(), Some(counter));
+            lines.extend(outgoing.journal_line);
             self.discard_file(outgoing.spool_file);
         }
+        self.settle_journal(&lines);
         self.refill();
     }
 
@@ -218,7 +266,7 @@ impl Worker {
                 self.not_before = Some(crate::deadline::deadline_after(delay));
             }
             TransportError::Retryable(_) => {
-                self.give_up(n, &STATS.dropped_retries_exhausted);
+                self.give_up(n, &STATS.dropped_retries_exhausted, false);
                 self.attempts = 0;
                 self.not_before = None;
             }
@@ -298,7 +346,7 @@ impl Worker {
         for _ in std::mem::take(&mut self.overflow) {
             self.ledger.settle(true, Some(&STATS.spooled));
         }
-        self.give_up(self.outbox.len(), &STATS.dropped_shutdown);
+        self.give_up(self.outbox.len(), &STATS.dropped_shutdown, true);
         self.answer_waiters();
     }
 
@@ -329,8 +377,7 @@ impl Worker {
         let mut kept = self.outbox.split_off(sending);
         kept.retain(|o| {
             if o.seq.earlier_run {
-                self.ledger
-                    .settle(o.spool_file.is_some(), Some(&STATS.spooled));
+                self.ledger.settle(o.on_disk(), Some(&STATS.spooled));
                 false
             } else {
                 true

@@ -267,9 +267,7 @@ impl Worker {
                             STATS.dropped_internal.add(self.aggregator.release(key));
                         }
                         self.drop_report(None, &STATS.dropped_internal);
-                        if let Some(journal) = self.journal.as_mut() {
-                            journal.settle(id);
-                        }
+                        self.settle_journal(&[id]);
                     }
                 }
             }
@@ -342,21 +340,32 @@ impl Worker {
     }
 
     /// [`admit`](Self::admit)s a capture; one from the journal (`journaled`:
-    /// its id) is settled there once its report is in a spool file of its
-    /// own or has gone for good (left there if its spool file could not be
-    /// written, so that a killed process still has it).
+    /// its id) keeps its line there while its report is on its way (see
+    /// [`enqueue`](Self::enqueue)), and settles it once the capture went no
+    /// further (folded into a window, filtered, dropped) or its report has
+    /// a spool file of its own.
     pub(super) fn admit_journaled(
         &mut self,
         captured: Captured,
         spool_file: Option<PathBuf>,
         fresh: bool,
-        journaled: Option<crate::report::ReportId>,
+        journaled: Option<ReportId>,
     ) {
-        self.unspooled = false;
+        self.journal_line = journaled;
         self.admit(captured, spool_file, fresh);
-        if let (Some(id), Some(journal), false) = (journaled, self.journal.as_mut(), self.unspooled)
-        {
-            journal.settle(id);
+        if let Some(id) = self.journal_line.take() {
+            self.settle_journal(&[id]);
+        }
+    }
+
+    /// Settles journal lines, unless shutdown gave up on the worker (then
+    /// they were counted as spooled, and the next run has them).
+    pub(super) fn settle_journal(&mut self, ids: &[ReportId]) {
+        if self.ledger.is_closed() {
+            return;
+        }
+        if let Some(journal) = self.journal.as_mut() {
+            journal.settle(ids);
         }
     }
 

@@ -172,13 +172,37 @@ fn report_files(dir: &Path) -> Vec<PathBuf> {
     files_ending(dir, ".report")
 }
 
-/// In a child: waits until crashbox's spool holds `n` `*.report` files;
-/// panics after 20 s, naming `what`.
+/// The ids of the reports `dir` keeps for a later run: those of its
+/// `*.report` files, and the captures its journals have not settled (a
+/// report on its way to the collector keeps its capture's journal line).
+fn spooled_ids(dir: &Path) -> std::collections::BTreeSet<String> {
+    let mut ids: std::collections::BTreeSet<String> =
+        report_files(dir).iter().map(|p| id_in_name(p)).collect();
+    for journal in files_ending(dir, ".journal") {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        let mut unsettled = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            let Ok(value) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if let Some(id) = value["settled"].as_str() {
+                unsettled.remove(id);
+            } else if let Some(id) = value["entry"]["id"].as_str() {
+                unsettled.insert(id.to_owned());
+            }
+        }
+        ids.extend(unsettled);
+    }
+    ids
+}
+
+/// In a child: waits until crashbox's spool keeps `n` reports (see
+/// [`spooled_ids`]); panics after 20 s, naming `what`.
 #[track_caller]
-fn wait_for_report_files(n: usize, what: &str) {
+fn wait_for_spooled(n: usize, what: &str) {
     let spool = crashbox::spool_dir().expect("a spool is in use");
     wait_for(Duration::from_secs(20), what, || {
-        report_files(&spool).len() == n
+        spooled_ids(&spool).len() == n
     });
 }
 

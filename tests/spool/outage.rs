@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     assert_files_private, assert_spool_file, child_env, delivered, files_ending, id_in_name,
-    ids_of, options, report_files, run_ok, run_while_stuck, stats, wait_for_report_files,
+    ids_of, options, report_files, run_ok, run_while_stuck, spooled_ids, stats, wait_for_spooled,
     wait_until_stuck, MAX_REPORTS_ENV, WORK_ENV,
 };
 use crate::util::http_server::{refused_port, Behavior, Server};
@@ -215,8 +215,8 @@ fn a_hanging_collector_delays_shutdown_only_to_its_timeout_and_the_next_run_deli
     );
     let captured: BTreeSet<String> = out.values("id").into_iter().collect();
     assert_eq!(captured.len(), HUNG);
-    let files = report_files(spool.path());
-    let in_names: BTreeSet<String> = files.iter().map(|p| id_in_name(p)).collect();
+    // Still on their way at exit: kept by their captures' journal lines.
+    let in_names = spooled_ids(spool.path());
     assert_eq!(
         in_names, captured,
         "the undelivered reports are in the spool"
@@ -226,12 +226,12 @@ fn a_hanging_collector_delays_shutdown_only_to_its_timeout_and_the_next_run_deli
     assert_eq!(stats1["spooled"], HUNG as u64, "{stats1:?}");
     assert_eq!(stats1["dropped_shutdown"], 0, "{stats1:?}");
     // The spare files kept ready for a panic: `<pid>_<token>-<n>.spare`, empty.
-    let owner = files[0]
-        .to_string_lossy()
-        .rsplit('.')
-        .nth(1)
+    let journals = files_ending(spool.path(), ".journal");
+    let owner = journals[0]
+        .file_stem()
         .unwrap()
-        .to_owned();
+        .to_string_lossy()
+        .into_owned();
     let spares = files_ending(spool.path(), ".spare");
     assert!(!spares.is_empty(), "no spare files");
     for spare in &spares {
@@ -255,10 +255,7 @@ fn a_hanging_collector_delays_shutdown_only_to_its_timeout_and_the_next_run_deli
     let stats2 = stats(&down);
     assert_eq!(stats2["replayed"], HUNG as u64, "{stats2:?}");
     assert_eq!(stats2["spooled"], HUNG as u64, "{stats2:?}");
-    let in_names: BTreeSet<String> = report_files(spool.path())
-        .iter()
-        .map(|p| id_in_name(p))
-        .collect();
+    let in_names = spooled_ids(spool.path());
     assert_eq!(in_names, captured, "still in the spool, under the same ids");
 
     let server = Server::start();
@@ -293,8 +290,8 @@ fn child_capture_then_shut_down_while_the_collector_hangs() {
         let id = crashbox::capture_message(format!("hung #{i}"), Level::Error).expect("queued");
         report_value("id", id);
     }
-    // The worker spools what it takes off the queue before it sends.
-    wait_for_report_files(HUNG, "the reports in the spool");
+    // The worker writes what it takes off the queue to disk before it sends.
+    wait_for_spooled(HUNG, "the reports in the spool");
     wait_until_stuck();
     let start = Instant::now();
     drop(guard);
@@ -320,10 +317,7 @@ fn reports_captured_while_the_worker_is_stuck_in_a_send_are_spooled_too() {
     );
     let captured: BTreeSet<String> = out.values("id").into_iter().collect();
     assert_eq!(captured.len(), HUNG);
-    let in_names: BTreeSet<String> = report_files(spool.path())
-        .iter()
-        .map(|p| id_in_name(p))
-        .collect();
+    let in_names = spooled_ids(spool.path());
     let stats = stats(&out);
     assert_eq!(
         in_names, captured,
@@ -339,7 +333,7 @@ fn child_capture_while_the_worker_is_stuck() {
     let guard = crashbox::init(options().shutdown_timeout(SHUTDOWN_TIMEOUT)).expect("init");
     let first = crashbox::capture_message("before the hang", Level::Error).expect("queued");
     report_value("id", first);
-    wait_for_report_files(1, "the first report in the spool");
+    wait_for_spooled(1, "the first report in the spool");
     std::thread::sleep(Duration::from_millis(300)); // the worker now waits for an answer
     for i in 1..HUNG {
         let id = crashbox::capture_message(format!("during the hang #{i}"), Level::Error)

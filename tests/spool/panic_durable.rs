@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     assert_files_private, child_env, delivered, files_ending, has_in_app_frame, mark_when_stuck,
-    options, pending_files, report_files, run_ok, stats, wait_for_report_files, wait_until_stuck,
+    options, pending_files, run_ok, spooled_ids, stats, wait_for_spooled, wait_until_stuck,
     SPOOL_ENV, WORK_ENV,
 };
 use crate::util::http_server::{refused_port, Behavior, Server};
@@ -271,16 +271,17 @@ fn a_panic_while_the_worker_is_stuck_in_a_send_survives_sigkill_in_its_spare_fil
     );
     // The hanging send holds up the transport's thread only: the panic is
     // on disk, in the hook's spare file or (once the worker took it in)
-    // under its report name, beside the message sent before.
+    // under its report name, beside the message sent before (kept by its
+    // capture's journal line while it is on its way).
     let filled: Vec<PathBuf> = files_ending(spool.path(), ".spare")
         .into_iter()
         .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
         .collect();
-    let reports = report_files(spool.path());
+    let spooled = spooled_ids(spool.path());
     assert_eq!(
-        filled.len() + reports.len(),
+        filled.len() + spooled.len(),
         2,
-        "the message and the panic: {filled:?} {reports:?}"
+        "the message and the panic: {filled:?} {spooled:?}"
     );
     drop(hanging);
 
@@ -308,7 +309,7 @@ fn child_panic_while_the_worker_is_stuck() {
     install_previous_hook();
     let _guard = crashbox::init(options()).expect("init");
     crashbox::capture_message("sent before the panic", Level::Error).expect("queued");
-    wait_for_report_files(1, "the message in the spool");
+    wait_for_spooled(1, "the message in the spool");
     wait_until_stuck();
     panic_on_the_named_thread();
     std::thread::sleep(Duration::from_secs(120));

@@ -213,14 +213,13 @@ fn unnamed_frames_are_kept_and_null_addresses_dropped() {
 
 #[test]
 fn repeated_addresses_are_resolved_once() {
-    let mut cache = SymbolCache::new();
-    let rules = InAppRules::default();
+    let mut cache = SymbolCache::new(InAppRules::default());
     let here = repeated_addresses_are_resolved_once as *const () as usize + 1;
     let addresses = [here, here];
     let live: Vec<Option<usize>> = addresses.iter().map(|&a| Some(a)).collect();
-    let first = cache.frames(&addresses, &live, Kind::Error, &rules);
+    let first = cache.frames(&addresses, &live, Kind::Error);
     let cached = cache.map.len();
-    let second = cache.frames(&addresses, &live, Kind::Error, &rules);
+    let second = cache.frames(&addresses, &live, Kind::Error);
     assert_eq!(cache.map.len(), cached, "no new entries for the same stack");
     assert_eq!(cached, 1);
     assert_eq!(first.frames, second.frames);
