@@ -3,6 +3,7 @@
 //! Field names and orders are the documented JSON schema (see the README).
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -222,13 +223,18 @@ pub struct ExceptionInfo {
 }
 
 /// One stack frame, after symbol resolution.
+///
+/// Its text is shared (`Arc<str>`): the frames of every report from the
+/// same code point to one copy of each name and path, so a report costs no
+/// allocation per frame. Read it as `&str` (`frame.function.as_deref()`),
+/// set it from a `&str` or a `String` with `.into()`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Frame {
     /// Demangled function name, without the trailing hash.
-    pub function: Option<String>,
+    pub function: Option<Arc<str>>,
     /// Source file, as recorded in the debug info.
-    pub file: Option<String>,
+    pub file: Option<Arc<str>>,
     /// Line in `file`.
     pub line: Option<u32>,
     /// Column in `file`.
@@ -236,7 +242,7 @@ pub struct Frame {
     /// Whether the frame belongs to the application rather than std or a dependency.
     pub in_app: bool,
     /// Instruction address, as `0x` hex.
-    pub address: String,
+    pub address: Arc<str>,
 }
 
 impl ExceptionInfo {
@@ -257,7 +263,7 @@ impl Frame {
     /// frame.function = Some("my_app::main".into());
     /// assert!(!frame.in_app);
     /// ```
-    pub fn at_address(address: impl Into<String>) -> Self {
+    pub fn at_address(address: impl Into<Arc<str>>) -> Self {
         Frame {
             function: None,
             file: None,
@@ -666,5 +672,7 @@ mod image;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use image::debug_id;
+#[cfg(test)]
+use image::parse_hex;
 pub use image::Image;
-pub(crate) use image::{debug_id, parse_hex};

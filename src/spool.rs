@@ -34,7 +34,7 @@ mod spares;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use journal::Journal;
+pub(crate) use journal::{Journal, Line};
 pub(crate) use owner::default_dir;
 use owner::*;
 pub use run_state::LastRun;
@@ -175,29 +175,52 @@ fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 /// mark is only as trustworthy as the file, and scrubbing twice changes
 /// nothing. (A finished report gets the same on the worker.)
 fn parse_entry(bytes: &[u8]) -> Option<Entry> {
-    use crate::limits::{truncate, MAX_CHAIN, MAX_EXCEPTION_MESSAGE_BYTES, MAX_MESSAGE_BYTES};
     let file: SpoolFile = serde_json::from_slice(bytes).ok()?;
     if file.format != FORMAT {
         return None;
     }
     Some(match file.entry {
         Entry::Captured(mut captured) => {
-            captured.scrubbed = false;
-            if truncate(&mut captured.message, MAX_MESSAGE_BYTES) {
-                captured.truncated.push("message".to_owned());
-            }
-            captured.exceptions.truncate(MAX_CHAIN);
-            captured.addresses.truncate(crate::limits::MAX_RAW_FRAMES);
-            captured.located.truncate(crate::limits::MAX_RAW_FRAMES);
-            for (i, e) in captured.exceptions.iter_mut().enumerate() {
-                if truncate(&mut e.message, MAX_EXCEPTION_MESSAGE_BYTES) {
-                    captured.truncated.push(format!("exceptions[{i}].message"));
-                }
-            }
+            distrust(&mut captured);
             Entry::Captured(captured)
         }
         entry => entry,
     })
+}
+
+/// A spool file known to hold a capture (a journal line this process
+/// wrote): read straight into a [`Captured`], without the detour through
+/// an untyped value that a tagged [`Entry`] takes.
+fn parse_captured(bytes: &[u8]) -> Option<Captured> {
+    #[derive(Deserialize)]
+    struct CapturedFile {
+        format: u32,
+        entry: Captured,
+    }
+    let file: CapturedFile = serde_json::from_slice(bytes).ok()?;
+    let mut captured = file.entry;
+    (file.format == FORMAT).then(|| {
+        distrust(&mut captured);
+        captured
+    })
+}
+
+/// A capture read from disk, which anyone who could write there may have
+/// made: to be scrubbed again, and cut to the limits.
+fn distrust(captured: &mut Captured) {
+    use crate::limits::{truncate, MAX_CHAIN, MAX_EXCEPTION_MESSAGE_BYTES, MAX_MESSAGE_BYTES};
+    captured.scrubbed = false;
+    if truncate(&mut captured.message, MAX_MESSAGE_BYTES) {
+        captured.truncated.push("message".to_owned());
+    }
+    captured.exceptions.truncate(MAX_CHAIN);
+    captured.addresses.truncate(crate::limits::MAX_RAW_FRAMES);
+    captured.located.truncate(crate::limits::MAX_RAW_FRAMES);
+    for (i, e) in captured.exceptions.iter_mut().enumerate() {
+        if truncate(&mut e.message, MAX_EXCEPTION_MESSAGE_BYTES) {
+            captured.truncated.push(format!("exceptions[{i}].message"));
+        }
+    }
 }
 
 fn create_private(path: &Path) -> io::Result<File> {

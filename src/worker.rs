@@ -31,7 +31,7 @@ use crate::pipeline::aggregate::{Aggregator, Closed, Offer, RateLimiter, Slots, 
 use crate::pipeline::{Processor, Settings};
 use crate::record::{Captured, Pending};
 use crate::report::{Kind, Report, ReportId};
-use crate::spool::{Entry, EntryRef, Journal, Spool};
+use crate::spool::{Entry, EntryRef, Journal, Line, Spool};
 use crate::stats::{Counter, STATS};
 use crate::transport::{Transport, TransportError};
 use courier::{Courier, Outcome};
@@ -47,14 +47,20 @@ pub const MAX_OVERFLOW: usize = 100_000;
 const MIN_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 /// Flush requests remembered at most; older ones (long timed out) are let go.
 const MAX_WAITERS: usize = 256;
-/// Captures waiting to be processed that are kept in memory; beyond, one in
-/// the spool waits there (only its path is kept).
+/// Captures waiting to be processed that are kept in memory at least;
+/// beyond [`Worker::in_memory`], one in the spool waits there (only its path
+/// or journal line is kept).
 const UNPROCESSED_IN_MEMORY: usize = 256;
 /// Captures waiting to be processed, at most; beyond, the queue pushes back.
 const MAX_UNPROCESSED: usize = 8 * 1024;
 /// Captures processed between two looks at the queue, so that new captures
 /// reach the spool while a backlog is processed.
 const PROCESS_BURST: usize = 4;
+/// With a full outbox, processing waits for the batch on its way (captures
+/// wait cheaper than reports, which would go to spool files) unless the
+/// batch has been on its way this long: then the collector is stuck, and
+/// processing goes on into the spool.
+const DELIVERY_STUCK: Duration = Duration::from_secs(1);
 /// The longest the worker sleeps while something it waits for may end
 /// without a wake-up (a full queue drops one).
 const MAX_IDLE_WAIT: Duration = Duration::from_millis(250);
@@ -108,15 +114,15 @@ enum Work {
         seq: Seq,
         captured: Box<Captured>,
         spool_file: Option<PathBuf>,
-        /// In this run's journal until processed.
-        journaled: bool,
+        /// Its line in this run's journal, kept until its report is delivered.
+        journaled: Option<Line>,
         /// Not aggregated or rate limited yet (see [`Worker::admit`]).
         fresh: bool,
     },
     /// A capture that waits in the journal: only where its line starts is held.
     Journaled {
         seq: Seq,
-        offset: u64,
+        line: Line,
         id: ReportId,
         raw_key: Option<u64>,
         claimed: bool,
@@ -146,8 +152,8 @@ impl Work {
 
 /// Where a capture the worker took in is kept until it is processed.
 enum Durable {
-    /// In the journal, at this offset.
-    Journal(u64),
+    /// In the journal.
+    Journal(Line),
     /// In a spool file of its own.
     File(PathBuf),
     /// Only in memory (no spool, or it could not be written).
@@ -209,6 +215,10 @@ pub(crate) struct Worker {
     /// line over, instead of a spool file of its own, when it is queued
     /// for delivery (see `enqueue`); otherwise the line is settled.
     journal_line: Option<ReportId>,
+    /// Captures waiting to be processed kept in memory: as many as the
+    /// queue holds (so at most twice its capacity in all), and at least
+    /// [`UNPROCESSED_IN_MEMORY`].
+    in_memory: usize,
     aggregator: Aggregator,
     limiter: RateLimiter,
     /// How long without processing before debug info is let go.
@@ -237,6 +247,7 @@ impl Worker {
             ),
             limiter: RateLimiter::new(settings.max_reports_per_minute),
             processor: Processor::new(settings.clone()),
+            in_memory: settings.queue_capacity.max(UNPROCESSED_IN_MEMORY),
             settings,
             courier: Courier::new(transport, waker.clone()),
             waker,
@@ -355,10 +366,13 @@ impl Worker {
         if !receive(inbox, first, wait, room.max(1)) {
             return Intake::Gone;
         }
+        let from = self.unprocessed.len();
         let mut stop = Intake::Continue;
         loop {
             if self.ledger.is_closed() {
-                return Intake::Abandoned;
+                // Counted as spooled: what was staged must reach the journal.
+                stop = Intake::Abandoned;
+                break;
             }
             // One message at a time, the inbox let go while it is handled:
             // a shutdown that gives up on us moves what we have not handled
@@ -373,7 +387,18 @@ impl Worker {
                 stop = step;
             }
         }
+        // The burst's captures reach the disk together, before any is processed.
+        self.commit_journal(from);
         stop
+    }
+
+    /// Whether processing waits for delivery (see [`DELIVERY_STUCK`]).
+    fn held_back_by_delivery(&self) -> bool {
+        self.outbox.len() >= OUTBOX_CAPACITY
+            && self
+                .courier
+                .in_flight_for()
+                .is_some_and(|d| d < DELIVERY_STUCK)
     }
 
     /// How long the loop may wait for the next message; `None`: until one comes.
@@ -383,7 +408,8 @@ impl Worker {
             Some(_) => Some(false),
             None => None,
         };
-        let ready = front.map(|flush| flush || self.symbols_ready());
+        let ready =
+            front.map(|flush| flush || (!self.held_back_by_delivery() && self.symbols_ready()));
         let mut wait: Option<Duration> = None;
         let mut upto = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
         match ready {
@@ -393,9 +419,13 @@ impl Worker {
             None if !self.replays.is_empty() => upto(Duration::ZERO),
             None => {}
         }
-        if self.courier.in_flight().is_some() {
-            // Its outcome comes with a wake-up.
+        if let Some(sent) = self.courier.in_flight_for() {
+            // Its outcome comes with a wake-up; processing held back for it
+            // goes on once it is stuck.
             upto(MAX_IDLE_WAIT);
+            if self.held_back_by_delivery() {
+                upto(DELIVERY_STUCK.saturating_sub(sent));
+            }
         } else if !self.outbox.is_empty() {
             upto(
                 self.not_before

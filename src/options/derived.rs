@@ -95,6 +95,7 @@ impl Options {
                 None
             },
             symbolicate: options.symbolicate,
+            queue_capacity: options.queue_capacity,
         }
     }
 

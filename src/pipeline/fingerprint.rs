@@ -88,7 +88,7 @@ mod tests {
 
     fn frame(name: &str, in_app: bool) -> Physical {
         Physical {
-            name: Some(name.to_owned()),
+            name: Some(name.into()),
             in_app,
         }
     }

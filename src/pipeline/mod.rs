@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::record::Captured;
 use crate::report::User;
-use crate::report::{parse_hex, Frame, Image, Kind, Report, Sdk};
+use crate::report::{Image, Kind, Report, Sdk};
 use crate::stats::STATS;
 use scrub::Scrubber;
 use symbolicate::{InAppRules, SymbolCache, Symbolicated};
@@ -42,6 +42,8 @@ pub(crate) struct Settings {
     pub default_username: Option<String>,
     /// Whether frames are resolved here; without, no debug info is loaded.
     pub symbolicate: bool,
+    /// Captures the queue to the worker holds.
+    pub queue_capacity: usize,
 }
 
 impl Settings {
@@ -172,25 +174,17 @@ fn scrub_map(scrubber: &Scrubber, map: &mut BTreeMap<String, Value>) {
     }
 }
 
-/// The images the frames fall in: the ones recorded at capture time when
-/// there are some (a replayed capture's addresses belong to the process that
-/// captured it), else, for a live capture, this process's.
-fn frame_images(frames: &[Frame], live: bool, recorded: Vec<Image>) -> Vec<Image> {
-    let mut addresses: Vec<u64> = frames
-        .iter()
-        .filter_map(|f| parse_hex(&f.address))
-        .collect();
-    addresses.dedup();
+/// The images the frames (at `addresses`) fall in: the ones recorded at
+/// capture time when there are some (a replayed capture's addresses belong
+/// to the process that captured it), else, for a live capture, this
+/// process's.
+fn frame_images(addresses: &[usize], live: bool, recorded: Vec<Image>) -> Vec<Image> {
     if recorded.is_empty() && live {
-        let addresses: Vec<usize> = addresses
-            .iter()
-            .filter_map(|&a| usize::try_from(a).ok())
-            .collect();
-        return crate::images::images_for(&addresses);
+        return crate::images::images_for(addresses);
     }
     let mut images: Vec<Image> = Vec::new();
-    for a in addresses {
-        if let Some(image) = recorded.iter().find(|i| i.contains(a)) {
+    for &a in addresses {
+        if let Some(image) = recorded.iter().find(|i| i.contains(a as u64)) {
             if !images.contains(image) {
                 images.push(image.clone());
             }
@@ -292,12 +286,13 @@ impl Processor {
         let Symbolicated {
             frames,
             physical,
+            addresses,
             cut,
         } = self.symbols.frames(&addresses, &resolvable, kind);
         if cut && !truncated.iter().any(|t| t == "frames") {
             truncated.push("frames".to_owned());
         }
-        let images = frame_images(&frames, live, captured_images);
+        let images = frame_images(&addresses, live, captured_images);
         let level = match (kind, level_override) {
             (Kind::Panic, _) | (_, None) => level,
             (_, Some(scope_level)) => scope_level,
@@ -366,17 +361,6 @@ impl Processor {
 mod image_tests {
     use super::*;
 
-    fn frame(address: u64) -> Frame {
-        Frame {
-            function: None,
-            file: None,
-            line: None,
-            column: None,
-            in_app: false,
-            address: format!("{address:#x}"),
-        }
-    }
-
     fn image(name: &str, start: u64, size: u64) -> Image {
         serde_json::from_value(serde_json::json!({
             "type": "elf", "code_file": name, "code_id": null, "debug_id": null,
@@ -392,25 +376,20 @@ mod image_tests {
             image("/bin/app", 0x1000, 0x1000),
             image("/lib/unused.so", 0x9000_0000, 0x1000),
         ];
-        let frames = [
-            frame(0x1010),
-            frame(0x1010),
-            frame(0x7000_0010),
-            frame(0x1020),
-        ];
-        let images = frame_images(&frames, false, recorded.clone());
+        let addresses = [0x1010, 0x1010, 0x7000_0010, 0x1020];
+        let images = frame_images(&addresses, false, recorded.clone());
         assert_eq!(images, vec![recorded[1].clone(), recorded[0].clone()]);
         // Not this process's images, even when it has none recorded.
-        assert!(frame_images(&frames, false, Vec::new()).is_empty());
+        assert!(frame_images(&addresses, false, Vec::new()).is_empty());
     }
 
     #[cfg(target_os = "linux")]
     #[test]
     fn a_live_capture_gets_this_process_s_images() {
-        let here = a_live_capture_gets_this_process_s_images as *const () as u64;
-        let images = frame_images(&[frame(here)], true, Vec::new());
+        let here = a_live_capture_gets_this_process_s_images as *const () as usize;
+        let images = frame_images(&[here], true, Vec::new());
         assert_eq!(images.len(), 1);
-        assert!(images[0].contains(here));
+        assert!(images[0].contains(here as u64));
         let exe = std::fs::read_link("/proc/self/exe").unwrap();
         assert_eq!(images[0].code_file, exe.to_string_lossy());
     }

@@ -40,8 +40,8 @@ fn text(s: &str) -> usize {
     6 * s.len() + 2
 }
 
-fn opt_text(s: &Option<String>) -> usize {
-    s.as_deref().map_or(0, text)
+fn opt_text<S: AsRef<str>>(s: &Option<S>) -> usize {
+    s.as_ref().map_or(0, |s| text(s.as_ref()))
 }
 
 fn value(v: &serde_json::Value) -> usize {
@@ -313,8 +313,8 @@ mod tests {
         r.frames = (0..items)
             .map(|i| {
                 let mut f = Frame::at_address(format!("{i:#x}"));
-                f.function = Some(text.to_owned());
-                f.file = Some(text.to_owned());
+                f.function = Some(text.into());
+                f.file = Some(text.into());
                 f.line = Some(u32::MAX);
                 f.column = Some(u32::MAX);
                 f

@@ -20,8 +20,8 @@ use crate::report::{Frame, Kind};
 /// One symbol at an address (an address yields several when calls were inlined).
 #[derive(Clone, Debug)]
 pub(crate) struct Symbol {
-    function: Option<String>,
-    file: Option<String>,
+    function: Option<Arc<str>>,
+    file: Option<Arc<str>>,
     line: Option<u32>,
     column: Option<u32>,
 }
@@ -31,7 +31,7 @@ pub(crate) struct Symbol {
 /// frames are left out: only some profiles have them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Physical {
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
     pub in_app: bool,
 }
 
@@ -39,6 +39,8 @@ pub(crate) struct Physical {
 pub(crate) struct Symbolicated {
     pub frames: Vec<Frame>,
     pub physical: Vec<Physical>,
+    /// The frames' addresses, one per physical frame.
+    pub addresses: Vec<usize>,
     /// Whether the frame cap cut any.
     pub cut: bool,
 }
@@ -49,6 +51,9 @@ pub(crate) struct Symbolicated {
 /// takes.
 #[derive(Debug)]
 pub(crate) struct Resolved {
+    /// The address, and as the frames write it.
+    address: usize,
+    hex: Arc<str>,
     symbols: Vec<Marked>,
     /// Whether every symbol the address resolved to is crashbox's own: its
     /// frame is left out.
@@ -66,16 +71,11 @@ struct Marked {
 
 impl Resolved {
     /// An address nothing is known about: its frame keeps the address only.
-    const UNKNOWN: Resolved = Resolved {
-        symbols: Vec::new(),
-        own: false,
-        physical: Physical {
-            name: None,
-            in_app: false,
-        },
-    };
+    fn unknown(address: usize) -> Resolved {
+        Resolved::mark(address, Vec::new(), &InAppRules::default())
+    }
 
-    fn mark(symbols: Vec<Symbol>, rules: &InAppRules) -> Resolved {
+    fn mark(address: usize, symbols: Vec<Symbol>, rules: &InAppRules) -> Resolved {
         let resolved = !symbols.is_empty();
         // crashbox's own frames, anywhere (a test's `testing::capture`, an
         // entry point that was not inlined).
@@ -92,12 +92,21 @@ impl Resolved {
         // to; the ones before it were inlined into it.
         let physical = match symbols.last() {
             Some(outer) => Physical {
-                name: outer.symbol.function.as_deref().map(bare_name),
+                name: outer
+                    .symbol
+                    .function
+                    .as_deref()
+                    .map(|f| bare_name(f).into()),
                 in_app: outer.in_app,
             },
-            None => Resolved::UNKNOWN.physical,
+            None => Physical {
+                name: None,
+                in_app: false,
+            },
         };
         Resolved {
+            address,
+            hex: format!("{address:#x}").into(),
             own: resolved && symbols.is_empty(),
             symbols,
             physical,
@@ -139,15 +148,15 @@ impl SymbolCache {
         let mut symbols = Vec::new();
         backtrace::resolve(address as *mut std::ffi::c_void, |sym| {
             symbols.push(Symbol {
-                function: sym.name().map(|n| format!("{n:#}")),
-                file: sym.filename().map(|p| p.to_string_lossy().into_owned()),
+                function: sym.name().map(|n| format!("{n:#}").into()),
+                file: sym.filename().map(|p| p.to_string_lossy().into()),
                 line: sym.lineno(),
                 column: sym.colno(),
             });
         });
         crate::stats::STATS.addresses_resolved.inc();
         self.qualify(address, &mut symbols);
-        let resolved = Arc::new(Resolved::mark(symbols, &self.rules));
+        let resolved = Arc::new(Resolved::mark(address, symbols, &self.rules));
         if self.map.len() >= CACHE_CAPACITY {
             self.map.clear();
         }
@@ -193,7 +202,7 @@ impl SymbolCache {
             return;
         };
         if bare_name(full) == bare_name(bare) {
-            outer.function = Some(full.to_owned());
+            outer.function = Some(full.into());
         }
     }
 
@@ -206,14 +215,13 @@ impl SymbolCache {
         resolvable: &[Option<usize>],
         kind: Kind,
     ) -> Symbolicated {
-        let unknown = Arc::new(Resolved::UNKNOWN);
         let stack: Vec<(usize, Arc<Resolved>)> = addresses
             .iter()
             .enumerate()
             .map(|(i, &address)| {
                 let resolved = match resolvable.get(i).copied().flatten() {
                     Some(here) => self.resolved(here),
-                    None => unknown.clone(),
+                    None => Arc::new(Resolved::unknown(address)),
                 };
                 (address, resolved)
             })
@@ -312,7 +320,7 @@ pub fn frames_from_resolved(
 fn build(stack: Vec<(usize, Vec<Symbol>)>, kind: Kind, rules: &InAppRules) -> Symbolicated {
     let stack: Vec<(usize, Resolved)> = stack
         .into_iter()
-        .map(|(address, symbols)| (address, Resolved::mark(symbols, rules)))
+        .map(|(address, symbols)| (address, Resolved::mark(address, symbols, rules)))
         .collect();
     let stack: Vec<(usize, &Resolved)> = stack.iter().map(|(a, r)| (*a, r)).collect();
     assemble(&stack, kind)
@@ -322,18 +330,24 @@ fn build(stack: Vec<(usize, Vec<Symbol>)>, kind: Kind, rules: &InAppRules) -> Sy
 /// null addresses and crashbox's own frames left out, a panic's machinery
 /// trimmed from the top, at most [`limits::MAX_FRAMES`].
 fn assemble(stack: &[(usize, &Resolved)], kind: Kind) -> Symbolicated {
-    let mut stack: Vec<(usize, &[Marked], &Physical)> = stack
+    let mut stack: Vec<(usize, &[Marked], &Resolved)> = stack
         .iter()
         .filter(|(address, resolved)| *address != 0 && !resolved.own)
-        .map(|(address, resolved)| (*address, &resolved.symbols[..], &resolved.physical))
+        .map(|(address, resolved)| (*address, &resolved.symbols[..], *resolved))
         .collect();
     if kind == Kind::Panic {
         trim_panic_machinery(&mut stack);
     }
     let mut frames = Vec::with_capacity(stack.len());
     let mut physical = Vec::with_capacity(stack.len());
-    for (address, symbols, outer) in &stack {
-        let address_hex = format!("{address:#x}");
+    let mut addresses = Vec::with_capacity(stack.len());
+    for (address, symbols, resolved) in &stack {
+        // A replayed capture's addresses are resolved where this process has them.
+        let address_hex: Arc<str> = if resolved.address == *address {
+            resolved.hex.clone()
+        } else {
+            format!("{address:#x}").into()
+        };
         if symbols.is_empty() {
             frames.push(Frame {
                 function: None,
@@ -355,14 +369,17 @@ fn assemble(stack: &[(usize, &Resolved)], kind: Kind) -> Symbolicated {
                 address: address_hex.clone(),
             });
         }
-        physical.push((*outer).clone());
+        physical.push(resolved.physical.clone());
+        addresses.push(*address);
     }
     let cut = frames.len() > limits::MAX_FRAMES;
     frames.truncate(limits::MAX_FRAMES);
     physical.truncate(limits::MAX_FRAMES);
+    addresses.truncate(limits::MAX_FRAMES);
     Symbolicated {
         frames,
         physical,
+        addresses,
         cut,
     }
 }
@@ -372,7 +389,7 @@ fn assemble(stack: &[(usize, &Resolved)], kind: Kind) -> Symbolicated {
 /// panic entry point it did not learn), then std functions inlined into the
 /// first frame of other code (`Index::index`, `Option::unwrap`), so the top
 /// frame is the code that panicked. Frames with no symbols stop it.
-fn trim_panic_machinery(stack: &mut Vec<(usize, &[Marked], &Physical)>) {
+fn trim_panic_machinery(stack: &mut Vec<(usize, &[Marked], &Resolved)>) {
     let machinery = stack
         .iter()
         .take_while(|(_, symbols, _)| !symbols.is_empty() && symbols.iter().all(|s| s.toolchain))

@@ -20,8 +20,8 @@ use std::sync::atomic::Ordering;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    create_private, encode, open_regular, owner_alive, parse_entry, Entry, EntryRef, Spool,
-    MAX_FILE_BYTES, SUFFIX,
+    create_private, encode, open_regular, owner_alive, parse_captured, parse_entry, Entry,
+    EntryRef, Spool, MAX_FILE_BYTES, SUFFIX,
 };
 use crate::record::Captured;
 use crate::report::ReportId;
@@ -38,6 +38,14 @@ struct Settled {
     settled: ReportId,
 }
 
+/// Where a capture's line is in the journal, to read it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Line {
+    offset: u64,
+    /// With its newline.
+    len: u32,
+}
+
 /// This run's journal (see the module docs).
 pub(crate) struct Journal {
     path: PathBuf,
@@ -47,6 +55,10 @@ pub(crate) struct Journal {
     /// Where the next line goes (only this process writes the file);
     /// `None`: not known, ask the file.
     end: Option<u64>,
+    /// Lines appended and not written yet (see [`commit`](Self::commit)),
+    /// and how many captures they hold.
+    staged: Vec<u8>,
+    staged_captures: usize,
 }
 
 impl Journal {
@@ -57,6 +69,8 @@ impl Journal {
             file: None,
             unsettled: 0,
             end: None,
+            staged: Vec::new(),
+            staged_captures: 0,
         }
     }
 
@@ -80,16 +94,52 @@ impl Journal {
             .ok_or_else(|| io::Error::other("no journal"))
     }
 
-    /// Writes `captured` as one line; once this returns `Ok` it survives
-    /// the process. Returns where the line starts, for [`read_at`](Self::read_at).
-    /// A journal past [`MAX_JOURNAL_BYTES`] (the worker has not caught up
-    /// for a long time) takes nothing more until it is emptied.
-    pub(crate) fn append(&mut self, captured: &Captured) -> io::Result<u64> {
+    /// Stages `captured` as one line, written with the others staged by
+    /// the next [`commit`](Self::commit) (one system call for a burst of
+    /// captures); once that returns `Ok` it survives the process. Returns
+    /// where the line will be, for [`read`](Self::read). A journal past
+    /// [`MAX_JOURNAL_BYTES`] (the worker has not caught up for a long time)
+    /// takes nothing more until it is emptied.
+    pub(crate) fn append(&mut self, captured: &Captured) -> io::Result<Line> {
         let mut line = encode(EntryRef::Captured(captured))?;
         line.push(b'\n');
-        let offset = self.write_line(&line, MAX_JOURNAL_BYTES)?;
+        let len = u32::try_from(line.len()).map_err(io::Error::other)?;
+        let offset = self.end()? + self.staged.len() as u64;
+        if offset + line.len() as u64 > MAX_JOURNAL_BYTES {
+            return Err(io::Error::other("the journal is full"));
+        }
+        self.staged.extend_from_slice(&line);
+        self.staged_captures += 1;
         self.unsettled += 1;
-        Ok(offset)
+        Ok(Line { offset, len })
+    }
+
+    /// Writes the staged lines. On failure none of them is in the journal:
+    /// the captures they hold need another place.
+    pub(crate) fn commit(&mut self) -> io::Result<()> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let staged = std::mem::take(&mut self.staged);
+        let captures = std::mem::take(&mut self.staged_captures);
+        let written = self.write_line(&staged, u64::MAX).map(|_| ());
+        if written.is_err() {
+            self.unsettled -= captures;
+        }
+        // The buffer is kept for the next burst.
+        self.staged = staged;
+        self.staged.clear();
+        written
+    }
+
+    /// Where the next line goes, the file opened if it was not.
+    fn end(&mut self) -> io::Result<u64> {
+        let known = self.end;
+        let file = self.file()?;
+        match known {
+            Some(end) => Ok(end),
+            None => io::Seek::seek(file, io::SeekFrom::End(0)),
+        }
     }
 
     /// Appends `line` if the journal stays within `max` bytes; a write that
@@ -120,27 +170,28 @@ impl Journal {
         Ok(start)
     }
 
-    /// The capture whose line starts at `offset` (see [`append`](Self::append)).
-    pub(crate) fn read_at(&self, offset: u64) -> Option<Captured> {
-        let mut reader = BufReader::new(open_regular(&self.path, false).ok()?);
-        io::Seek::seek(&mut reader, io::SeekFrom::Start(offset)).ok()?;
-        let mut line = Vec::new();
-        (&mut reader)
-            .take(MAX_FILE_BYTES + 1)
-            .read_until(b'\n', &mut line)
-            .ok()?;
-        if line.pop() != Some(b'\n') {
+    /// The capture written at `line` (see [`append`](Self::append)), read
+    /// back as any spool file is: not trusted to be scrubbed or within the
+    /// limits.
+    pub(crate) fn read(&self, line: Line) -> Option<Captured> {
+        let file = self.file.as_ref()?;
+        let mut bytes = vec![0; line.len as usize];
+        read_at(file, &mut bytes, line.offset).ok()?;
+        if bytes.pop() != Some(b'\n') {
             return None;
         }
-        match parse_entry(&line)? {
-            Entry::Captured(captured) => Some(*captured),
-            Entry::Report(_) => None,
-        }
+        parse_captured(&bytes)
     }
 
     /// The captures `ids` written here no longer need the journal (one
     /// write for them all); once none does, the file is emptied.
     pub(crate) fn settle(&mut self, ids: &[ReportId]) {
+        // The worker commits staged lines before it settles anything; the
+        // settled lines must come after them in any case.
+        debug_assert!(self.staged.is_empty(), "settled with lines staged");
+        if self.commit().is_err() {
+            STATS.spool_write_errors.inc();
+        }
         let ids = &ids[..ids.len().min(self.unsettled)];
         if ids.is_empty() {
             return;
@@ -167,6 +218,20 @@ impl Journal {
         if written.is_err() {
             STATS.spool_write_errors.inc();
         }
+    }
+}
+
+/// Reads exactly `bytes.len()` bytes at `offset`.
+fn read_at(file: &File, bytes: &mut [u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, bytes, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = file;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
+        file.read_exact(bytes)
     }
 }
 
@@ -344,10 +409,12 @@ mod tests {
         let spool = temp_spool("emptied");
         let mut journal = Journal::new(&spool);
         let (a, b) = (capture("a"), capture("b"));
-        journal.append(&a).expect("written");
-        journal.append(&b).expect("written");
+        journal.append(&a).expect("staged");
+        journal.append(&b).expect("staged");
         let path = journal.path.clone();
         let len = || fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(len(), 0, "staged, not written yet");
+        journal.commit().expect("written");
         let full = len();
         assert!(full > 0);
         journal.settle(&[a.id]);
@@ -363,8 +430,9 @@ mod tests {
         let dir = dead.dir.clone();
         let mut journal = Journal::new(&dead);
         for message in ["first", "settled", "second"] {
-            journal.append(&capture(message)).expect("written");
+            journal.append(&capture(message)).expect("staged");
         }
+        journal.commit().expect("written");
         let settled = {
             let text = fs::read_to_string(&journal.path).expect("the journal");
             let line = text.lines().nth(1).expect("the second line");
@@ -399,23 +467,33 @@ mod tests {
     }
 
     #[test]
-    fn a_capture_is_read_back_from_where_its_line_starts() {
+    fn a_capture_is_read_back_from_its_line() {
         let spool = temp_spool("read-at");
         let mut journal = Journal::new(&spool);
-        let first = journal.append(&capture("first")).expect("written");
-        let second = journal.append(&capture("second")).expect("written");
+        let first = journal.append(&capture("first")).expect("staged");
+        journal.commit().expect("written");
+        let mut planted = capture("password=hunter2");
+        planted.scrubbed = true;
+        let second = journal.append(&planted).expect("staged");
+        assert!(journal.read(second).is_none(), "staged, not written yet");
+        journal.commit().expect("written");
+        let read = journal.read(second).expect("read back");
+        assert_eq!(read.message, "password=hunter2");
+        assert!(!read.scrubbed, "what is read from disk is scrubbed again");
         assert_eq!(
-            journal.read_at(second).map(|c| c.message).as_deref(),
-            Some("second")
-        );
-        assert_eq!(
-            journal.read_at(first).map(|c| c.message).as_deref(),
+            journal.read(first).map(|c| c.message).as_deref(),
             Some("first")
         );
-        assert!(
-            journal.read_at(second + 1).is_none(),
-            "not where a line starts"
-        );
+        let shifted = Line {
+            offset: second.offset + 1,
+            ..second
+        };
+        assert!(journal.read(shifted).is_none(), "not where a line starts");
+        let past = Line {
+            offset: second.offset + 4096,
+            ..second
+        };
+        assert!(journal.read(past).is_none(), "past the end");
         let _ = fs::remove_dir_all(&spool.dir);
     }
 
@@ -423,7 +501,8 @@ mod tests {
     fn a_live_owners_journal_is_left_alone() {
         let live = temp_spool("live");
         let mut journal = Journal::new(&live);
-        journal.append(&capture("mine")).expect("written");
+        journal.append(&capture("mine")).expect("staged");
+        journal.commit().expect("written");
         let other = Spool::open(live.dir.clone(), 100, Duration::from_secs(30 * 86_400))
             .expect("a second owner");
         other.adopt_dead_journals();

@@ -4,7 +4,7 @@
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Message;
 use crate::report::Report;
@@ -48,6 +48,8 @@ pub(super) struct Courier {
     waker: Waker,
     /// How many reports (from the front of the outbox) are on their way.
     in_flight: Option<usize>,
+    /// When they were handed over.
+    sent_at: Option<Instant>,
     max_batch: usize,
 }
 
@@ -88,6 +90,7 @@ impl Courier {
             carrier: Carrier::Waiting(transport),
             waker,
             in_flight: None,
+            sent_at: None,
             max_batch,
         }
     }
@@ -157,6 +160,11 @@ impl Courier {
         self.in_flight
     }
 
+    /// How long the batch on its way has been, if one is.
+    pub(super) fn in_flight_for(&self) -> Option<Duration> {
+        self.sent_at.map(|t| t.elapsed())
+    }
+
     /// Hands a batch over; back when it cannot be sent at all.
     pub(super) fn dispatch(&mut self, batch: Vec<Report>) -> Result<(), Vec<Report>> {
         debug_assert!(self.in_flight.is_none());
@@ -176,6 +184,7 @@ impl Courier {
             Carrier::Waiting(_) | Carrier::Gone => return Err(batch),
         }
         self.in_flight = Some(n);
+        self.sent_at = Some(Instant::now());
         Ok(())
     }
 
@@ -200,6 +209,7 @@ impl Courier {
             Carrier::Waiting(_) | Carrier::Gone => (Vec::new(), lost()),
         };
         self.in_flight = None;
+        self.sent_at = None;
         Some((n, got.0, got.1))
     }
 }

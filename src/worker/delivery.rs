@@ -358,7 +358,7 @@ impl Worker {
                 spool_file,
                 journaled,
                 ..
-            } => spool_file.is_some() || journaled,
+            } => spool_file.is_some() || journaled.is_some(),
             Work::Journaled { .. } | Work::Spooled { .. } => true,
             Work::Flush(_) => return,
         };

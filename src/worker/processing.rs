@@ -96,28 +96,22 @@ impl Worker {
                 }
                 let seq = self.next_seq(false);
                 let (captured, durable) = self.make_durable(*pending);
-                let in_memory = self.unprocessed.len() < UNPROCESSED_IN_MEMORY;
-                let work = match durable {
-                    Durable::Journal(offset) if !in_memory => Work::Journaled {
-                        seq,
-                        offset,
-                        id: captured.id,
-                        raw_key: captured.raw_key,
-                        claimed: captured.claimed,
-                    },
+                let journaled = match durable {
                     Durable::File(path) => {
                         self.wait_for_processing(seq, captured, Some(path), true);
                         return None;
                     }
-                    durable => Work::Capture {
-                        seq,
-                        captured: Box::new(captured),
-                        spool_file: None,
-                        journaled: matches!(durable, Durable::Journal(_)),
-                        fresh: true,
-                    },
+                    Durable::Journal(line) => Some(line),
+                    Durable::Memory => None,
                 };
-                self.unprocessed.push_back(work);
+                // In memory until the journal is committed (see `commit_journal`).
+                self.unprocessed.push_back(Work::Capture {
+                    seq,
+                    captured: Box::new(captured),
+                    spool_file: None,
+                    journaled,
+                    fresh: true,
+                });
             }
             Message::Durable {
                 captured,
@@ -141,17 +135,18 @@ impl Worker {
         None
     }
 
-    /// With a spool, writes a capture to the journal as it is (scrubbed, its
-    /// addresses tied to their files), before any processing: from here on
-    /// a killed process loses nothing of it. A full journal, or one that
-    /// cannot be written, leaves it to a spool file of its own.
+    /// With a spool, stages a capture for the journal as it is (scrubbed,
+    /// its addresses tied to their files), to be written before any
+    /// processing (see [`commit_journal`](Self::commit_journal)): from then
+    /// on a killed process loses nothing of it. A full journal leaves it to
+    /// a spool file of its own.
     pub(super) fn make_durable(&mut self, pending: Pending) -> (Captured, Durable) {
         let (Some(journal), Some(spool)) = (self.journal.as_mut(), &self.spool) else {
             return (pending.into_captured(), Durable::Memory);
         };
         let captured = self.settings.captured_for_spool(pending);
         let durable = match journal.append(&captured) {
-            Ok(offset) => Durable::Journal(offset),
+            Ok(line) => Durable::Journal(line),
             Err(_) => match spool.write(
                 captured.id,
                 captured.timestamp_ms,
@@ -169,6 +164,56 @@ impl Worker {
         (captured, durable)
     }
 
+    /// Writes the captures staged for the journal since `from` (their place
+    /// in `unprocessed`) with one system call; of those beyond the ones kept
+    /// in memory, only the line is kept. If the journal cannot take them,
+    /// each gets a spool file of its own.
+    pub(super) fn commit_journal(&mut self, from: usize) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        let committed = journal.commit().is_ok();
+        for i in from..self.unprocessed.len() {
+            let Some(Work::Capture {
+                seq,
+                captured,
+                spool_file,
+                journaled: journaled @ Some(_),
+                ..
+            }) = self.unprocessed.get_mut(i)
+            else {
+                continue;
+            };
+            if committed {
+                if let (true, Some(line)) = (i >= self.in_memory, *journaled) {
+                    self.unprocessed[i] = Work::Journaled {
+                        seq: *seq,
+                        line,
+                        id: captured.id,
+                        raw_key: captured.raw_key,
+                        claimed: captured.claimed,
+                    };
+                }
+                continue;
+            }
+            *journaled = None;
+            let written = self.spool.as_ref().map(|spool| {
+                spool.write(
+                    captured.id,
+                    captured.timestamp_ms,
+                    EntryRef::Captured(captured),
+                )
+            });
+            match written {
+                Some(Ok(path)) => *spool_file = Some(path),
+                _ => {
+                    STATS.spool_write_errors.inc();
+                    self.ledger.to_memory();
+                }
+            }
+        }
+    }
+
     /// Queues a capture for processing (by path only when many wait and it
     /// is in the spool).
     pub(super) fn wait_for_processing(
@@ -179,7 +224,7 @@ impl Worker {
         fresh: bool,
     ) {
         let work = match spool_file {
-            Some(path) if self.unprocessed.len() >= UNPROCESSED_IN_MEMORY => Work::Spooled {
+            Some(path) if self.unprocessed.len() >= self.in_memory => Work::Spooled {
                 seq,
                 path,
                 raw_key: captured.raw_key,
@@ -190,7 +235,7 @@ impl Worker {
                 seq,
                 captured: Box::new(captured),
                 spool_file,
-                journaled: false,
+                journaled: None,
                 fresh,
             },
         };
@@ -203,7 +248,7 @@ impl Worker {
             let ready = match self.unprocessed.front() {
                 None => return,
                 Some(Work::Flush(_)) => true,
-                Some(_) => self.symbols_ready(),
+                Some(_) => !self.held_back_by_delivery() && self.symbols_ready(),
             };
             if !ready {
                 return;
@@ -237,14 +282,14 @@ impl Worker {
                 // From here on it is handled as a capture in memory; once
                 // shutdown gave up (and counted it as spooled) it is left
                 // in the journal for the next run.
-                if journaled && !self.ledger.to_memory() {
+                if journaled.is_some() && !self.ledger.to_memory() {
                     return;
                 }
-                self.admit_journaled(*captured, spool_file, fresh, journaled.then_some(id));
+                self.admit_journaled(*captured, spool_file, fresh, journaled.map(|_| id));
             }
             Work::Journaled {
                 seq,
-                offset,
+                line,
                 id,
                 raw_key,
                 claimed,
@@ -253,7 +298,7 @@ impl Worker {
                 if !self.ledger.to_memory() {
                     return;
                 }
-                let read = self.journal.as_ref().and_then(|j| j.read_at(offset));
+                let read = self.journal.as_ref().and_then(|j| j.read(line));
                 match read {
                     Some(mut captured) => {
                         // This process's own capture: its addresses are live.

@@ -132,7 +132,7 @@ fn at_a_shutdown_deadline_captures_go_out_with_addresses_only_rather_than_not_at
     handle.join().expect("no panic on the worker");
     let report = kept.try_recv().expect("delivered, not dropped");
     assert_eq!(report.frames.len(), 1, "{:?}", report.frames);
-    assert_eq!(report.frames[0].address, format!("{address:#x}"));
+    assert_eq!(&*report.frames[0].address, format!("{address:#x}"));
     assert!(report.frames[0].function.is_none(), "{:?}", report.frames);
     drop(release_tx);
 }

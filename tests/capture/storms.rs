@@ -451,11 +451,7 @@ fn child_fingerprint() {
     report_value("group", &reports[0].group);
     report_value(
         "address",
-        reports[0]
-            .frames
-            .first()
-            .map(|f| f.address.as_str())
-            .unwrap_or(""),
+        reports[0].frames.first().map(|f| &*f.address).unwrap_or(""),
     );
 }
 

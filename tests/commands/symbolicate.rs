@@ -161,8 +161,8 @@ fn frames_by_offset(report: &Report, image: &Image) -> BTreeMap<u64, Vec<FrameTe
                 .entry(address - image.start().unwrap())
                 .or_default()
                 .push((
-                    frame.function.clone(),
-                    frame.file.clone(),
+                    frame.function.as_deref().map(str::to_owned),
+                    frame.file.as_deref().map(str::to_owned),
                     frame.line,
                     frame.column,
                 ));

@@ -122,7 +122,7 @@ fn bare(name: &str) -> &str {
 /// Whether a frame is the application's, told from what the build gives.
 fn is_application(frame: &crashbox::Frame, sources: &Path) -> bool {
     match (&frame.file, &frame.function) {
-        (Some(file), _) => Path::new(file).starts_with(sources),
+        (Some(file), _) => Path::new(&**file).starts_with(sources),
         (None, Some(function)) => function.contains("fixture_app::"),
         (None, None) => false,
     }
@@ -166,7 +166,7 @@ fn check_frames(report: &Report, expected: &str, sources: &Path, named: bool) ->
                 "frame {i} is crashbox's or the walker's: {frame:?}"
             ));
         }
-        if frame.address == "0x0" {
+        if &*frame.address == "0x0" {
             problems.push(format!("frame {i} has address 0x0"));
         }
         if named && frame.in_app != is_application(frame, sources) {
@@ -349,7 +349,12 @@ fn objcopy(args: &[&str], from: &Path, to: &Path) {
     assert!(status.success(), "objcopy {args:?} failed");
 }
 
-type Shape = Vec<(Option<String>, Option<String>, Option<u32>, bool)>;
+type Shape = Vec<(
+    Option<std::sync::Arc<str>>,
+    Option<std::sync::Arc<str>>,
+    Option<u32>,
+    bool,
+)>;
 
 fn shape(report: &Report) -> Shape {
     report

@@ -359,8 +359,8 @@ fn new_frame(
     address: &str,
 ) -> Frame {
     let mut frame = Frame::at_address(address);
-    frame.function = function;
-    frame.file = file;
+    frame.function = function.map(Into::into);
+    frame.file = file.map(Into::into);
     frame.line = line;
     frame.column = column;
     frame

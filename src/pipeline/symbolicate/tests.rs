@@ -3,8 +3,8 @@ use super::*;
 
 fn sym(function: &str, file: Option<&str>) -> Symbol {
     Symbol {
-        function: Some(function.to_owned()),
-        file: file.map(str::to_owned),
+        function: Some(function.into()),
+        file: file.map(Into::into),
         line: Some(1),
         column: None,
     }
@@ -208,7 +208,7 @@ fn unnamed_frames_are_kept_and_null_addresses_dropped() {
     let out = build(raw, Kind::Panic, &InAppRules::default());
     assert_eq!(out.frames.len(), 2);
     assert_eq!(out.frames[0].function, None);
-    assert_eq!(out.frames[0].address, "0x10");
+    assert_eq!(&*out.frames[0].address, "0x10");
 }
 
 #[test]
