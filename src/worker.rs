@@ -56,6 +56,10 @@ const MAX_UNPROCESSED: usize = 8 * 1024;
 /// Captures processed between two looks at the queue, so that new captures
 /// reach the spool while a backlog is processed.
 const PROCESS_BURST: usize = 4;
+/// How long a report waits in the outbox for others to go with it in one
+/// batch (handing each report to the transport's thread on its own costs
+/// two thread wake-ups): a full batch, a flush and shutdown do not wait.
+const BATCH_LINGER: Duration = Duration::from_millis(1);
 /// With a full outbox, processing waits for the batch on its way (captures
 /// wait cheaper than reports, which would go to spool files) unless the
 /// batch has been on its way this long: then the collector is stuck, and
@@ -219,6 +223,8 @@ pub(crate) struct Worker {
     /// queue holds (so at most twice its capacity in all), and at least
     /// [`UNPROCESSED_IN_MEMORY`].
     in_memory: usize,
+    /// Since when the outbox's reports wait for a fuller batch (see [`BATCH_LINGER`]).
+    lingering: Option<Instant>,
     aggregator: Aggregator,
     limiter: RateLimiter,
     /// How long without processing before debug info is let go.
@@ -247,6 +253,7 @@ impl Worker {
             ),
             limiter: RateLimiter::new(settings.max_reports_per_minute),
             processor: Processor::new(settings.clone()),
+            lingering: None,
             in_memory: settings.queue_capacity.max(UNPROCESSED_IN_MEMORY),
             settings,
             courier: Courier::new(transport, waker.clone()),
@@ -301,7 +308,7 @@ impl Worker {
             // A batch delivered while the loop was busy: the next one goes,
             // and flushes it completes are answered.
             self.collect(Duration::ZERO);
-            self.pump();
+            self.pump(true);
             self.answer_waiters();
             // This run's first captures reach the spool before the start-up work.
             let wait = if started {
@@ -336,7 +343,7 @@ impl Worker {
             }
             self.aggregator.close_due(Instant::now());
             self.emit_ready();
-            self.pump();
+            self.pump(true);
             self.answer_waiters();
             self.release_symbols_if_idle();
         }
@@ -427,9 +434,13 @@ impl Worker {
                 upto(DELIVERY_STUCK.saturating_sub(sent));
             }
         } else if !self.outbox.is_empty() {
+            let lingering = self
+                .lingering
+                .map(|since| BATCH_LINGER.saturating_sub(since.elapsed()));
             upto(
                 self.not_before
                     .map(|t| t.saturating_duration_since(Instant::now()))
+                    .or(lingering)
                     .unwrap_or(Duration::ZERO),
             );
         }

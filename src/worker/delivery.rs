@@ -192,15 +192,26 @@ impl Worker {
     }
 
     /// Hands the batch at the front of the outbox to the transport's thread
-    /// when a delivery is due and none is on its way.
-    pub(super) fn pump(&mut self) {
-        if self.outbox.is_empty()
-            || self.courier.in_flight().is_some()
-            || self.not_before.is_some_and(|t| Instant::now() < t)
+    /// when a delivery is due and none is on its way. With `linger`, a batch
+    /// that is not full waits up to [`BATCH_LINGER`] for more reports, unless
+    /// a flush waits for it.
+    pub(super) fn pump(&mut self, linger: bool) {
+        if self.outbox.is_empty() {
+            self.lingering = None;
+            return;
+        }
+        if self.courier.in_flight().is_some() || self.not_before.is_some_and(|t| Instant::now() < t)
         {
             return;
         }
         let n = self.courier.max_batch().min(self.outbox.len());
+        if linger && n < self.courier.max_batch() && self.waiters.is_empty() {
+            let since = *self.lingering.get_or_insert_with(Instant::now);
+            if since.elapsed() < BATCH_LINGER {
+                return;
+            }
+        }
+        self.lingering = None;
         // Moved, not copied: the courier hands the batch back with its outcome.
         let batch: Vec<Report> = self
             .outbox
@@ -341,7 +352,7 @@ impl Worker {
             if self.not_before.is_some_and(|t| Instant::now() < t) {
                 break;
             }
-            self.pump();
+            self.pump(false);
         }
         for _ in std::mem::take(&mut self.overflow) {
             self.ledger.settle(true, Some(&STATS.spooled));

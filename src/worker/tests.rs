@@ -10,6 +10,29 @@ impl Transport for Discard {
     }
 }
 
+/// A worker with default settings and no spool, sending through
+/// `transport`, and its ledger.
+fn worker(transport: impl Transport + 'static) -> (Worker, Arc<InFlight>) {
+    let settings = Arc::new(crate::Options::new().settings());
+    let ledger = Arc::new(InFlight::default());
+    let retry = RetryPolicy {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(1),
+        attempts: 1,
+    };
+    let worker = Worker::new(
+        settings,
+        Box::new(transport),
+        retry,
+        ledger.clone(),
+        None,
+        Arc::new(Slots::new(1)),
+        Waker::default(),
+    )
+    .expect("a worker");
+    (worker, ledger)
+}
+
 /// A capture of an error at a real address of this binary, so that
 /// processing it resolves frames (and loads debug info).
 fn capture_here() -> Captured {
@@ -19,23 +42,7 @@ fn capture_here() -> Captured {
 #[test]
 fn debug_info_is_let_go_once_the_worker_is_idle() {
     let idle = Duration::from_millis(100);
-    let settings = Arc::new(crate::Options::new().settings());
-    let ledger = Arc::new(InFlight::default());
-    let retry = RetryPolicy {
-        initial: Duration::from_secs(1),
-        max: Duration::from_secs(1),
-        attempts: 1,
-    };
-    let mut worker = Worker::new(
-        settings,
-        Box::new(Discard),
-        retry,
-        ledger.clone(),
-        None,
-        Arc::new(Slots::new(1)),
-        Waker::default(),
-    )
-    .expect("a worker");
+    let (mut worker, ledger) = worker(Discard);
     worker.symbols_idle = idle;
     let (released_tx, released) = std::sync::mpsc::sync_channel(8);
     worker.on_release = Some(released_tx);
@@ -88,24 +95,8 @@ impl Transport for Keep {
 
 #[test]
 fn at_a_shutdown_deadline_captures_go_out_with_addresses_only_rather_than_not_at_all() {
-    let settings = Arc::new(crate::Options::new().settings());
-    let ledger = Arc::new(InFlight::default());
-    let retry = RetryPolicy {
-        initial: Duration::from_secs(1),
-        max: Duration::from_secs(1),
-        attempts: 1,
-    };
     let (kept_tx, kept) = std::sync::mpsc::sync_channel(8);
-    let mut worker = Worker::new(
-        settings,
-        Box::new(Keep(kept_tx)),
-        retry,
-        ledger.clone(),
-        None,
-        Arc::new(Slots::new(1)),
-        Waker::default(),
-    )
-    .expect("a worker");
+    let (mut worker, ledger) = worker(Keep(kept_tx));
     // Debug info that takes longer to load than shutdown allows.
     let (release_tx, release) = std::sync::mpsc::channel::<()>();
     worker.symbols = Symbols::Loading(std::thread::spawn(move || {
@@ -135,6 +126,53 @@ fn at_a_shutdown_deadline_captures_go_out_with_addresses_only_rather_than_not_at
     assert_eq!(&*report.frames[0].address, format!("{address:#x}"));
     assert!(report.frames[0].function.is_none(), "{:?}", report.frames);
     drop(release_tx);
+}
+
+/// Puts `n` reports in the worker's outbox.
+fn queue_reports(worker: &mut Worker, n: usize) {
+    for i in 0..n {
+        worker.outbox.push_back(Outgoing {
+            seq: Seq::default(),
+            report: Some(Report::sample(&format!("report {i}"))),
+            spool_file: None,
+            journal_line: None,
+        });
+    }
+}
+
+#[test]
+fn a_batch_that_is_not_full_waits_a_moment_for_more_unless_a_flush_waits() {
+    let (mut worker, _ledger) = worker(Discard);
+    queue_reports(&mut worker, 2);
+    worker.pump(true);
+    assert_eq!(worker.courier.in_flight(), None, "waits for more reports");
+    assert!(worker.lingering.is_some());
+    // Once the moment has passed, it goes as it is.
+    worker.lingering = Some(Instant::now() - BATCH_LINGER);
+    worker.pump(true);
+    assert_eq!(worker.courier.in_flight(), Some(2));
+    worker.collect(Duration::from_secs(60));
+    assert!(worker.outbox.is_empty(), "delivered");
+
+    // A flush does not wait for a fuller batch.
+    queue_reports(&mut worker, 1);
+    let (done, _answer) = std::sync::mpsc::sync_channel(1);
+    worker.waiters.push_back((u64::MAX, done));
+    worker.pump(true);
+    assert_eq!(worker.courier.in_flight(), Some(1));
+    worker.collect(Duration::from_secs(60));
+    worker.waiters.clear();
+
+    // Nor does a full batch, nor shutdown.
+    let full = worker.courier.max_batch();
+    queue_reports(&mut worker, full);
+    worker.pump(true);
+    assert_eq!(worker.courier.in_flight(), Some(full));
+    worker.collect(Duration::from_secs(60));
+    queue_reports(&mut worker, 1);
+    worker.pump(false);
+    assert_eq!(worker.courier.in_flight(), Some(1));
+    worker.collect(Duration::from_secs(60));
 }
 
 #[test]
