@@ -51,12 +51,18 @@
 #[doc(hidden)]
 #[path = "fuzz_hooks.rs"]
 pub mod __fuzz;
+#[cfg(feature = "anyhow")]
+pub mod anyhow;
 mod capture;
 mod client;
 mod collector;
 mod context;
 mod deadline;
 mod error;
+mod event;
+#[cfg(feature = "eyre")]
+pub mod eyre;
+pub mod future;
 mod hash;
 #[cfg(target_os = "linux")]
 mod images;
@@ -64,6 +70,8 @@ mod images;
 #[path = "images_fallback.rs"]
 mod images;
 pub mod limits;
+#[cfg(feature = "log")]
+pub mod log;
 #[cfg(target_os = "linux")]
 mod mapped_files;
 #[cfg(not(target_os = "linux"))]
@@ -83,6 +91,8 @@ pub mod thread;
 #[cfg(test)]
 mod tidy;
 mod time;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 pub mod transport;
 mod worker;
 
@@ -95,6 +105,7 @@ use capture::stack::{StackMark, Top};
 pub use client::{init, last_run, spool_dir, Guard};
 pub use collector::{Collector, Dsn, Endpoint};
 pub use error::ConfigError;
+pub use event::{Event, MAX_EVENT_EXTRA};
 #[doc(hidden)]
 pub use options::__application_crate;
 pub use options::Options;

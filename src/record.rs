@@ -8,7 +8,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::report::{Breadcrumb, ExceptionInfo, Kind, Level, Location, ReportId, ThreadInfo, User};
+use crate::report::{
+    Breadcrumb, ExceptionInfo, Frame, Kind, Level, Location, ReportId, ThreadInfo, User,
+};
 use crate::scope::ScopeSnapshot;
 use crate::{images, mapped_files};
 
@@ -31,6 +33,12 @@ pub(crate) struct Pending {
     pub raw_key: Option<u64>,
     /// Whether this capture claimed its raw key's caller-side slot.
     pub claimed: bool,
+    /// Extra values of the capture's own (an [`Event`](crate::Event)'s),
+    /// over the scope's.
+    pub extra: BTreeMap<String, Value>,
+    /// Frames given with the capture (an error's origin, resolved where it
+    /// was created), used instead of the walked stack's.
+    pub frames: Option<Vec<Frame>>,
 }
 
 /// A capture with its scope merged: what the pipeline turns into a report,
@@ -46,6 +54,9 @@ pub(crate) struct Captured {
     pub message: String,
     pub exceptions: Vec<ExceptionInfo>,
     pub addresses: Vec<usize>,
+    /// See [`Pending::frames`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<Vec<Frame>>,
     /// Per address: module index and file offset, when known.
     #[serde(default)]
     pub located: Vec<Option<(u32, u64)>>,
@@ -113,7 +124,8 @@ fn thread_info(thread: &std::thread::Thread) -> ThreadInfo {
 impl Pending {
     /// Merges the scope snapshot and reads the thread's name and id.
     pub(crate) fn into_captured(self) -> Captured {
-        let merged = self.scope.merge();
+        let mut merged = self.scope.merge();
+        merged.extra.extend(self.extra);
         let mut truncated = self.truncated;
         truncated.extend(merged.truncated);
         Captured {
@@ -128,6 +140,7 @@ impl Pending {
             message: self.message,
             exceptions: self.exceptions,
             addresses: self.addresses,
+            frames: self.frames,
             located: Vec::new(),
             modules: Vec::new(),
             images: Vec::new(),

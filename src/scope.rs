@@ -84,19 +84,10 @@ impl Scope {
     /// });
     /// ```
     pub fn set_extra(&mut self, key: impl Into<String>, value: impl Serialize) {
-        let mut key = key.into();
-        limits::truncate(&mut key, limits::MAX_TAG_KEY_BYTES);
-        let value = match serde_json::to_string(&value) {
-            Ok(json) if json.len() <= limits::MAX_EXTRA_BYTES => {
-                serde_json::from_str(&json).unwrap_or(Value::Null)
-            }
-            Ok(mut json) => {
-                limits::truncate(&mut json, limits::MAX_EXTRA_BYTES);
-                self.note_truncated(format!("extra.{key}"));
-                Value::String(json)
-            }
-            Err(e) => Value::String(format!("<unserializable: {e}>")),
-        };
+        let (key, value, cut) = bounded_extra(key.into(), &value);
+        if cut {
+            self.note_truncated(format!("extra.{key}"));
+        }
         self.extra.insert(key, value);
     }
 
@@ -220,5 +211,23 @@ impl ScopeSnapshot {
         crumbs.reverse();
         merged.breadcrumbs = crumbs;
         merged
+    }
+}
+
+/// An extra value as reports keep it: the key cut to 128 bytes, a value
+/// whose JSON is over 16 KiB replaced by its cut JSON text (`true`: it was
+/// cut), one that fails to serialize by a string saying why.
+pub(crate) fn bounded_extra(mut key: String, value: &impl Serialize) -> (String, Value, bool) {
+    limits::truncate(&mut key, limits::MAX_TAG_KEY_BYTES);
+    match serde_json::to_string(value) {
+        Ok(json) if json.len() <= limits::MAX_EXTRA_BYTES => {
+            let value = serde_json::from_str(&json).unwrap_or(Value::Null);
+            (key, value, false)
+        }
+        Ok(mut json) => {
+            limits::truncate(&mut json, limits::MAX_EXTRA_BYTES);
+            (key, Value::String(json), true)
+        }
+        Err(e) => (key, Value::String(format!("<unserializable: {e}>")), false),
     }
 }

@@ -15,6 +15,8 @@
 //!   captured is lost.
 //! - `e2e`: the fixture application built in every release profile, and its
 //!   reports checked by a real Bugsink server and Sentry Relay's normaliser.
+//! - `integrations`: `anyhow`, `eyre`, `log` and `tracing`, each behind its
+//!   feature.
 //! - `spool`: the on-disk spool: outages, durable panics, `panic = "abort"`,
 //!   replay and retention, shared spools, crash loops and untrusted files.
 //!
@@ -31,4 +33,5 @@ mod collectors;
 mod commands;
 mod delivery;
 mod e2e;
+mod integrations;
 mod spool;

@@ -52,9 +52,13 @@ macro_rules! for_known_types {
 }
 
 /// The name of a captured error's type: its public path for the std types
-/// that sources are named by too, so one type has one name either way.
-fn type_name_of<E: ?Sized>() -> String {
+/// that sources are named by too, so one type has one name either way. A
+/// trait object (`capture_error(&*boxed)`) is named by its `Debug` form.
+fn type_name_of<E: Error + ?Sized>(err: &E) -> String {
     let name = std::any::type_name::<E>();
+    if name.starts_with("dyn ") {
+        return debug_type_name(err).unwrap_or_else(|| "dyn Error".to_owned());
+    }
     macro_rules! public {
         ($($ty:ty),* $(,)?) => {
             $(if name == std::any::type_name::<$ty>() {
@@ -66,15 +70,22 @@ fn type_name_of<E: ?Sized>() -> String {
     name.to_owned()
 }
 
-/// Best-effort type name of a source error, which is only known as `dyn Error`:
-/// common std errors by downcast, else the leading identifier of its `Debug` form.
-fn source_type_name(err: &(dyn Error + 'static)) -> String {
+/// Best-effort type name of an error known only as `dyn Error` (a source,
+/// or a wrapper's link): common std errors by downcast, else the leading
+/// identifier of its `Debug` form, else `fallback`.
+fn source_type_name(err: &(dyn Error + 'static), fallback: &str) -> String {
     macro_rules! known {
         ($($ty:ty),* $(,)?) => {
             $(if err.is::<$ty>() { return stringify!($ty).replace(' ', ""); })*
         };
     }
     for_known_types!(known);
+    debug_type_name(err).unwrap_or_else(|| fallback.to_owned())
+}
+
+/// The leading identifier of `err`'s `Debug` form when it looks like a type
+/// (`ConfigError { .. }`, `Timeout(..)`: as Sentry names such errors).
+fn debug_type_name<E: fmt::Debug + ?Sized>(err: &E) -> Option<String> {
     let mut w = BoundedWriter::new(96);
     let debug = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _ = write!(w, "{err:?}");
@@ -85,11 +96,9 @@ fn source_type_name(err: &(dyn Error + 'static)) -> String {
         .chars()
         .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
         .collect();
-    if ident.starts_with(|c: char| c.is_ascii_uppercase()) {
-        ident
-    } else {
-        "dyn Error".to_owned()
-    }
+    ident
+        .starts_with(|c: char| c.is_ascii_uppercase())
+        .then_some(ident)
 }
 
 /// The chain of `err`: outer error first, capped at [`limits::MAX_CHAIN`]
@@ -102,7 +111,7 @@ pub(crate) fn chain<E: Error + ?Sized>(err: &E) -> (Vec<ExceptionInfo>, Vec<Stri
         truncated.push("exceptions[0].message".to_owned());
     }
     let mut links = vec![ExceptionInfo {
-        ty: type_name_of::<E>(),
+        ty: type_name_of(err),
         message,
     }];
     // Fat pointers (address and vtable): a newtype shares its inner error's
@@ -124,13 +133,53 @@ pub(crate) fn chain<E: Error + ?Sized>(err: &E) -> (Vec<ExceptionInfo>, Vec<Stri
             truncated.push(format!("exceptions[{}].message", links.len()));
         }
         links.push(ExceptionInfo {
-            ty: source_type_name(source),
+            ty: source_type_name(source, "dyn Error"),
             message,
         });
         seen.push(ptr);
         next = source_of(source);
     }
     (links, truncated)
+}
+
+/// The chain of an error that a wrapper holds (`anyhow::Error`,
+/// `eyre::Report`: each context layer a link), named like sources, and
+/// `wrapper` for a link made by the wrapper itself (a message, a context).
+#[cfg(any(feature = "anyhow", feature = "eyre"))]
+pub(crate) fn wrapped_chain(
+    err: &(dyn Error + 'static),
+    wrapper: &str,
+) -> (Vec<ExceptionInfo>, Vec<String>) {
+    let (mut links, truncated) = chain(err);
+    let mut link = Some(err);
+    for exception in links.iter_mut() {
+        let Some(current) = link else { break };
+        exception.ty = if made_by_wrapper(current) {
+            wrapper.to_owned()
+        } else {
+            source_type_name(current, wrapper)
+        };
+        link = source_of(current);
+    }
+    (links, truncated)
+}
+
+/// Whether a wrapper's link is one it made itself: a context layer (whose
+/// `Debug` is `Error { context: .. }` in anyhow, `Error { msg: .. }` in
+/// eyre) or a message (whose `Debug` is its text, quoted or not).
+#[cfg(any(feature = "anyhow", feature = "eyre"))]
+fn made_by_wrapper(err: &(dyn Error + 'static)) -> bool {
+    let mut w = BoundedWriter::new(256);
+    let debug = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = write!(w, "{err:?}");
+        w.buf
+    }))
+    .unwrap_or_default();
+    if debug.starts_with("Error { context: ") || debug.starts_with("Error { msg: ") {
+        return true;
+    }
+    let (display, _) = display_bounded(err, 256);
+    debug == display || debug.strip_prefix('"').and_then(|d| d.strip_suffix('"')) == Some(&display)
 }
 
 /// `source()` that survives a panicking implementation.

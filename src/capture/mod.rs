@@ -53,6 +53,8 @@ pub(crate) fn pending(
         truncated,
         raw_key,
         claimed: false,
+        extra: Default::default(),
+        frames: None,
     }
 }
 

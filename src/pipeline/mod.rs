@@ -281,6 +281,7 @@ impl Processor {
             release,
             environment,
             count,
+            frames: given_frames,
             ..
         } = captured;
         let Symbolicated {
@@ -288,7 +289,10 @@ impl Processor {
             physical,
             addresses,
             cut,
-        } = self.symbols.frames(&addresses, &resolvable, kind);
+        } = match given_frames {
+            Some(given) => symbolicate::given(given, &self.settings.in_app),
+            None => self.symbols.frames(&addresses, &resolvable, kind),
+        };
         if cut && !truncated.iter().any(|t| t == "frames") {
             truncated.push("frames".to_owned());
         }

@@ -316,6 +316,56 @@ pub fn frames_from_resolved(
     build(stack, kind, &rules).frames
 }
 
+/// Frames given with a capture (an error's origin, resolved where it was
+/// created): crashbox's own left out, in-app marked by `rules`, at most
+/// [`limits::MAX_FRAMES`]. They carry no address the images could be
+/// found by.
+pub(crate) fn given(frames: Vec<Frame>, rules: &InAppRules) -> Symbolicated {
+    let mut kept: Vec<Frame> = frames
+        .into_iter()
+        .filter(|f| !is_own(f.function.as_deref(), f.file.as_deref()))
+        .map(|mut f| {
+            f.in_app = rules.is_in_app(f.function.as_deref(), f.file.as_deref());
+            f
+        })
+        .collect();
+    let cut = kept.len() > limits::MAX_FRAMES;
+    kept.truncate(limits::MAX_FRAMES);
+    let physical = kept
+        .iter()
+        .map(|f| Physical {
+            name: f.function.as_deref().map(|n| bare_name(n).into()),
+            in_app: f.in_app,
+        })
+        .collect();
+    Symbolicated {
+        frames: kept,
+        physical,
+        addresses: Vec::new(),
+        cut,
+    }
+}
+
+/// Drops the machinery that recorded an error's origin from the top of its
+/// frames: the toolchain's backtrace code and the wrapper's own functions
+/// (names starting with one of `wrapper`'s prefixes), up to the code that
+/// created the error.
+#[cfg(feature = "anyhow")]
+pub(crate) fn trim_origin(frames: &mut Vec<Frame>, wrapper: &[&str]) {
+    let machinery = frames
+        .iter()
+        .take_while(|f| {
+            let name = f.function.as_deref().unwrap_or("");
+            f.file.as_deref().is_some_and(is_toolchain_file)
+                || (f.file.is_none() && is_toolchain_name(name))
+                || wrapper.iter().any(|p| names_crate(name, p))
+        })
+        .count();
+    if machinery < frames.len() {
+        frames.drain(..machinery);
+    }
+}
+
 /// Turns resolved physical frames into the report's frames.
 fn build(stack: Vec<(usize, Vec<Symbol>)>, kind: Kind, rules: &InAppRules) -> Symbolicated {
     let stack: Vec<(usize, Resolved)> = stack

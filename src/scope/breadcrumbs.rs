@@ -22,7 +22,7 @@ impl Drop for CrumbNode {
 
 /// The breadcrumb ring: pushing is O(1), a snapshot is one `Arc` clone, and
 /// memory stays under twice the configured maximum.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct Crumbs {
     pub(super) newest: Option<Arc<CrumbNode>>,
     pub(super) len: usize,

@@ -32,6 +32,17 @@ impl Hub {
         }
     }
 
+    /// A hub of its own that starts as a copy of this one (scope and
+    /// breadcrumbs): changes to either are not seen by the other.
+    pub(crate) fn fork(&self) -> Hub {
+        Hub {
+            published: RwLock::new(self.current_scope()),
+            writer: Mutex::new(()),
+            crumbs: Mutex::new(lock(&self.crumbs).clone()),
+            max_breadcrumbs: AtomicUsize::new(self.max_breadcrumbs.load(Ordering::Relaxed)),
+        }
+    }
+
     pub(crate) fn global() -> &'static Arc<Hub> {
         &GLOBAL_HUB
     }

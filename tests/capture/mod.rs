@@ -2,6 +2,7 @@
 //!
 //! - `bad_input`: hostile inputs (huge or looping errors, huge tags and
 //!   scopes, deep stacks) stay bounded.
+//! - `event`: `Event`, a capture built from explicit parts.
 //! - `before_send`: the hook that changes or drops each report, on the
 //!   worker thread, panics caught, captures inside it ignored.
 //! - `panic_hook`: panics reported with their thread, location and in-app
@@ -14,6 +15,7 @@
 //!   forbid_reports}`.
 mod bad_input;
 mod before_send;
+mod event;
 mod panic_hook;
 mod privacy;
 mod storms;

@@ -277,7 +277,14 @@ fn frames_are_right_with_crashbox_vendored_in_the_workspace() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     copy_dir(&fixture_dir().join("src"), &app.join("src"));
     std::fs::create_dir_all(&vendored).unwrap();
-    for item in ["Cargo.toml", "build.rs", "README.md", "src", "benches"] {
+    for item in [
+        "Cargo.toml",
+        "build.rs",
+        "README.md",
+        "src",
+        "benches",
+        "examples",
+    ] {
         let from = root.join(item);
         if from.is_dir() {
             copy_dir(&from, &vendored.join(item));

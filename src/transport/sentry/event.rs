@@ -64,7 +64,10 @@ pub(super) fn sentry_frame(frame: &Frame) -> Value {
         f.insert("colno".into(), json!(column));
     }
     f.insert("in_app".into(), json!(frame.in_app));
-    f.insert("instruction_addr".into(), json!(frame.address));
+    // Frames given without an address (an error's origin) say `0x0`.
+    if &*frame.address != "0x0" {
+        f.insert("instruction_addr".into(), json!(frame.address));
+    }
     Value::Object(f)
 }
 
