@@ -1,20 +1,47 @@
 //! RFC 3339 report timestamps (calendar arithmetic by hand) and HTTP dates.
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, milliseconds).
+/// Formats `t` as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, milliseconds). The
+/// date and time of day are formatted once per second per thread (a
+/// breadcrumb is stamped on every log line).
 pub(crate) fn rfc3339_millis(t: SystemTime) -> String {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, String)> =
+            const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
     let dur = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = dur.as_secs();
     let millis = dur.subsec_millis();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    let format_second = || {
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.",
+            rem / 3600,
+            (rem % 3600) / 60,
+            rem % 60
+        )
+    };
+    let mut out = String::with_capacity(24);
+    let cached = SECOND.try_with(|second| {
+        let mut second = second.borrow_mut();
+        if second.0 != secs {
+            *second = (secs, format_second());
+        }
+        out.push_str(&second.1);
+    });
+    if cached.is_err() {
+        out.push_str(&format_second());
+    }
+    let millis = [
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+    ];
+    out.extend(millis.iter().map(|&b| b as char));
+    out.push('Z');
+    out
 }
 
 /// Days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's algorithm).
@@ -129,6 +156,25 @@ mod tests {
         assert_eq!(rfc3339_millis(t), "2000-02-29T00:00:00.123Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
         assert_eq!(rfc3339_millis(t), "2026-11-18T11:06:40.000Z");
+    }
+
+    #[test]
+    fn the_second_formatted_once_serves_every_millisecond_in_it_and_no_other() {
+        let second = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        for (ms, expected) in [
+            (7i64, "2026-11-18T11:06:40.007Z"),
+            (999, "2026-11-18T11:06:40.999Z"),
+            (1_000, "2026-11-18T11:06:41.000Z"),
+            (-1_000, "2026-11-18T11:06:39.000Z"),
+            (42, "2026-11-18T11:06:40.042Z"),
+        ] {
+            let t = if ms < 0 {
+                second - Duration::from_millis(ms.unsigned_abs())
+            } else {
+                second + Duration::from_millis(ms as u64)
+            };
+            assert_eq!(rfc3339_millis(t), expected);
+        }
     }
 
     #[test]

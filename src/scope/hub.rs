@@ -96,6 +96,17 @@ impl Hub {
             crumb.data.pop_last();
         }
         for value in crumb.data.values_mut() {
+            // Only a string or a nested value can be long: scalars are not
+            // written out to be measured.
+            let long = match value {
+                Value::Null | Value::Bool(_) | Value::Number(_) => false,
+                // Escaping at most doubles a short string's text.
+                Value::String(s) => 2 * s.len() + 2 > limits::MAX_EXTRA_BYTES,
+                Value::Array(_) | Value::Object(_) => true,
+            };
+            if !long {
+                continue;
+            }
             let json = value.to_string();
             if json.len() > limits::MAX_EXTRA_BYTES {
                 let mut cut = json;

@@ -17,6 +17,28 @@ fn breadcrumb_ring_keeps_the_newest_in_order_and_bounds_memory() {
 }
 
 #[test]
+fn a_snapshot_taken_before_the_ring_is_rebuilt_keeps_its_breadcrumbs() {
+    let mut crumbs = Crumbs::default();
+    for i in 0..15 {
+        crumbs.push(Breadcrumb::new(format!("c{i}")), 10);
+    }
+    let snapshot = crumbs.newest.clone();
+    for i in 15..20 {
+        crumbs.push(Breadcrumb::new(format!("c{i}")), 10);
+    }
+    assert_eq!(crumbs.len, 10, "rebuilt");
+    let messages = |newest: Option<&Arc<CrumbNode>>| -> Vec<String> {
+        iter_crumbs(newest, 10).map(|c| c.message.clone()).collect()
+    };
+    let now = messages(crumbs.newest.as_ref());
+    assert_eq!(now.first().map(String::as_str), Some("c19"));
+    assert_eq!(now.last().map(String::as_str), Some("c10"));
+    let then = messages(snapshot.as_ref());
+    assert_eq!(then.first().map(String::as_str), Some("c14"));
+    assert_eq!(then.last().map(String::as_str), Some("c5"));
+}
+
+#[test]
 fn layers_override_base_and_merge_tags() {
     let hub = Hub::new();
     hub.configure(|s| {
