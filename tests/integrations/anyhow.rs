@@ -6,75 +6,10 @@ use anyhow::Context;
 use crashbox::anyhow::ResultExt;
 use crashbox::{testing, Kind, Level, Report};
 
+use super::wrapper_tests;
 use crate::util::{assert_child, child, run_child, without_client};
 
-/// An application error with a `Debug` named after its type.
-#[derive(Debug)]
-struct QuotaExceeded {
-    used: u32,
-}
-
-impl fmt::Display for QuotaExceeded {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "quota exceeded ({} used)", self.used)
-    }
-}
-
-impl std::error::Error for QuotaExceeded {}
-
-fn reports_of<R>(f: impl FnOnce() -> R) -> Vec<Report> {
-    let _turn = without_client();
-    testing::capture(f).1
-}
-
-fn upload() -> anyhow::Result<()> {
-    let read = std::fs::read("/no/such/file").context("reading the upload");
-    let _ = read.context("handling request r-7")?;
-    Ok(())
-}
-
-#[test]
-fn each_context_layer_is_an_exception_outer_first() {
-    let mut line = 0;
-    let reports = reports_of(|| {
-        line = line!() + 1;
-        upload().report()
-    });
-    assert_eq!(reports.len(), 1, "{reports:#?}");
-    let report = &reports[0];
-    assert_eq!(report.kind, Kind::Error);
-    assert_eq!(report.level, Level::Error);
-    assert_eq!(report.message, "handling request r-7");
-    assert_eq!(
-        report.exception_types(),
-        ["anyhow::Error", "anyhow::Error", "std::io::Error"]
-    );
-    assert_eq!(report.exceptions[1].message, "reading the upload");
-    // The report site is the location.
-    let location = report.location.as_ref().expect("a location");
-    assert!(location.file.ends_with("anyhow.rs"), "{}", location.file);
-    assert_eq!(location.line, line);
-}
-
-#[test]
-fn a_wrapped_application_error_keeps_its_type_name_and_a_message_is_named_by_anyhow() {
-    let reports = reports_of(|| {
-        let quota = anyhow::Error::new(QuotaExceeded { used: 12 });
-        crashbox::anyhow::capture(&quota);
-        crashbox::anyhow::capture(&anyhow::anyhow!("no route to {}", "db-1"));
-    });
-    assert_eq!(reports.len(), 2, "{reports:#?}");
-    assert_eq!(reports[0].exception_types(), ["QuotaExceeded"]);
-    assert_eq!(reports[0].message, "quota exceeded (12 used)");
-    assert_eq!(reports[1].exception_types(), ["anyhow::Error"]);
-    assert_eq!(reports[1].message, "no route to db-1");
-}
-
-#[test]
-fn an_ok_result_reports_nothing() {
-    let reports = reports_of(|| anyhow::Result::<u8>::Ok(1).report());
-    assert!(reports.is_empty(), "{reports:#?}");
-}
+wrapper_tests!(anyhow, anyhow::Error, context, "anyhow::Error");
 
 #[test]
 fn a_boxed_error_is_named_by_its_debug_form_not_dyn_error() {

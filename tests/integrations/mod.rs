@@ -17,3 +17,79 @@ mod log;
 mod tasks;
 #[cfg(feature = "tracing")]
 mod tracing;
+
+/// The tests `anyhow` and `eyre` share, in the module that invokes it:
+/// `$krate` is the wrapper crate (with its context trait imported), `$report`
+/// its error type, `$wrap` its context method and `$name` what crashbox
+/// names the layers the wrapper makes.
+macro_rules! wrapper_tests {
+    ($krate:ident, $report:ty, $wrap:ident, $name:literal) => {
+        /// An application error with a `Debug` named after its type.
+        #[derive(Debug)]
+        struct QuotaExceeded {
+            used: u32,
+        }
+
+        impl fmt::Display for QuotaExceeded {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "quota exceeded ({} used)", self.used)
+            }
+        }
+
+        impl std::error::Error for QuotaExceeded {}
+
+        fn reports_of<R>(f: impl FnOnce() -> R) -> Vec<Report> {
+            let _turn = without_client();
+            testing::capture(f).1
+        }
+
+        fn upload() -> $krate::Result<()> {
+            let read = std::fs::read("/no/such/file").$wrap("reading the upload");
+            let _ = read.$wrap("handling request r-7")?;
+            Ok(())
+        }
+
+        #[test]
+        fn each_context_layer_is_an_exception_outer_first() {
+            let mut line = 0;
+            let reports = reports_of(|| {
+                // In a macro, both say the line that invoked it.
+                line = line!();
+                upload().report()
+            });
+            assert_eq!(reports.len(), 1, "{reports:#?}");
+            let report = &reports[0];
+            assert_eq!(report.kind, Kind::Error);
+            assert_eq!(report.level, Level::Error);
+            assert_eq!(report.message, "handling request r-7");
+            assert_eq!(report.exception_types(), [$name, $name, "std::io::Error"]);
+            assert_eq!(report.exceptions[1].message, "reading the upload");
+            // The report site is the location.
+            let location = report.location.as_ref().expect("a location");
+            assert_eq!(location.file, file!());
+            assert_eq!(location.line, line);
+        }
+
+        #[test]
+        fn a_wrapped_application_error_keeps_its_type_name_and_a_message_is_named_by_the_wrapper() {
+            let reports = reports_of(|| {
+                let quota = <$report>::new(QuotaExceeded { used: 12 });
+                crashbox::$krate::capture(&quota);
+                crashbox::$krate::capture(&$krate::$krate!("no route to {}", "db-1"));
+            });
+            assert_eq!(reports.len(), 2, "{reports:#?}");
+            assert_eq!(reports[0].exception_types(), ["QuotaExceeded"]);
+            assert_eq!(reports[0].message, "quota exceeded (12 used)");
+            assert_eq!(reports[1].exception_types(), [$name]);
+            assert_eq!(reports[1].message, "no route to db-1");
+        }
+
+        #[test]
+        fn an_ok_result_reports_nothing() {
+            let reports = reports_of(|| $krate::Result::<u8>::Ok(1).report());
+            assert!(reports.is_empty(), "{reports:#?}");
+        }
+    };
+}
+#[cfg(any(feature = "anyhow", feature = "eyre"))]
+use wrapper_tests;
