@@ -10,6 +10,9 @@
 //! tests/e2e/bugsink.sh stop
 //! ```
 //!
+//! The integrations report there too: an anyhow error with a context layer
+//! and a tracing error event, each with its chain, title and culprit.
+//!
 //! Besides this test binary's own application, the fixture application of
 //! tests/fixture_app, built with `debug = "line-tables-only"`, reports to
 //! the server: Bugsink must name its function as each issue's culprit.
@@ -487,4 +490,158 @@ fn a_line_tables_build_shows_the_application_function_as_the_culprit() {
         "Bugsink rejected or failed on an event:\n{log}"
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Where the anyhow error of `child_integrations_report_to_bugsink` is made.
+#[cfg(all(feature = "anyhow", feature = "tracing"))]
+#[inline(never)]
+fn open_the_vault() -> anyhow::Result<()> {
+    use anyhow::Context;
+    let missing: std::io::Result<()> = Err(std::io::Error::other("vault.key is missing"));
+    std::hint::black_box(missing.context("unlocking the vault"))
+}
+
+/// Where the tracing error event of `child_integrations_report_to_bugsink` is raised.
+#[cfg(all(feature = "anyhow", feature = "tracing"))]
+#[inline(never)]
+fn save_the_draft() {
+    let err = std::io::Error::other("disk quota exceeded");
+    tracing::error!(
+        error = &err as &dyn std::error::Error,
+        draft = 12,
+        "saving the draft failed"
+    );
+}
+
+/// The integrations' application: run in a child process (with
+/// `RUST_LIB_BACKTRACE=1`) by `integration_reports_land_in_bugsink_with_their_chains_and_culprits`.
+#[cfg(all(feature = "anyhow", feature = "tracing"))]
+#[test]
+#[ignore = "child process of `integration_reports_land_in_bugsink_with_their_chains_and_culprits`"]
+fn child_integrations_report_to_bugsink() {
+    use tracing_subscriber::layer::SubscriberExt;
+    assert_child();
+    let guard = crashbox::init(
+        crashbox::Options::from_env()
+            .release("vault-app@1.0.0")
+            .environment("e2e")
+            .shutdown_timeout(std::time::Duration::from_secs(10)),
+    )
+    .expect("init");
+    let err = open_the_vault().expect_err("the vault stays locked");
+    crashbox::anyhow::capture(&err).expect("reported");
+    let subscriber = tracing_subscriber::registry().with(crashbox::tracing::layer());
+    tracing::subscriber::with_default(subscriber, save_the_draft);
+    assert!(
+        crashbox::flush(std::time::Duration::from_secs(20)),
+        "flush timed out"
+    );
+    drop(guard);
+    util::report_value("sent", crashbox::stats().sent);
+}
+
+#[cfg(all(feature = "anyhow", feature = "tracing"))]
+#[test]
+fn integration_reports_land_in_bugsink_with_their_chains_and_culprits() {
+    let Some(dsn) = server_dsn() else {
+        return;
+    };
+    let before: HashSet<String> = stored_events()
+        .iter()
+        .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+        .collect();
+    let child = util::run_child(
+        &child!(child_integrations_report_to_bugsink),
+        &[
+            (
+                "CRASHBOX_COLLECTOR",
+                OsString::from(format!("sentry+{dsn}")),
+            ),
+            ("RUST_LIB_BACKTRACE", OsString::from("1")),
+        ],
+    );
+    child.assert_success();
+    assert_eq!(child.value("sent"), "2", "{}", child.dump());
+    let events: Vec<Value> = stored_events()
+        .into_iter()
+        .filter(|e| e["release"] == "vault-app@1.0.0")
+        .filter(|e| {
+            e["event_id"]
+                .as_str()
+                .is_some_and(|id| !before.contains(id))
+        })
+        .collect();
+    assert_eq!(events.len(), 2, "stored events: {events:#?}");
+    let issues = stored_issues();
+    let issue_of = |event: &Value| {
+        issues
+            .iter()
+            .find(|i| i["id"] == event["_issue_id"])
+            .cloned()
+            .unwrap_or_else(|| panic!("no issue {} in Bugsink", event["_issue_id"]))
+    };
+    let chain = |event: &Value| -> Vec<(String, String)> {
+        event["exception"]["values"]
+            .as_array()
+            .map(|values| {
+                values
+                    .iter()
+                    .map(|v| {
+                        (
+                            v["type"].as_str().unwrap_or("").to_owned(),
+                            v["value"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(t, v)| (t.to_string(), v.to_string()))
+            .collect()
+    };
+    let wanted = [
+        (
+            // Oldest cause first; the origin is where the error was made.
+            pairs(&[
+                ("std::io::Error", "vault.key is missing"),
+                ("anyhow::Error", "unlocking the vault"),
+            ]),
+            "open_the_vault",
+            "anyhow::Error: unlocking the vault",
+        ),
+        (
+            pairs(&[("std::io::Error", "disk quota exceeded")]),
+            "save_the_draft",
+            "std::io::Error: disk quota exceeded",
+        ),
+    ];
+    for (expected_chain, culprit, title) in wanted {
+        let event = events
+            .iter()
+            .find(|e| chain(e) == expected_chain)
+            .unwrap_or_else(|| panic!("no event with {expected_chain:?}: {events:#?}"));
+        let issue = issue_of(event);
+        let shown = format!(
+            "{}: {}",
+            issue["calculated_type"].as_str().unwrap_or(""),
+            issue["calculated_value"].as_str().unwrap_or("")
+        );
+        assert!(shown.starts_with(title), "title {shown:?}, not {title:?}");
+        let stored_culprit = issue["last_frame_function"].as_str().unwrap_or("");
+        assert_eq!(bare(stored_culprit), culprit, "{issue}");
+        let crash = culprit_frame(event).expect("an in-app frame");
+        assert_eq!(bare(function(crash)), culprit, "{crash}");
+    }
+    let tracing_event = events
+        .iter()
+        .find(|e| chain(e).len() == 1)
+        .expect("the tracing event");
+    assert_eq!(tracing_event["extra"]["draft"], 12, "{tracing_event}");
+    let log = server_log();
+    assert!(
+        !log.contains("ValidationError in digest") && !log.contains("Internal Server Error"),
+        "Bugsink rejected or failed on an event:\n{log}"
+    );
 }
