@@ -101,6 +101,7 @@ impl Default for CrashboxLayer {
 
 impl CrashboxLayer {
     /// Events at `level` or more severe become reports (default `ERROR`).
+    #[must_use]
     pub fn report_level(mut self, level: ::tracing::Level) -> Self {
         self.report_level = level;
         self
@@ -108,6 +109,7 @@ impl CrashboxLayer {
 
     /// Events at `level` or more severe, and less severe than the report
     /// level, become breadcrumbs (default `INFO`); less severe ones are ignored.
+    #[must_use]
     pub fn breadcrumb_level(mut self, level: ::tracing::Level) -> Self {
         self.breadcrumb_level = level;
         self
