@@ -7,6 +7,12 @@
 //! underneath keep their own type names (std types by their public path,
 //! others by the leading identifier of their `Debug` form).
 //!
+//! When eyre's default handler captured a backtrace where the error was
+//! created (`RUST_BACKTRACE=1` or `RUST_LIB_BACKTRACE=1`), the report's
+//! frames are that origin (eyre and the backtrace's own frames left out),
+//! and its location is where it was reported. Another handler (such as
+//! color-eyre's) keeps the stack the error was reported from.
+//!
 //! ```
 //! use eyre::WrapErr;
 //! use crashbox::eyre::ResultExt;
@@ -22,7 +28,10 @@
 //! assert_eq!(report.message, "loading the configuration");
 //! assert_eq!(report.exception_types(), ["eyre::Report", "std::io::Error"]);
 //! ```
-use crate::report::{Level, ReportId};
+use std::fmt::Write as _;
+
+use crate::limits::BoundedWriter;
+use crate::report::{Frame, Level, ReportId};
 use crate::Event;
 
 /// The name a layer that eyre made (a `wrap_err` layer, a message) is reported by.
@@ -33,10 +42,30 @@ const WRAPPER: &str = "eyre::Report";
 #[track_caller]
 #[inline(always)]
 pub fn capture(err: &::eyre::Report) -> Option<ReportId> {
-    let err: &(dyn std::error::Error + 'static) = err.as_ref();
-    Event::new(Level::Error)
-        .wrapped_error(err, WRAPPER)
-        .capture()
+    let chain: &(dyn std::error::Error + 'static) = err.as_ref();
+    let mut event = Event::new(Level::Error).wrapped_error(chain, WRAPPER);
+    if let Some(frames) = origin(err) {
+        event = event.frames(frames);
+    }
+    event.capture()
+}
+
+/// The bytes of a report's `Debug` form read for its backtrace.
+const MAX_DEBUG_BYTES: usize = 256 * 1024;
+
+/// The frames of the backtrace eyre's default handler captured where `err`
+/// was created. The handler gives it out only in the report's `Debug` form,
+/// after a `Stack backtrace:` line; `None` without one.
+fn origin(err: &::eyre::Report) -> Option<Vec<Frame>> {
+    err.handler().downcast_ref::<::eyre::DefaultHandler>()?;
+    let mut w = BoundedWriter::new(MAX_DEBUG_BYTES);
+    let debug = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = write!(w, "{err:?}");
+        w.buf
+    }))
+    .ok()?;
+    let (_, backtrace) = debug.split_once("\nStack backtrace:\n")?;
+    crate::capture::origin::frames(backtrace, &["eyre::"])
 }
 
 /// Reporting for `eyre::Result`: `do_it().report()?` captures the error,

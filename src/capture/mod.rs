@@ -6,6 +6,8 @@
 //! thread). Everything else happens in the pipeline.
 pub(crate) mod error;
 pub(crate) mod install;
+#[cfg(any(feature = "anyhow", feature = "eyre"))]
+pub(crate) mod origin;
 pub(crate) mod panic;
 pub(crate) mod stack;
 

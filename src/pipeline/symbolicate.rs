@@ -350,7 +350,7 @@ pub(crate) fn given(frames: Vec<Frame>, rules: &InAppRules) -> Symbolicated {
 /// frames: the toolchain's backtrace code and the wrapper's own functions
 /// (names starting with one of `wrapper`'s prefixes), up to the code that
 /// created the error.
-#[cfg(feature = "anyhow")]
+#[cfg(any(feature = "anyhow", feature = "eyre"))]
 pub(crate) fn trim_origin(frames: &mut Vec<Frame>, wrapper: &[&str]) {
     let machinery = frames
         .iter()

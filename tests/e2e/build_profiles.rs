@@ -67,9 +67,12 @@ fn run(binary: &Path, mode: &str) -> Vec<Report> {
 
 /// Runs `binary MODE`; returns its reports and where its functions were.
 fn run_with_functions(binary: &Path, mode: &str) -> (Vec<Report>, BTreeMap<String, u64>) {
+    // A file of its own per run: tests running at once run the same build.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = binary.parent().unwrap().join("reports");
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{mode}.jsonl"));
+    let file = dir.join(format!("{mode}-{}-{run}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&file);
     let out = Command::new(binary)
         .arg(mode)
@@ -97,6 +100,7 @@ fn run_with_functions(binary: &Path, mode: &str) -> (Vec<Report>, BTreeMap<Strin
         binary.display()
     );
     let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let _ = std::fs::remove_file(&file);
     let reports = text
         .lines()
         .map(|line| serde_json::from_str(line).expect("a report per line"))

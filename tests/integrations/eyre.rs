@@ -8,6 +8,6 @@ use crashbox::{testing, Kind, Level, Report};
 use eyre::WrapErr;
 
 use super::wrapper_tests;
-use crate::util::without_client;
+use crate::util::{assert_child, child, run_child, without_client};
 
 wrapper_tests!(eyre, eyre::Report, wrap_err, "eyre::Report");

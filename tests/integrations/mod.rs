@@ -84,6 +84,57 @@ macro_rules! wrapper_tests {
             assert_eq!(reports[1].message, "no route to db-1");
         }
 
+        #[inline(never)]
+        fn create_the_error() -> $report {
+            std::hint::black_box($krate::$krate!("created deep down"))
+        }
+
+        #[test]
+        fn with_a_captured_backtrace_the_frames_are_the_origin_and_the_location_the_report_site() {
+            // The wrapper decides once per process whether to capture backtraces:
+            // the child starts with the variable set.
+            let out = run_child(
+                &child!(child_report_an_error_with_its_origin),
+                &[("RUST_LIB_BACKTRACE", "1".into())],
+            );
+            out.assert_success();
+        }
+
+        /// Run by `with_a_captured_backtrace_the_frames_are_the_origin_and_the_location_the_report_site`.
+        #[test]
+        #[ignore = "child process of `with_a_captured_backtrace_the_frames_are_the_origin_and_the_location_the_report_site`"]
+        fn child_report_an_error_with_its_origin() {
+            assert_child();
+            let err = create_the_error();
+            let mut line = 0;
+            let reports = reports_of(|| {
+                // In a macro, both say the line that invoked it.
+                line = line!();
+                crashbox::$krate::capture(&err)
+            });
+            let report = &reports[0];
+            let top = report.frames[0].function.as_deref().unwrap_or("");
+            assert!(
+                top.contains("create_the_error"),
+                "frames[0] should be where the error was created, got {top}\n{:#?}",
+                report.frames
+            );
+            assert!(report.frames[0].in_app, "{:#?}", report.frames[0]);
+            assert!(report.frames[0]
+                .file
+                .as_deref()
+                .is_some_and(|f| f.contains("tests/integrations/")));
+            assert!(
+                report
+                    .frames
+                    .iter()
+                    .all(|f| !f.function.as_deref().unwrap_or("").starts_with(concat!(stringify!($krate), "::"))),
+                "{:#?}",
+                report.frames
+            );
+            assert_eq!(report.location.as_ref().map(|l| l.line), Some(line));
+        }
+
         #[test]
         fn an_ok_result_reports_nothing() {
             let reports = reports_of(|| $krate::Result::<u8>::Ok(1).report());
