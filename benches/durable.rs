@@ -12,6 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{word, Discard};
+
 use crashbox::{Options, Report, Transport, TransportError};
 
 const BURST: usize = 2_000;
@@ -22,27 +25,6 @@ struct Down;
 impl Transport for Down {
     fn send(&mut self, _reports: &[Report]) -> Result<(), TransportError> {
         Err(TransportError::Retryable("down".into()))
-    }
-}
-
-/// Accepts and discards.
-struct Discard;
-impl Transport for Discard {
-    fn send(&mut self, _reports: &[Report]) -> Result<(), TransportError> {
-        Ok(())
-    }
-}
-
-/// `n` in the letters g to z: messages that stay distinct when crashbox
-/// sets numbers aside.
-fn word(mut n: usize) -> String {
-    let mut word = String::new();
-    loop {
-        word.push((b'g' + (n % 20) as u8) as char);
-        n /= 20;
-        if n == 0 {
-            return word;
-        }
     }
 }
 

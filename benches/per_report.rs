@@ -12,19 +12,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crashbox::{Options, Report, Transport, TransportError};
+use crashbox::Options;
 
 mod support;
-use support::{at_depth, DEPTH};
+use support::{at_depth, word, Discard, DEPTH};
 
 const REPORTS: usize = 2_000;
-
-struct Discard;
-impl Transport for Discard {
-    fn send(&mut self, _reports: &[Report]) -> Result<(), TransportError> {
-        Ok(())
-    }
-}
 
 /// CPU time so far (user + system) of the process (`libc::RUSAGE_SELF`,
 /// all threads) or of the calling thread (`libc::RUSAGE_THREAD`).
@@ -48,17 +41,6 @@ fn cpu() -> Duration {
 struct PerReport {
     total: Duration,
     caller: Duration,
-}
-
-fn word(mut n: usize) -> String {
-    let mut word = String::new();
-    loop {
-        word.push((b'g' + (n % 20) as u8) as char);
-        n /= 20;
-        if n == 0 {
-            return word;
-        }
-    }
 }
 
 /// CPU per delivered report for `REPORTS` distinct errors.

@@ -56,3 +56,16 @@ impl Transport for Discard {
         Ok(())
     }
 }
+
+/// `n` in the letters g to z: messages that stay distinct when crashbox
+/// sets numbers aside.
+pub fn word(mut n: usize) -> String {
+    let mut word = String::new();
+    loop {
+        word.push((b'g' + (n % 20) as u8) as char);
+        n /= 20;
+        if n == 0 {
+            return word;
+        }
+    }
+}
