@@ -337,7 +337,7 @@ pub fn add_breadcrumb(breadcrumb: Breadcrumb) {
     if !capture::install::is_active() {
         return;
     }
-    scope::with_current_hub(|hub| hub.add_breadcrumb(breadcrumb));
+    scope::add_crumb(breadcrumb.into());
 }
 
 /// Removes all breadcrumbs from the current hub.

@@ -31,12 +31,16 @@
 //! assert_eq!(report.extra["path"], "/etc/app.toml");
 //! assert_eq!(report.breadcrumbs[0].message, "loading config");
 //! ```
+use std::borrow::Cow;
+
 use ::log::{Level as LogLevel, LevelFilter, Log, Metadata, Record};
+use serde_json::Value;
 
 use crate::capture::error::display_bounded;
 use crate::limits;
 use crate::reentry::Reentry;
-use crate::report::{Breadcrumb, Level};
+use crate::report::Level;
+use crate::scope::Crumb;
 use crate::Event;
 
 /// A `log::Log` that reports records and passes each on to `inner`.
@@ -156,13 +160,12 @@ impl<L: Log> Log for Logger<L> {
             report(record);
         } else {
             let (message, _) = display_bounded(record.args(), limits::MAX_BREADCRUMB_MESSAGE_BYTES);
-            let mut crumb = Breadcrumb::new(message)
-                .category(record.target())
-                .level(level_of(level));
-            for (key, value) in key_values(record) {
-                crumb = crumb.data(key, value);
-            }
-            crate::add_breadcrumb(crumb);
+            let mut crumb = Crumb::now(message, record.target().to_owned(), level_of(level));
+            crumb.data = key_values(record)
+                .into_iter()
+                .map(|(key, value)| (Cow::Owned(key), Value::String(value)))
+                .collect();
+            crate::scope::add_crumb(crumb);
         }
     }
 

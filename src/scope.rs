@@ -25,6 +25,7 @@ mod hub;
 mod tests;
 
 use crate::report::{Breadcrumb, Level, User};
+pub(crate) use breadcrumbs::Crumb;
 use breadcrumbs::*;
 use hub::*;
 pub(crate) use hub::{bind_hub, current_binding, with_current_hub, with_layer, BindGuard, Hub};
@@ -206,12 +207,17 @@ impl ScopeSnapshot {
         }
         let mut crumbs: Vec<Breadcrumb> =
             iter_crumbs(self.newest_crumb.as_ref(), self.max_breadcrumbs)
-                .map(|c| (*c).clone())
+                .map(Crumb::to_breadcrumb)
                 .collect();
         crumbs.reverse();
         merged.breadcrumbs = crumbs;
         merged
     }
+}
+
+/// Adds `crumb` to the current thread's hub.
+pub(crate) fn add_crumb(crumb: Crumb) {
+    with_current_hub(|hub| hub.add_breadcrumb(crumb));
 }
 
 /// An extra value as reports keep it: the key cut to 128 bytes, a value

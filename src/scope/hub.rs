@@ -87,33 +87,8 @@ impl Hub {
         result
     }
 
-    pub(crate) fn add_breadcrumb(&self, mut crumb: Breadcrumb) {
-        limits::truncate(&mut crumb.message, limits::MAX_BREADCRUMB_MESSAGE_BYTES);
-        if let Some(category) = &mut crumb.category {
-            limits::truncate(category, limits::MAX_NAME_BYTES);
-        }
-        while crumb.data.len() > limits::MAX_PARTS {
-            crumb.data.pop_last();
-        }
-        for value in crumb.data.values_mut() {
-            // Only a string or a nested value can be long: scalars are not
-            // written out to be measured.
-            let long = match value {
-                Value::Null | Value::Bool(_) | Value::Number(_) => false,
-                // Escaping at most doubles a short string's text.
-                Value::String(s) => 2 * s.len() + 2 > limits::MAX_EXTRA_BYTES,
-                Value::Array(_) | Value::Object(_) => true,
-            };
-            if !long {
-                continue;
-            }
-            let json = value.to_string();
-            if json.len() > limits::MAX_EXTRA_BYTES {
-                let mut cut = json;
-                limits::truncate(&mut cut, limits::MAX_EXTRA_BYTES);
-                *value = Value::String(cut);
-            }
-        }
+    pub(crate) fn add_breadcrumb(&self, mut crumb: Crumb) {
+        crumb.bound();
         let max = self.max_breadcrumbs.load(Ordering::Relaxed);
         lock(&self.crumbs).push(crumb, max);
     }

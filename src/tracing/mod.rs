@@ -45,6 +45,8 @@
 //! `layer.with_filter(layer.level_filter())`.
 mod fields;
 
+use std::borrow::Cow;
+
 use ::tracing::span::{Attributes, Id, Record};
 use ::tracing::{Metadata, Subscriber};
 use serde_json::{Map, Value};
@@ -57,6 +59,7 @@ use crate::capture::install::is_active;
 use crate::limits;
 use crate::reentry::Reentry;
 use crate::report::Level;
+use crate::scope::Crumb;
 use fields::{EventFields, Purpose, SpanFields};
 
 /// Spans of the current stack kept in a report's `spans` (the innermost).
@@ -241,16 +244,13 @@ fn breadcrumb(event: &::tracing::Event<'_>) {
         Some(message) => message,
         None => fields.summary(),
     };
-    let mut crumb = crate::Breadcrumb::new(message)
-        .category(metadata.target())
-        .level(crashbox_level(metadata.level()));
-    crumb.data.extend(
-        fields
-            .values
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value)),
-    );
-    crate::add_breadcrumb(crumb);
+    let mut crumb = Crumb::now(message, metadata.target(), crashbox_level(metadata.level()));
+    crumb.data = fields
+        .values
+        .into_iter()
+        .map(|(key, value)| (Cow::Borrowed(key), value))
+        .collect();
+    crate::scope::add_crumb(crumb);
 }
 
 #[inline(never)]
