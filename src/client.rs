@@ -7,7 +7,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::capture::install::{self, Listener, Sink};
-use crate::collector::Collector;
+use crate::capture::panic::crash_message::{CrashNotice, Whereabouts};
+use crate::capture::panic::PanicFacts;
 use crate::deadline::deadline_after;
 use crate::error::ConfigError;
 use crate::options::Options;
@@ -100,6 +101,24 @@ pub(crate) struct Client {
     /// panic's report to be delivered: with a local collector, where
     /// delivery is a write that takes no time.
     wait_for_panics: bool,
+    /// The crash message said after a panic's capture, if asked for.
+    crash: Option<CrashNotice>,
+    /// Where the reports of panics being captured are, until their crash
+    /// message is said (with a crash message only; a few, for panics on
+    /// several threads at once).
+    panic_places: Mutex<Vec<PanicPlace>>,
+    /// Whether `init` installed crashbox's panic hook (`Options::panic_hook`).
+    panic_hook: bool,
+}
+
+/// How many panics' places the client keeps until their crash message.
+const MAX_PANIC_PLACES: usize = 16;
+
+/// Where a panic's report is once the hook has written it and waited.
+struct PanicPlace {
+    id: ReportId,
+    spool_file: Option<std::path::PathBuf>,
+    delivered: bool,
 }
 
 /// The client is where the caller's side hands its captures while installed.
@@ -115,16 +134,37 @@ impl Sink for Client {
 
     fn submit(&self, pending: Pending) -> Option<ReportId> {
         STATS.captured.inc();
-        if pending.kind == Kind::Panic {
+        let id = if pending.kind == Kind::Panic {
             self.enqueue_panic(pending)
         } else {
             self.enqueue(pending)
+        };
+        if let Some(id) = id {
+            install::record_report(id, true);
         }
+        id
     }
 
     fn refused_reentrant(&self) {
         STATS.captured.inc();
         STATS.dropped_reentrant.inc();
+    }
+
+    fn crash_message(&self, panic: &PanicFacts<'_>) -> Option<String> {
+        let notice = self.crash.as_ref()?;
+        let place = {
+            let mut places = self
+                .panic_places
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let at = places.iter().position(|place| Some(place.id) == panic.id);
+            at.map(|at| places.swap_remove(at))
+        };
+        let at = Whereabouts {
+            delivered: place.as_ref().is_some_and(|p| p.delivered),
+            spool_file: place.as_ref().and_then(|p| p.spool_file.as_deref()),
+        };
+        Some(notice.render(panic, &at))
     }
 }
 
@@ -174,9 +214,9 @@ impl Client {
     pub(crate) fn enqueue_panic(&self, pending: Pending) -> Option<ReportId> {
         let Some(spool) = &self.spool else {
             let id = self.enqueue(pending);
-            if cfg!(panic = "abort") || self.wait_for_panics {
-                self.flush(self.panic_flush_timeout);
-            }
+            let delivered = (cfg!(panic = "abort") || self.wait_for_panics)
+                && self.flush(self.panic_flush_timeout);
+            self.note_panic(id, None, delivered);
             return id;
         };
         let id = pending.id;
@@ -200,8 +240,10 @@ impl Client {
                 &STATS.dropped_shutdown
             };
             counter.inc();
+            self.note_panic(Some(id), spool_file, false);
             return Some(id);
         }
+        let kept_in = self.crash.as_ref().and(spool_file.clone());
         let message = Message::Durable {
             captured: Box::new(captured),
             spool_file,
@@ -215,10 +257,33 @@ impl Client {
             };
             self.ledger.settle(on_disk, Some(counter));
         }
-        if cfg!(panic = "abort") || self.wait_for_panics {
-            self.flush(self.panic_flush_timeout);
-        }
+        let delivered =
+            (cfg!(panic = "abort") || self.wait_for_panics) && self.flush(self.panic_flush_timeout);
+        self.note_panic(Some(id), kept_in, delivered);
         Some(id)
+    }
+
+    /// Remembers where a panic's report is, for the crash message.
+    fn note_panic(
+        &self,
+        id: Option<ReportId>,
+        spool_file: Option<std::path::PathBuf>,
+        delivered: bool,
+    ) {
+        if let (Some(_), Some(id)) = (&self.crash, id) {
+            let mut places = self
+                .panic_places
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if places.len() >= MAX_PANIC_PLACES {
+                places.remove(0);
+            }
+            places.push(PanicPlace {
+                id,
+                spool_file,
+                delivered,
+            });
+        }
     }
 
     /// At shutdown: moves what the worker left in the queue (it stopped, or
@@ -307,6 +372,14 @@ impl Client {
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         self.request(|done, _| Message::Flush(done), timeout)
     }
+
+    /// At a flush the application asked for, and at shutdown: says once on
+    /// stderr that the panic hook this client installed was replaced.
+    pub(crate) fn say_if_hook_replaced(&self) {
+        if self.panic_hook {
+            crate::capture::panic::say_if_replaced();
+        }
+    }
 }
 
 /// Installs the global client and starts its worker thread.
@@ -334,24 +407,21 @@ impl Client {
 pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     options.validate()?;
     crate::stats::set_debug(options.debug);
-    // A network collector or a file keeps reports in the spool until they
-    // are delivered; stderr and memory do not (a report printed by a later
-    // run, or kept for a test that is gone, helps nobody).
+    // Where reports go (`destination.describe()` says it in a few words):
+    // the collector configured, or the default for this build. A network
+    // collector or a file keeps reports in the spool until they are
+    // delivered; stderr and memory do not (see `Destination::spooled`).
+    let destination: crate::options::Destination = options.destination()?;
+    if options.debug {
+        eprintln!("[crashbox] reports go to {}", destination.describe());
+    }
     let (transport, spool_wanted, local) = match options.transport.take() {
         Some(transport) => (transport.into_boxed(), true, false),
-        None => {
-            let collector = match options.collector.as_deref() {
-                Some(s) => Collector::parse(s)?,
-                None => Collector::Stderr,
-            };
-            let local = matches!(collector, Collector::File(_) | Collector::Stderr);
-            let spooled = !matches!(collector, Collector::Stderr | Collector::Memory);
-            (
-                crate::transport::for_collector(&collector, options.service_info())?,
-                spooled,
-                local,
-            )
-        }
+        None => (
+            destination.transport(options.service_info())?,
+            destination.spooled(),
+            destination.local(),
+        ),
     };
     let spool_wanted = options
         .spool
@@ -412,14 +482,25 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
         slots,
         waker,
         wait_for_panics: local,
+        crash: options.crash_message.take().map(|message| {
+            CrashNotice::new(message, options.release.as_deref(), destination.describe())
+        }),
+        panic_places: Mutex::new(Vec::new()),
+        panic_hook: options.panic_hook,
     });
     *CLIENT.write().unwrap_or_else(PoisonError::into_inner) = Some(client.clone());
-    #[cfg(feature = "panic")]
+    // `panic_hook` alone decides (there is no cargo feature for it): the hook
+    // is installed, or std's panic machinery is learnt so that an
+    // application's own hook can call `capture_panic`.
     if options.panic_hook {
         crate::capture::panic::install();
+    } else {
+        crate::capture::panic::prepare();
     }
     let listener = Listener::register();
     install::set_global(Some(client));
+    // Libraries that report through `crashbox-api` reach this client too.
+    crate::capture::facade::install();
     STATE.store(INITIALIZED, Ordering::Release);
     Ok(Guard {
         shutdown_timeout: options.shutdown_timeout,
@@ -448,7 +529,10 @@ impl Guard {
     /// Waits up to `timeout` for everything captured so far to be handed to
     /// the transport. Same as [`flush`](crate::flush).
     pub fn flush(&self, timeout: Duration) -> bool {
-        current().is_none_or(|client| client.flush(timeout))
+        current().is_none_or(|client| {
+            client.say_if_hook_replaced();
+            client.flush(timeout)
+        })
     }
 }
 
@@ -461,6 +545,7 @@ impl Drop for Guard {
             .clone();
         let lost_before = STATS.dropped_shutdown.get();
         if let Some(client) = &client {
+            client.say_if_hook_replaced();
             let shutdown = |done, deadline| Message::Shutdown { done, deadline };
             let answered = client.request(shutdown, self.shutdown_timeout);
             let grace = deadline_after(SPOOL_GRACE);

@@ -72,6 +72,42 @@ impl Endpoint {
     pub fn host(&self) -> &str {
         &self.host
     }
+
+    /// The URL with `suffix` appended to the path, before any query string
+    /// (`https://h/p?k=v` with `/v1/logs` is `https://h/p/v1/logs?k=v`).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn url_with_path_suffix(&self, suffix: &str) -> String {
+        let (path, query) = match self.path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (self.path.as_str(), None),
+        };
+        let path = path.trim_end_matches('/');
+        match query {
+            Some(query) => format!("{}{path}{suffix}?{query}", self.origin()),
+            None => format!("{}{path}{suffix}", self.origin()),
+        }
+    }
+
+    /// The URL without its query string, which may hold a token: for text
+    /// a person reads.
+    pub(crate) fn url_without_query(&self) -> String {
+        let path = self.path.split('?').next().unwrap_or("");
+        format!("{}{path}", self.origin())
+    }
+}
+
+/// Where `collector` sends reports, as a short phrase for a person
+/// ("the file /var/log/app/reports.jsonl", "Sentry at sentry.example.com"),
+/// without credentials or query strings.
+pub(crate) fn describe(collector: &Collector) -> String {
+    match collector {
+        Collector::File(path) => format!("the file {}", path.display()),
+        Collector::Stderr => "stderr".to_owned(),
+        Collector::Memory => "memory (crashbox::memory_reports)".to_owned(),
+        Collector::Http(e) => format!("the HTTP endpoint {}", e.url_without_query()),
+        Collector::Sentry(dsn) => format!("Sentry at {}", dsn.endpoint.host),
+        Collector::Otlp(e) => format!("the OTLP endpoint {}", e.url_without_query()),
+    }
 }
 
 /// A Sentry DSN. Its key never appears in `Debug` output or error messages.
@@ -107,6 +143,7 @@ impl Dsn {
     }
 
     /// The `X-Sentry-Auth` header value.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn auth_header(&self) -> String {
         format!(
             "Sentry sentry_version=7, sentry_key={}, sentry_client=crashbox/{}",
@@ -116,6 +153,7 @@ impl Dsn {
     }
 
     /// The DSN in Sentry's own form (`https://KEY@host/ID`), for envelope headers.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn to_sentry_string(&self) -> String {
         let scheme = if self.endpoint.https { "https" } else { "http" };
         let origin = self.endpoint.origin();
@@ -362,14 +400,19 @@ impl Collector {
                         "credentials in the URL are not supported for this collector",
                     ));
                 }
-                if kind == "otlp" && parts.path.contains('?') {
-                    return Err(invalid(
-                        "an OTLP endpoint takes no query string (`/v1/logs` is appended to it)",
-                    ));
-                }
-                let e = endpoint(https, &parts, parts.path.trim_end_matches('/'));
                 Ok(if kind == "otlp" {
-                    Collector::Otlp(e)
+                    // The path loses its trailing `/` (`/v1/logs` is
+                    // appended to it); a query string stays, after it.
+                    let (path, query) = parts
+                        .path
+                        .split_once('?')
+                        .map_or((parts.path, None), |(p, q)| (p, Some(q)));
+                    let path = path.trim_end_matches('/');
+                    let path = match query {
+                        Some(q) => format!("{path}?{q}"),
+                        None => path.to_owned(),
+                    };
+                    Collector::Otlp(endpoint(https, &parts, &path))
                 } else {
                     Collector::Http(endpoint(https, &parts, parts.path))
                 })
@@ -514,6 +557,43 @@ mod tests {
             panic!()
         };
         assert_eq!(e.url(), "https://[::1]:4318");
+        assert_eq!(
+            e.url_with_path_suffix("/v1/logs"),
+            "https://[::1]:4318/v1/logs"
+        );
+    }
+
+    #[test]
+    fn otlp_endpoints_keep_their_query_after_the_logs_path() {
+        let Collector::Otlp(e) =
+            Collector::parse("otlp+http://127.0.0.1:4318/prefix/?tenant=a&key=s3cr3t").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            e.url_with_path_suffix("/v1/logs"),
+            "http://127.0.0.1:4318/prefix/v1/logs?tenant=a&key=s3cr3t"
+        );
+        let described = describe(&Collector::Otlp(e));
+        assert_eq!(described, "the OTLP endpoint http://127.0.0.1:4318/prefix");
+    }
+
+    #[test]
+    fn descriptions_name_the_place_without_secrets() {
+        for (input, expected) in [
+            ("stderr", "stderr"),
+            ("file:///var/log/a%20b.jsonl", "the file /var/log/a b.jsonl"),
+            (
+                "sentry+https://s3cr3t@o1.ingest.example.com/42",
+                "Sentry at o1.ingest.example.com",
+            ),
+            (
+                "https://collect.example.com/in?token=s3cr3t",
+                "the HTTP endpoint https://collect.example.com/in",
+            ),
+        ] {
+            assert_eq!(describe(&Collector::parse(input).unwrap()), expected);
+        }
     }
 
     #[test]

@@ -12,12 +12,12 @@ use crate::spool::{Entry, Spool};
 /// The text the scrubber puts in place of a secret.
 pub const REDACTED: &str = crate::pipeline::scrub::REDACTED;
 
-/// [`Scrubber::scrub_text`] with the built-in rules plus `extra_keys`.
+/// `Scrubber::scrub_text` with the built-in rules plus `extra_keys`.
 pub fn scrub_text(extra_keys: &[String], text: &mut String) -> bool {
     Scrubber::new(extra_keys).scrub_text(text)
 }
 
-/// [`Scrubber::scrub_value`] with the built-in rules plus `extra_keys`.
+/// `Scrubber::scrub_value` with the built-in rules plus `extra_keys`.
 pub fn scrub_value(extra_keys: &[String], value: &mut serde_json::Value) -> bool {
     Scrubber::new(extra_keys).scrub_value(value)
 }

@@ -11,7 +11,8 @@
 //! use crashbox::{Level, Options, ResultExt};
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     // Reports go to stderr unless CRASHBOX_COLLECTOR says otherwise.
+//!     // CRASHBOX_COLLECTOR names the collector; without one, debug builds
+//!     // print a line per report on stderr and release builds keep them on disk.
 //!     let _guard = crashbox::init(Options::from_env().release(crashbox::release!()))?;
 //!
 //!     crashbox::configure_scope(|scope| scope.set_tag("component", "ingest"));
@@ -46,12 +47,14 @@
 //! limit and hands batches to the [`Transport`]. Every capture ends in
 //! exactly one counter of [`Stats`] (see [`Stats::in_flight`]).
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// Entry points for the fuzz targets in `fuzz/`; not part of the API.
 #[doc(hidden)]
 #[path = "fuzz_hooks.rs"]
 pub mod __fuzz;
 #[cfg(feature = "anyhow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "anyhow")))]
 pub mod anyhow;
 mod capture;
 mod client;
@@ -61,6 +64,7 @@ mod deadline;
 mod error;
 mod event;
 #[cfg(feature = "eyre")]
+#[cfg_attr(docsrs, doc(cfg(feature = "eyre")))]
 pub mod eyre;
 pub mod future;
 mod hash;
@@ -71,6 +75,7 @@ mod images;
 mod images;
 pub mod limits;
 #[cfg(feature = "log")]
+#[cfg_attr(docsrs, doc(cfg(feature = "log")))]
 pub mod log;
 #[cfg(target_os = "linux")]
 mod mapped_files;
@@ -92,6 +97,7 @@ pub mod thread;
 mod tidy;
 mod time;
 #[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub mod tracing;
 pub mod transport;
 mod worker;
@@ -100,8 +106,9 @@ use std::error::Error;
 use std::panic::Location as StdLocation;
 use std::time::Duration;
 
-use capture::stack::{StackMark, Top};
+use capture::stack::StackMark;
 
+pub use capture::panic::{capture_panic, CrashMessage};
 pub use client::{init, last_run, spool_dir, Guard};
 pub use collector::{Collector, Dsn, Endpoint};
 pub use error::ConfigError;
@@ -163,31 +170,7 @@ fn capture_error_at<E: Error + ?Sized>(
     location: &'static StdLocation<'static>,
     mark: StackMark,
 ) -> Option<ReportId> {
-    capture::run(|target| {
-        if !target.sampled_in(Kind::Error) {
-            return None;
-        }
-        let (exceptions, mut truncated) = capture::error::chain(err);
-        // The headline is the outer error's text, cut where its exception entry was.
-        let message = exceptions
-            .first()
-            .map(|e| e.message.clone())
-            .unwrap_or_default();
-        if truncated.iter().any(|t| t == "exceptions[0].message") {
-            truncated.push("message".to_owned());
-        }
-        let pending = capture::pending(
-            Level::Error,
-            Kind::Error,
-            message,
-            exceptions,
-            Some(Location::from_std(location)),
-            truncated,
-            mark,
-            Top::Marked,
-        );
-        target.submit(pending)
-    })
+    capture::entry::error(|| capture::error::chain(err), location, mark)
 }
 
 /// Captures a message at `level`, with the caller's stack and location.
@@ -220,32 +203,7 @@ fn capture_message_at(
     location: &'static StdLocation<'static>,
     mark: StackMark,
 ) -> Option<ReportId> {
-    capture::run(|target| {
-        if !target.sampled_in(Kind::Message) {
-            return None;
-        }
-        let mut truncated = Vec::new();
-        let mut end = message.len().min(limits::MAX_MESSAGE_BYTES);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        let mut text = message[..end].to_owned();
-        if end < message.len() {
-            text.push('…');
-            truncated.push("message".to_owned());
-        }
-        let pending = capture::pending(
-            level,
-            Kind::Message,
-            text,
-            Vec::new(),
-            Some(Location::from_std(location)),
-            truncated,
-            mark,
-            Top::Marked,
-        );
-        target.submit(pending)
-    })
+    capture::entry::message(message, level, location, mark)
 }
 
 /// Reporting for `Result`: `do_it().report()?` captures the error, if any,
@@ -356,7 +314,30 @@ pub fn clear_breadcrumbs() {
 /// ```
 pub fn flush(timeout: Duration) -> bool {
     match client::current() {
-        Some(client) => client.flush(timeout),
+        Some(client) => {
+            client.say_if_hook_replaced();
+            client.flush(timeout)
+        }
         None => true,
     }
+}
+
+/// The id of the last report captured on the calling thread (a panic's
+/// included), else the last one the installed client captured on any
+/// thread; `None` before the first. So a command-line program's `main`
+/// sees the id of the panic that ends it, or of its own last error, and,
+/// when it captured nothing itself, the last report of any thread (a
+/// worker thread's panic, say). Only captures that made a report of their own
+/// count, the ones whose id `capture_*` returned (not a repeat counted
+/// into an aggregated report, nor one left out by the sample rate); inside
+/// [`testing::capture`] the thread's captures count, not the process's.
+///
+/// ```
+/// let (id, _) = crashbox::testing::capture(|| {
+///     crashbox::capture_message("disk almost full", crashbox::Level::Warning)
+/// });
+/// assert_eq!(crashbox::last_report_id(), id);
+/// ```
+pub fn last_report_id() -> Option<ReportId> {
+    capture::install::last_report_id()
 }

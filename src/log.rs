@@ -160,7 +160,11 @@ impl<L: Log> Log for Logger<L> {
             report(record);
         } else {
             let (message, _) = display_bounded(record.args(), limits::MAX_BREADCRUMB_MESSAGE_BYTES);
-            let mut crumb = Crumb::now(message, record.target().to_owned(), level_of(level));
+            let mut crumb = Crumb::now(
+                message,
+                Some(Cow::Owned(record.target().to_owned())),
+                level_of(level),
+            );
             crumb.data = key_values(record)
                 .into_iter()
                 .map(|(key, value)| (Cow::Owned(key), Value::String(value)))

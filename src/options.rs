@@ -7,9 +7,13 @@ use std::time::Duration;
 pub use crate::error::ConfigError;
 use crate::report::Report;
 use crate::transport::Transport;
+pub(crate) use destination::Destination;
 pub(crate) use shared_transport::SharedTransport;
 
+mod config;
 mod derived;
+mod destination;
+mod env;
 mod shared_transport;
 #[cfg(test)]
 mod tests;
@@ -128,6 +132,7 @@ pub struct Options {
     pub(crate) max_breadcrumbs: usize,
     pub(crate) queue_capacity: usize,
     pub(crate) panic_hook: bool,
+    pub(crate) crash_message: Option<crate::capture::panic::CrashMessage>,
     pub(crate) before_send: Option<BeforeSend>,
     pub(crate) service_name: Option<String>,
     pub(crate) retry_initial: Duration,
@@ -147,6 +152,13 @@ pub struct Options {
     pub(crate) send_default_pii: bool,
     pub(crate) debug: bool,
     pub(crate) symbolicate: bool,
+    /// HTTP headers for the network collectors, in the order given.
+    pub(crate) headers: Vec<(String, String)>,
+    /// More OTLP resource attributes, in the order given.
+    pub(crate) resource_attributes: Vec<(String, String)>,
+    /// Whether an OTLP collector's URL is its logs URL as is
+    /// (`OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`).
+    pub(crate) otlp_url_as_given: bool,
 }
 
 impl Default for Options {
@@ -171,6 +183,7 @@ impl fmt::Debug for Options {
             .field("max_breadcrumbs", &self.max_breadcrumbs)
             .field("queue_capacity", &self.queue_capacity)
             .field("panic_hook", &self.panic_hook)
+            .field("crash_message", &self.crash_message)
             .field("before_send", &self.before_send.is_some())
             .field("service_name", &self.service_name)
             .field("retry_initial", &self.retry_initial)
@@ -190,7 +203,16 @@ impl fmt::Debug for Options {
             .field("send_default_pii", &self.send_default_pii)
             .field("debug", &self.debug)
             .field("symbolicate", &self.symbolicate)
-            .finish()
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, _)| (name.as_str(), "***"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("resource_attributes", &self.resource_attributes)
+            .finish_non_exhaustive()
     }
 }
 
@@ -204,7 +226,9 @@ pub const DEFAULT_MAX_REPORTS_PER_MINUTE: u32 = 600;
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 
 impl Options {
-    /// Defaults: reports go to stderr, environment `development` in debug builds
+    /// Defaults: with no collector, reports are summed up on stderr in debug
+    /// builds and kept in a file in release builds (see
+    /// [`collector`](Options::collector)), environment `development` in debug builds
     /// and `production` otherwise, shutdown timeout 2 s, 100 breadcrumbs,
     /// a queue of 1024 reports, panic hook on, repeats beyond the first 10
     /// aggregated over 60 s,
@@ -227,6 +251,7 @@ impl Options {
             max_breadcrumbs: 100,
             queue_capacity: 1024,
             panic_hook: true,
+            crash_message: None,
             before_send: None,
             service_name: None,
             retry_initial: Duration::from_secs(1),
@@ -246,54 +271,64 @@ impl Options {
             send_default_pii: false,
             debug: false,
             symbolicate: true,
+            headers: Vec::new(),
+            resource_attributes: Vec::new(),
+            otlp_url_as_given: false,
         }
     }
 
     /// Defaults overridden by `CRASHBOX_COLLECTOR`, `CRASHBOX_RELEASE`,
-    /// `CRASHBOX_ENVIRONMENT`, `CRASHBOX_SPOOL_DIR` and `CRASHBOX_SYMBOLICATE`
-    /// (see [`symbolicate`](Options::symbolicate)) where they are set and not empty. When
-    /// `CRASHBOX_COLLECTOR` is not set, a `SENTRY_DSN` (`https://KEY@host/ID`)
-    /// selects the Sentry collector.
+    /// `CRASHBOX_ENVIRONMENT`, `CRASHBOX_SPOOL_DIR`, `CRASHBOX_DEBUG` and
+    /// `CRASHBOX_SYMBOLICATE` (see [`symbolicate`](Options::symbolicate))
+    /// where they are set and not empty.
+    ///
+    /// - A `CRASHBOX_COLLECTOR` that does not parse is ignored, with one
+    ///   line on stderr (`crashbox: ignoring CRASHBOX_COLLECTOR="…": <reason>;
+    ///   using the default`), so a typo in a user's environment never stops
+    ///   the program; a collector set in code with
+    ///   [`collector`](Options::collector) still makes `init` fail.
+    /// - Without `CRASHBOX_COLLECTOR`, a `SENTRY_DSN` (`https://KEY@host/ID`)
+    ///   selects the Sentry collector; without either,
+    ///   `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` (the logs URL, used as is) or
+    ///   `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL, `/v1/logs` appended)
+    ///   selects OTLP.
+    /// - With an OTLP collector: `OTEL_EXPORTER_OTLP_HEADERS` and
+    ///   `OTEL_EXPORTER_OTLP_LOGS_HEADERS` (`name=value,…`, values
+    ///   percent-decoded) become [`header`](Options::header)s,
+    ///   `OTEL_SERVICE_NAME` the [`service_name`](Options::service_name), and
+    ///   `OTEL_RESOURCE_ATTRIBUTES` (`key=value,…`)
+    ///   [`resource_attribute`](Options::resource_attribute)s.
+    /// - With a Sentry collector: `SENTRY_RELEASE` and `SENTRY_ENVIRONMENT`,
+    ///   unless `CRASHBOX_RELEASE` or `CRASHBOX_ENVIRONMENT` is set.
+    ///
+    /// Entries of these variables that cannot be used are skipped, each
+    /// with one `crashbox: ignoring …` line on stderr; header values are
+    /// never printed.
     ///
     /// ```
     /// let options = crashbox::Options::from_env();
     /// # let _ = options;
     /// ```
     pub fn from_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let mut options = Options::new();
-        if let Some(c) = var("CRASHBOX_COLLECTOR") {
-            options.collector = Some(c);
-        } else if let Some(dsn) = var("SENTRY_DSN") {
-            let dsn = dsn.trim();
-            options.collector = Some(if dsn.starts_with("http") {
-                format!("sentry+{dsn}")
-            } else {
-                dsn.to_owned()
-            });
-        }
-        if let Some(r) = var("CRASHBOX_RELEASE") {
-            options.release = Some(r);
-        }
-        if let Some(e) = var("CRASHBOX_ENVIRONMENT") {
-            options.environment = e;
-        }
-        if let Some(dir) = var("CRASHBOX_SPOOL_DIR") {
-            options.spool_dir = Some(PathBuf::from(dir));
-        }
-        if let Some(value) = var("CRASHBOX_DEBUG") {
-            let value = value.trim().to_ascii_lowercase();
-            options.debug = matches!(value.as_str(), "1" | "true" | "on" | "yes");
-        }
-        if let Some(value) = var("CRASHBOX_SYMBOLICATE") {
-            let value = value.trim().to_ascii_lowercase();
-            options.symbolicate = !matches!(value.as_str(), "0" | "false" | "off" | "no");
+        let (options, warnings) = Options::from_lookup(|name| std::env::var(name).ok());
+        for warning in warnings {
+            eprintln!("{warning}");
         }
         options
     }
 
     /// Where reports go: see the README's collector strings. Parsed by `init`,
     /// which returns a [`ConfigError`] for a malformed one.
+    ///
+    /// With none (and no [`transport`](Options::transport)), debug builds
+    /// print one line per report on stderr (level, kind, message, location,
+    /// id) and, once, how to choose a collector; release builds print
+    /// nothing and append the reports as JSON lines to `reports.jsonl` in
+    /// the spool directory ([`spool_dir`](Options::spool_dir) or its
+    /// default), which is renamed to `reports.jsonl.1` when it would pass
+    /// 4 MiB. Without a directory for it (no `$XDG_STATE_HOME` or `$HOME`),
+    /// release builds print the one-line summaries too. `stderr` prints
+    /// whole reports in any build.
     #[must_use]
     pub fn collector(mut self, collector: impl Into<String>) -> Self {
         self.collector = Some(collector.into());
@@ -372,6 +407,32 @@ impl Options {
     #[must_use]
     pub fn panic_hook(mut self, install: bool) -> Self {
         self.panic_hook = install;
+        self
+    }
+
+    /// A message for the person running the program, printed on stderr
+    /// after each panic's report is captured (and written to the spool, and
+    /// waited for where the hook waits): what happened, where the report
+    /// went, its id and whom to send it to (see [`CrashMessage`](crate::CrashMessage)).
+    /// Off by default; `None` turns it off again.
+    ///
+    /// crashbox's hook prints it after the hook installed before it has run,
+    /// so it comes after Rust's `thread 'main' panicked at …` lines; to
+    /// print only the crash message, install a silent hook
+    /// (`std::panic::set_hook(Box::new(|_| {}))`) before `init`.
+    /// [`capture_panic`](crate::capture_panic) prints it before it returns.
+    ///
+    /// ```
+    /// let options = crashbox::Options::new()
+    ///     .crash_message(crashbox::CrashMessage::new().contact("bugs@example.com"));
+    /// # let _ = options;
+    /// ```
+    #[must_use]
+    pub fn crash_message(
+        mut self,
+        message: impl Into<Option<crate::capture::panic::CrashMessage>>,
+    ) -> Self {
+        self.crash_message = message.into();
         self
     }
 
@@ -665,6 +726,40 @@ impl Options {
     #[must_use]
     pub fn symbolicate(mut self, enabled: bool) -> Self {
         self.symbolicate = enabled;
+        self
+    }
+
+    /// Adds an HTTP header to every request of the network collectors
+    /// (`http(s)://`, `otlp+`, `sentry+`), such as an API key or an
+    /// `Authorization`; repeatable. Values are secret: `Debug` output and
+    /// error messages show names only, values as `***`. A name that is not
+    /// an HTTP token, a value with control characters (line breaks
+    /// included) or non-ASCII text, and the headers crashbox sets itself
+    /// (`Content-Type`, `Content-Encoding`, `Content-Length`,
+    /// `Transfer-Encoding`, `Host`) make `init` return a [`ConfigError`].
+    ///
+    /// ```
+    /// let options = crashbox::Options::new()
+    ///     .collector("otlp+https://otlp.example.com")
+    ///     .header("Authorization", "Bearer s3cr3t");
+    /// assert!(!format!("{options:?}").contains("s3cr3t"));
+    /// ```
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds an OTLP resource attribute (`key`, a string `value`), such as
+    /// `service.namespace` or `k8s.pod.name`; repeatable, a later one for a
+    /// key replacing an earlier one, and all of them crashbox's own but for
+    /// `service.name` (set that with [`service_name`](Options::service_name)).
+    /// `OTEL_RESOURCE_ATTRIBUTES` sets these in [`from_env`](Options::from_env).
+    #[must_use]
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.resource_attributes.retain(|(k, _)| *k != key);
+        self.resource_attributes.push((key, value.into()));
         self
     }
 

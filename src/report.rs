@@ -16,6 +16,11 @@ use serde_json::Value;
 pub struct ReportId(u128);
 
 impl ReportId {
+    /// The id's bits.
+    pub(crate) fn as_u128(self) -> u128 {
+        self.0
+    }
+
     /// A fresh random id (UUID version 4 layout).
     pub(crate) fn random() -> Self {
         let bits = crate::rand::random_u128();

@@ -141,6 +141,16 @@ counters! {
     /// group or others even after a chmod to 0700, or unusable): that client
     /// reports without a spool, and `init` said why on stderr.
     spool_refused,
+    /// Times crashbox's panic hook was replaced: a later
+    /// `std::panic::set_hook` (or a `take_hook` whose result was dropped)
+    /// removed it without keeping it to call. From then on panics are not
+    /// captured unless the new hook calls
+    /// [`capture_panic`](crate::capture_panic). A client that installed the
+    /// hook says so once on stderr at its next [`flush`](crate::flush) or
+    /// shutdown, and the next `init` installs the hook again. A hook that
+    /// keeps crashbox's (to call it) does not count. Usually 0; 1 after a
+    /// replacement.
+    panic_hook_replaced,
 }
 
 impl Stats {

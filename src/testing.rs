@@ -49,6 +49,8 @@ pub(crate) struct TestSink {
 impl Sink for TestSink {
     fn submit(&self, pending: Pending) -> Option<ReportId> {
         let id = pending.id;
+        // `last_report_id` on this thread; the process's stays the client's.
+        install::record_report(id, false);
         self.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -92,7 +94,9 @@ struct Binding {
 
 impl Binding {
     fn new() -> Binding {
-        #[cfg(feature = "panic")]
+        // Reports made through `crashbox-api` are captured too.
+        crate::capture::facade::install();
+        // Panics are captured whatever the cargo features.
         crate::capture::panic::install();
         let sink = Arc::new(TestSink {
             pending: Mutex::new(Vec::new()),

@@ -51,11 +51,11 @@ macro_rules! for_known_types {
     };
 }
 
-/// The name of a captured error's type: its public path for the std types
-/// that sources are named by too, so one type has one name either way. A
-/// trait object (`capture_error(&*boxed)`) is named by its `Debug` form.
-fn type_name_of<E: Error + ?Sized>(err: &E) -> String {
-    let name = std::any::type_name::<E>();
+/// The name of a captured error whose type is `name` (as
+/// `std::any::type_name` gives it): its public path for the std types that
+/// sources are named by too, so one type has one name either way. A trait
+/// object (`capture_error(&*boxed)`) is named by its `Debug` form.
+fn named_type<E: fmt::Debug + ?Sized>(name: &str, err: &E) -> String {
     if name.starts_with("dyn ") {
         return debug_type_name(err).unwrap_or_else(|| "dyn Error".to_owned());
     }
@@ -105,13 +105,22 @@ fn debug_type_name<E: fmt::Debug + ?Sized>(err: &E) -> Option<String> {
 /// links and stopping at the first link seen twice. Returns the links and
 /// the names of fields that were cut.
 pub(crate) fn chain<E: Error + ?Sized>(err: &E) -> (Vec<ExceptionInfo>, Vec<String>) {
+    chain_named(err, std::any::type_name::<E>())
+}
+
+/// [`chain`] of an error whose type is `type_name` (as
+/// `std::any::type_name` gave it where the type was still known).
+pub(crate) fn chain_named<E: Error + ?Sized>(
+    err: &E,
+    type_name: &str,
+) -> (Vec<ExceptionInfo>, Vec<String>) {
     let mut truncated = Vec::new();
     let (message, cut) = display_bounded(err, limits::MAX_EXCEPTION_MESSAGE_BYTES);
     if cut {
         truncated.push("exceptions[0].message".to_owned());
     }
     let mut links = vec![ExceptionInfo {
-        ty: type_name_of(err),
+        ty: named_type(type_name, err),
         message,
     }];
     // Fat pointers (address and vtable): a newtype shares its inner error's

@@ -3,10 +3,11 @@
 //! holding the installed [`Sink`] (the client), and a per-thread slot for a
 //! sink bound to the thread (a test's, see `testing::capture`), which wins.
 //! The caller's side knows only the trait, never what implements it.
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use crate::capture::panic::PanicFacts;
 use crate::record::Pending;
 use crate::report::{Kind, ReportId};
 
@@ -24,6 +25,12 @@ pub(crate) trait Sink: Send + Sync {
     /// A capture was refused because it came from inside crashbox (a
     /// `before_send` hook, a transport), where taking it could loop.
     fn refused_reentrant(&self) {}
+
+    /// The crash message to print on stderr for a panic just captured, if
+    /// this sink has one (see `Options::crash_message`).
+    fn crash_message(&self, _panic: &PanicFacts<'_>) -> Option<String> {
+        None
+    }
 }
 
 /// How many things would receive a capture: the installed client plus live
@@ -33,6 +40,35 @@ static GLOBAL: RwLock<Option<Arc<dyn Sink>>> = RwLock::new(None);
 
 thread_local! {
     static BOUND: RefCell<Option<Arc<dyn Sink>>> = const { RefCell::new(None) };
+    /// The id of the last report captured on this thread.
+    static LAST_ON_THREAD: Cell<Option<ReportId>> = const { Cell::new(None) };
+}
+
+/// The id of the last report the installed client captured, on any thread.
+static LAST_IN_PROCESS: Mutex<Option<ReportId>> = Mutex::new(None);
+
+/// Records `id` as this thread's last report, and, when the installed
+/// client (not a test's sink) took it, as the process's.
+pub(crate) fn record_report(id: ReportId, process_wide: bool) {
+    let _ = LAST_ON_THREAD.try_with(|c| c.set(Some(id)));
+    if process_wide {
+        *LAST_IN_PROCESS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(id);
+    }
+}
+
+/// The id of the last report captured on this thread, else in the process.
+pub(crate) fn last_report_id() -> Option<ReportId> {
+    LAST_ON_THREAD
+        .try_with(Cell::get)
+        .ok()
+        .flatten()
+        .or_else(|| {
+            *LAST_IN_PROCESS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        })
 }
 
 /// Whether any capture could be received. The no-client fast path.

@@ -4,7 +4,9 @@
 //! snapshots the scope and hands a [`Pending`] record to the installed
 //! [`Sink`](install::Sink) (the client, or a test's sink bound to the
 //! thread). Everything else happens in the pipeline.
+pub(crate) mod entry;
 pub(crate) mod error;
+pub(crate) mod facade;
 pub(crate) mod install;
 #[cfg(any(feature = "anyhow", feature = "eyre"))]
 pub(crate) mod origin;

@@ -35,6 +35,12 @@ impl StackMark {
     pub(crate) fn new(anchor: &u8) -> StackMark {
         StackMark(std::hint::black_box(anchor) as *const u8 as usize)
     }
+
+    /// A mark taken elsewhere: the address of a local variable in the
+    /// caller's frame (`crashbox-api`'s entry points take it that way).
+    pub(crate) fn at(address: usize) -> StackMark {
+        StackMark(address)
+    }
 }
 
 /// Function start addresses of std's panic machinery, learnt at install.

@@ -60,6 +60,14 @@ impl Options {
                 reason: format!("{key:?} has no letter or digit to match"),
             });
         }
+        for (name, value) in &self.headers {
+            if let Err(reason) = check_header(name, value) {
+                return Err(ConfigError::InvalidOption {
+                    option: "header",
+                    reason,
+                });
+            }
+        }
         if self.environment.trim().is_empty() {
             return Err(ConfigError::InvalidOption {
                 option: "environment",
@@ -129,6 +137,9 @@ impl Options {
             version,
             environment: self.environment.clone(),
             send_default_pii: self.send_default_pii,
+            resource_attributes: self.resource_attributes.clone(),
+            headers: self.headers.clone(),
+            otlp_url_as_given: self.otlp_url_as_given,
         }
     }
 
@@ -153,4 +164,45 @@ impl Options {
         }
         prefixes
     }
+}
+
+/// Headers crashbox sets itself, which a configured header may not replace.
+const RESERVED_HEADERS: [&str; 5] = [
+    "content-type",
+    "content-encoding",
+    "content-length",
+    "transfer-encoding",
+    "host",
+];
+
+/// Why a header cannot be sent, naming it but never showing its value.
+pub(crate) fn check_header(name: &str, value: &str) -> Result<(), String> {
+    // RFC 9110's token characters.
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() {
+        return Err("a header name is empty".to_owned());
+    }
+    if !name.chars().all(token) {
+        return Err(format!(
+            "the header name {:?} is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~)",
+            name.escape_default().to_string()
+        ));
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(format!("the header {name} is set by crashbox itself"));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|&c| !(c == '\t' || (' '..='~').contains(&c)))
+    {
+        let what = if c.is_ascii_control() {
+            "a control character (such as a line break)"
+        } else {
+            "a non-ASCII character"
+        };
+        return Err(format!(
+            "the value of the header {name} (***) contains {what}"
+        ));
+    }
+    Ok(())
 }

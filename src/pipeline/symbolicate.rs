@@ -465,19 +465,34 @@ fn is_own(function: Option<&str>, file: Option<&str>) -> bool {
         return false;
     }
     match file {
-        Some(file) => file.starts_with(OWN_SOURCES) || is_published_crashbox(file),
-        None => name.starts_with("crashbox::") || name.starts_with("<crashbox::"),
+        Some(file) => {
+            file.starts_with(OWN_SOURCES)
+                || file.starts_with(crashbox_api::__SOURCE_DIR)
+                || is_published_crashbox(file)
+        }
+        None => {
+            name.starts_with("crashbox::")
+                || name.starts_with("<crashbox::")
+                // The facade's (`crashbox-api`): its entry points are inlined
+                // into the caller, so only a build without debug info, which
+                // has no inlined frames, shows them by name.
+                || name.starts_with("crashbox_api::")
+                || name.starts_with("<crashbox_api::")
+                || name.contains(" as crashbox_api::")
+        }
     }
 }
 
-/// crashbox's sources as another build may have recorded them: a registry
-/// or vendored copy (`…/crashbox-0.1.0/src/…`, `…/vendor/crashbox/src/…`),
-/// for debug files resolved by `crashbox symbolicate`.
+/// crashbox's or its facade's sources as another build may have recorded
+/// them: a registry or vendored copy (`…/crashbox-0.1.0/src/…`,
+/// `…/crashbox-api-0.1.0/src/…`, `…/vendor/crashbox/src/…`), for debug
+/// files resolved by `crashbox symbolicate`.
 fn is_published_crashbox(file: &str) -> bool {
-    if file.contains("/vendor/crashbox/src/") {
+    if file.contains("/vendor/crashbox/src/") || file.contains("/vendor/crashbox-api/src/") {
         return true;
     }
     file.split("/crashbox-").skip(1).any(|rest| {
+        let rest = rest.strip_prefix("api-").unwrap_or(rest);
         rest.starts_with(|c: char| c.is_ascii_digit())
             && rest
                 .split_once('/')

@@ -30,14 +30,10 @@ pub(crate) enum Stamp {
 
 impl Crumb {
     /// A breadcrumb stamped now (a static `category` is not copied).
-    pub(crate) fn now(
-        message: String,
-        category: impl Into<Cow<'static, str>>,
-        level: Level,
-    ) -> Self {
+    pub(crate) fn now(message: String, category: Option<Cow<'static, str>>, level: Level) -> Self {
         Crumb {
             at: Stamp::At(SystemTime::now()),
-            category: Some(category.into()),
+            category,
             message,
             level,
             data: Vec::new(),

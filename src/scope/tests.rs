@@ -41,14 +41,23 @@ fn a_snapshot_taken_before_the_ring_is_rebuilt_keeps_its_breadcrumbs() {
 #[test]
 fn a_ring_no_snapshot_shares_is_cut_in_place_and_frees_what_it_drops() {
     let mut crumbs = Crumbs::default();
-    crumbs.push(Crumb::now("c0".into(), "test", Level::Info), 10);
+    crumbs.push(
+        Crumb::now("c0".into(), Some("test".into()), Level::Info),
+        10,
+    );
     let oldest = crumbs.newest.as_ref().map(Arc::downgrade).unwrap();
     for i in 1..19 {
-        crumbs.push(Crumb::now(format!("c{i}"), "test", Level::Info), 10);
+        crumbs.push(
+            Crumb::now(format!("c{i}"), Some("test".into()), Level::Info),
+            10,
+        );
     }
     let before_cut = crumbs.newest.as_ref().map(Arc::as_ptr);
     assert!(oldest.upgrade().is_some());
-    crumbs.push(Crumb::now("c19".into(), "test", Level::Info), 10);
+    crumbs.push(
+        Crumb::now("c19".into(), Some("test".into()), Level::Info),
+        10,
+    );
     assert_eq!(crumbs.len, 10);
     assert!(oldest.upgrade().is_none(), "the dropped nodes are freed");
     // Cut, not copied: the node pushed before the cut is still the second.
@@ -76,7 +85,11 @@ fn a_kept_breadcrumb_becomes_the_breadcrumb_it_was_given() {
     assert_eq!(crumb.to_breadcrumb(), given);
 
     let before = crate::time::rfc3339_millis(std::time::SystemTime::now());
-    let mut stamped = Crumb::now("x".repeat(10_000), "c".repeat(1_000), Level::Debug);
+    let mut stamped = Crumb::now(
+        "x".repeat(10_000),
+        Some("c".repeat(1_000).into()),
+        Level::Debug,
+    );
     stamped.data.push(("k".into(), Value::from(1)));
     stamped.data.push(("k".into(), Value::from(2)));
     stamped

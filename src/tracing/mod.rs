@@ -244,7 +244,11 @@ fn breadcrumb(event: &::tracing::Event<'_>) {
         Some(message) => message,
         None => fields.summary(),
     };
-    let mut crumb = Crumb::now(message, metadata.target(), crashbox_level(metadata.level()));
+    let mut crumb = Crumb::now(
+        message,
+        Some(Cow::Borrowed(metadata.target())),
+        crashbox_level(metadata.level()),
+    );
     crumb.data = fields
         .values
         .into_iter()

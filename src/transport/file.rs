@@ -21,7 +21,15 @@ pub struct FileTransport {
     file: Option<File>,
     /// Whether stderr has been told that the file cannot be written.
     unwritable_said: bool,
+    /// When set, a file that would grow past this many bytes is first
+    /// renamed to `<path>.1` (replacing the one before), so the reports
+    /// take at most about twice this on disk.
+    max_bytes: Option<u64>,
 }
+
+/// Where the file collector crashbox picks itself (see `Options::destination`)
+/// starts a new file: 4 MiB, about a thousand reports.
+pub(crate) const DEFAULT_FILE_MAX_BYTES: u64 = 4 * 1024 * 1024;
 
 /// What becomes of reports while the file cannot be written, as said on stderr.
 const UNWRITABLE_FATE: &str = "reports stay in the spool, when one is in use, \
@@ -84,11 +92,54 @@ impl FileTransport {
             path,
             file: None,
             unwritable_said: false,
+            max_bytes: None,
         };
         if let Err(reason) = probe_writable(&transport.path) {
             transport.say_unwritable(&reason);
         }
         transport
+    }
+
+    /// Keeps the file under about `max_bytes`: a batch that would take it
+    /// past that renames it to `<path>.1` first (replacing the older one)
+    /// and starts a new file. The size is read from the open file before
+    /// each write; a file another process rotated is reopened, not
+    /// rotated again.
+    pub(crate) fn rotate_at(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = Some(max_bytes);
+        self
+    }
+
+    /// `<path>.1`, where a rotated file goes.
+    pub(crate) fn rotated_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".1");
+        PathBuf::from(name)
+    }
+
+    /// Rotates the file when `incoming` more bytes would take it past
+    /// `max_bytes`; returns the file to write to (`None`: open it again).
+    fn rotate_if_full(&self, file: File, incoming: usize) -> Option<File> {
+        let max = self.max_bytes?;
+        let Ok(meta) = file.metadata() else {
+            return Some(file);
+        };
+        // Another process rotated it: the path names a new file now.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            match std::fs::metadata(&self.path) {
+                Ok(at_path) if at_path.ino() == meta.ino() && at_path.dev() == meta.dev() => {}
+                _ => return None,
+            }
+        }
+        if meta.len() == 0 || meta.len().saturating_add(incoming as u64) <= max {
+            return Some(file);
+        }
+        drop(file);
+        // On failure the file goes on growing: a report kept beats one lost.
+        let _ = std::fs::rename(&self.path, self.rotated_path());
+        None
     }
 
     /// Says once on stderr that the file cannot be written, and why.
@@ -149,7 +200,18 @@ impl Transport for FileTransport {
                 .map_err(|e| TransportError::Permanent(Box::new(e)))?;
             buf.push(b'\n');
         }
-        let mut file = match self.file.take() {
+        let file = match self.file.take() {
+            Some(file) => self.rotate_if_full(file, buf.len()),
+            None => None,
+        };
+        let file = match file {
+            Some(file) => Some(file),
+            None => match self.open() {
+                Ok(file) => self.rotate_if_full(file, buf.len()),
+                Err(failure) => return Err(self.fail(failure)),
+            },
+        };
+        let mut file = match file {
             Some(file) => file,
             None => match self.open() {
                 Ok(file) => file,
@@ -316,6 +378,37 @@ mod tests {
         assert_eq!(
             probe_writable(&scratch.0),
             Err("it is a directory".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_bounded_file_rotates_keeping_one_older_file() {
+        let scratch = Scratch::new("rotate");
+        let path = scratch.0.join("reports.jsonl");
+        let mut transport = FileTransport::new(path.clone()).rotate_at(4096);
+        let report = Report::sample("rotated");
+        let line_len = serde_json::to_vec(&report).unwrap().len() as u64 + 1;
+        let mut sent = 0;
+        while sent * line_len < 3 * 4096 {
+            transport.send(std::slice::from_ref(&report)).unwrap();
+            sent += 1;
+            let current = std::fs::metadata(&path).unwrap().len();
+            assert!(current <= 4096, "{current} bytes after {sent} sends");
+        }
+        assert_eq!(scratch.names(), ["reports.jsonl", "reports.jsonl.1"]);
+        let older = std::fs::read_to_string(transport.rotated_path()).unwrap();
+        let newer = std::fs::read_to_string(&path).unwrap();
+        assert!(older.len() as u64 <= 4096 && older.len() as u64 + line_len > 4096);
+        for line in older.lines().chain(newer.lines()) {
+            let parsed: Report = serde_json::from_str(line).unwrap();
+            assert_eq!(parsed.message, "rotated");
+        }
+        // A batch bigger than the bound still goes into a file of its own.
+        let big: Vec<Report> = (0..(4096 / line_len + 2)).map(|_| report.clone()).collect();
+        transport.send(&big).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+            big.len()
         );
     }
 

@@ -48,6 +48,9 @@ impl Answer {
 /// A blocking HTTP client with crashbox's timeouts; redirects are not followed.
 pub(crate) struct HttpClient {
     agent: ureq::Agent,
+    /// Headers of [`Options::header`](crate::Options::header), sent with
+    /// every request (their values never shown).
+    headers: Vec<(String, String)>,
 }
 
 impl HttpClient {
@@ -61,7 +64,19 @@ impl HttpClient {
             .build();
         HttpClient {
             agent: config.into(),
+            headers: Vec::new(),
         }
+    }
+
+    /// Sends `headers` with every request as well.
+    pub(crate) fn with_headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// The names of the extra headers (their values are secret), for `Debug`.
+    pub(crate) fn header_names(&self) -> Vec<&str> {
+        self.headers.iter().map(|(name, _)| name.as_str()).collect()
     }
 
     /// POSTs `body`. Transport-level failures (refused, reset, timed out) are retryable.
@@ -75,6 +90,9 @@ impl HttpClient {
         let mut request = self.agent.post(url).header("Content-Type", content_type);
         for (name, value) in headers {
             request = request.header(*name, *value);
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
         }
         let mut response = request.send(body).map_err(|e| match e {
             ureq::Error::BadUri(_) | ureq::Error::Http(_) => TransportError::Permanent(Box::new(e)),
@@ -150,7 +168,8 @@ pub struct HttpTransport {
 impl std::fmt::Debug for HttpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpTransport")
-            .field("url", &self.url)
+            .field("url", &self.url.split('?').next().unwrap_or(""))
+            .field("headers", &self.client.header_names())
             .finish_non_exhaustive()
     }
 }
@@ -162,6 +181,12 @@ impl HttpTransport {
             client: HttpClient::new(),
             url: endpoint.url(),
         }
+    }
+
+    /// Sends `headers` (name, value) with every request.
+    pub(crate) fn with_headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.client = self.client.with_headers(headers);
+        self
     }
 }
 

@@ -1,6 +1,8 @@
 //! Where finished reports go: the [`Transport`] trait and the built-in collectors.
 mod file;
 #[cfg(feature = "http")]
+mod gzip;
+#[cfg(feature = "http")]
 pub(crate) mod http;
 pub(crate) mod memory;
 #[cfg(feature = "http")]
@@ -18,15 +20,20 @@ use crate::error::ConfigError;
 use crate::report::Report;
 
 pub use file::FileTransport;
+pub(crate) use file::DEFAULT_FILE_MAX_BYTES;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use http::{
     HttpTransport, CONNECT_TIMEOUT, DEFAULT_RATE_LIMIT, MAX_REQUEST_BYTES, REQUEST_TIMEOUT,
 };
 pub use memory::MemoryTransport;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use otlp::OtlpTransport;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use sentry::SentryTransport;
+pub(crate) use stderr::BriefStderrTransport;
 pub use stderr::StderrTransport;
 
 /// Reports handed to a transport in one call, at most (transports may ask for fewer).
@@ -150,11 +157,15 @@ pub(crate) fn for_collector(
         Collector::Stderr => Box::new(StderrTransport),
         Collector::Memory => Box::new(MemoryTransport),
         #[cfg(feature = "http")]
-        Collector::Http(endpoint) => Box::new(HttpTransport::new(endpoint)),
-        #[cfg(feature = "http")]
-        Collector::Sentry(dsn) => {
-            Box::new(SentryTransport::new(dsn.clone()).with_default_pii(service.send_default_pii))
+        Collector::Http(endpoint) => {
+            Box::new(HttpTransport::new(endpoint).with_headers(service.headers.clone()))
         }
+        #[cfg(feature = "http")]
+        Collector::Sentry(dsn) => Box::new(
+            SentryTransport::new(dsn.clone())
+                .with_default_pii(service.send_default_pii)
+                .with_headers(service.headers.clone()),
+        ),
         #[cfg(feature = "http")]
         Collector::Otlp(endpoint) => Box::new(OtlpTransport::with_service(endpoint, service)),
         #[cfg(not(feature = "http"))]
@@ -168,11 +179,38 @@ pub(crate) fn for_collector(
     })
 }
 
-/// What OTLP needs to name the service.
-#[derive(Clone, Debug)]
+/// What the collectors take from the options: the service's name, version
+/// and environment (OTLP's resource), and what every request carries.
+#[derive(Clone)]
 pub(crate) struct ServiceInfo {
     pub name: String,
     pub version: Option<String>,
     pub environment: String,
+    /// Whether the Sentry collector sends the user's IP address.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub send_default_pii: bool,
+    /// More OTLP resource attributes (`OTEL_RESOURCE_ATTRIBUTES`); they
+    /// win over crashbox's own but for `service.name`.
+    pub resource_attributes: Vec<(String, String)>,
+    /// HTTP headers sent with every request (values secret).
+    pub headers: Vec<(String, String)>,
+    /// Whether the OTLP endpoint's URL is the logs URL itself
+    /// (`OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`), with no `/v1/logs` appended.
+    pub otlp_url_as_given: bool,
+}
+
+impl std::fmt::Debug for ServiceInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceInfo")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("environment", &self.environment)
+            .field("resource_attributes", &self.resource_attributes)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("otlp_url_as_given", &self.otlp_url_as_given)
+            .finish_non_exhaustive()
+    }
 }

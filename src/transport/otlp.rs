@@ -77,7 +77,8 @@ pub(crate) fn stacktrace_text(report: &Report) -> String {
 impl std::fmt::Debug for OtlpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OtlpTransport")
-            .field("url", &self.url)
+            .field("url", &self.url.split('?').next().unwrap_or(""))
+            .field("headers", &self.client.header_names())
             .field("service", &self.service.name)
             .finish_non_exhaustive()
     }
@@ -109,6 +110,9 @@ impl OtlpTransport {
                 version: None,
                 environment: "production".to_owned(),
                 send_default_pii: false,
+                resource_attributes: Vec::new(),
+                headers: Vec::new(),
+                otlp_url_as_given: false,
             },
         )
     }
@@ -128,9 +132,20 @@ impl OtlpTransport {
     }
 
     pub(crate) fn with_service(endpoint: &Endpoint, service: ServiceInfo) -> Self {
+        // A path that already ends in `/v1/logs` is the logs URL itself.
+        let given = service.otlp_url_as_given
+            || endpoint
+                .path()
+                .split('?')
+                .next()
+                .is_some_and(|p| p.ends_with("/v1/logs"));
         OtlpTransport {
-            client: HttpClient::new(),
-            url: format!("{}/v1/logs", endpoint.url()),
+            client: HttpClient::new().with_headers(service.headers.clone()),
+            url: if given {
+                endpoint.url()
+            } else {
+                endpoint.url_with_path_suffix("/v1/logs")
+            },
             service,
             resource: None,
         }
@@ -152,6 +167,15 @@ impl OtlpTransport {
         }
         if let Some(host) = &context.hostname {
             attributes.push(string_attr("host.name", host));
+        }
+        // Configured attributes win over crashbox's own, except
+        // `service.name`, which the service's name already settled.
+        for (key, value) in &service.resource_attributes {
+            if key == "service.name" {
+                continue;
+            }
+            attributes.retain(|a| a["key"] != key.as_str());
+            attributes.push(string_attr(key, value));
         }
         json!({ "attributes": attributes })
     }
@@ -214,9 +238,9 @@ pub(crate) fn log_record(report: &Report) -> Value {
         ));
     }
     if let Some(location) = &report.location {
-        attributes.push(string_attr("code.filepath", &location.file));
-        attributes.push(int_attr("code.lineno", i64::from(location.line)));
-        attributes.push(int_attr("code.column", i64::from(location.column)));
+        attributes.push(string_attr("code.file.path", &location.file));
+        attributes.push(int_attr("code.line.number", i64::from(location.line)));
+        attributes.push(int_attr("code.column.number", i64::from(location.column)));
     }
     if let Some(name) = &report.thread.name {
         attributes.push(string_attr("thread.name", name));
@@ -248,9 +272,13 @@ impl Transport for OtlpTransport {
             .map(|r| serde_json::to_vec(&log_record(r)).unwrap_or_default())
             .collect();
         for range in chunks_by_size(&records, MAX_REQUEST_BYTES) {
-            let body = self.body(&records[range.clone()]);
+            let (body, encoding) = super::gzip::maybe_gzip(self.body(&records[range.clone()]));
+            let headers: &[(&str, &str)] = match encoding {
+                Some(encoding) => &[("Content-Encoding", encoding)],
+                None => &[],
+            };
             self.client
-                .post(&self.url, "application/json", &[], &body)
+                .post(&self.url, "application/json", headers, &body)
                 .and_then(|answer| answer.into_result())
                 .map_err(|e| partial(range, records.len(), e))?;
         }
@@ -299,9 +327,14 @@ mod tests {
             .unwrap()
             .contains("log_records_follow_the_exception_conventions"));
         assert_eq!(
-            get("code.lineno").unwrap()["intValue"],
+            get("code.line.number").unwrap()["intValue"],
             r.location.as_ref().unwrap().line.to_string()
         );
+        assert_eq!(
+            get("code.file.path").unwrap()["stringValue"],
+            r.location.as_ref().unwrap().file.as_str()
+        );
+        assert!(get("code.lineno").is_none() && get("code.filepath").is_none());
         assert_eq!(get("shard").unwrap()["stringValue"], "7");
         let t: u128 = record["timeUnixNano"].as_str().unwrap().parse().unwrap();
         assert!(t > 1_700_000_000_000_000_000);

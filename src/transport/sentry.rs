@@ -38,6 +38,7 @@ impl std::fmt::Debug for SentryTransport {
         // The DSN's own `Debug` masks its key.
         f.debug_struct("SentryTransport")
             .field("dsn", &self.dsn)
+            .field("headers", &self.client.header_names())
             .finish_non_exhaustive()
     }
 }
@@ -60,6 +61,12 @@ impl SentryTransport {
     /// sets this for the `sentry+` collector).
     pub fn with_default_pii(mut self, enabled: bool) -> Self {
         self.auto_ip = enabled;
+        self
+    }
+
+    /// Sends `headers` (name, value) with every request as well.
+    pub(crate) fn with_headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.client = self.client.with_headers(headers);
         self
     }
 
@@ -100,13 +107,15 @@ impl Transport for SentryTransport {
                     reason: "within a Sentry rate-limit window".into(),
                 });
             }
-            let body = envelope_with(report, &self.dsn, self.auto_ip);
-            let answer = self.client.post(
-                &self.url,
-                "application/x-sentry-envelope",
-                &[("X-Sentry-Auth", &self.auth)],
-                &body,
-            )?;
+            let (body, encoding) =
+                super::gzip::maybe_gzip(envelope_with(report, &self.dsn, self.auto_ip));
+            let mut headers = vec![("X-Sentry-Auth", self.auth.as_str())];
+            if let Some(encoding) = encoding {
+                headers.push(("Content-Encoding", encoding));
+            }
+            let answer =
+                self.client
+                    .post(&self.url, "application/x-sentry-envelope", &headers, &body)?;
             if let Some(header) = &answer.sentry_rate_limits {
                 let header = header.clone();
                 self.apply_rate_limits(&header);

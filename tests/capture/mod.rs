@@ -2,7 +2,11 @@
 //!
 //! - `bad_input`: hostile inputs (huge or looping errors, huge tags and
 //!   scopes, deep stacks) stay bounded.
+//! - `cli`: what a command-line program gets: the crash message,
+//!   `capture_panic` from a panic hook of its own, `last_report_id`, the
+//!   note when a later `set_hook` replaced crashbox's hook.
 //! - `event`: `Event`, a capture built from explicit parts.
+//! - `facade`: captures through `crashbox-api`, as crashbox's own.
 //! - `before_send`: the hook that changes or drops each report, on the
 //!   worker thread, panics caught, captures inside it ignored.
 //! - `panic_hook`: panics reported with their thread, location and in-app
@@ -15,7 +19,9 @@
 //!   forbid_reports}`.
 mod bad_input;
 mod before_send;
+mod cli;
 mod event;
+mod facade;
 mod panic_hook;
 mod privacy;
 mod storms;

@@ -1,5 +1,5 @@
 //! `init` and the `Guard`: one client per process, collector parsing,
-//! `Options::from_env`, the stderr default, bounded shutdown, and the
+//! `Options::from_env`, the default without a collector, bounded shutdown, and the
 //! no-client fast path.
 //!
 //! `init` installs per-process state, so every scenario that calls it runs in
@@ -225,13 +225,65 @@ fn child_from_env() {
 }
 
 // ---------------------------------------------------------------------------
-// The stderr default.
+// The default without a collector, and an explicit `stderr`.
 
 const STDERR_MESSAGE: &str = "no collector configured, so this goes to stderr";
 
 #[test]
-fn without_a_collector_reports_go_to_stderr_as_a_summary() {
-    let out = run_child(&child!(child_default_collector_is_stderr), &[]);
+fn without_a_collector_a_debug_build_prints_one_line_per_report() {
+    let out = run_child(&child!(child_default_collector), &[]);
+    out.assert_success();
+    let id = out.value("id");
+    if cfg!(debug_assertions) {
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        let line = format!("crashbox: WARNING message: {STDERR_MESSAGE} (at tests/client/init.rs:");
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(&line))
+            .unwrap_or_else(|| panic!("no line {line:?}\n{}", out.dump()));
+        assert!(
+            lines[at].ends_with(&format!(", report {id})")),
+            "{}",
+            out.dump()
+        );
+        // How to choose a collector, said once, under the first report.
+        let hint = "set CRASHBOX_COLLECTOR or Options::collector";
+        assert!(lines[at + 1].contains(hint), "{}", out.dump());
+        assert_eq!(out.stderr.matches(hint).count(), 1, "{}", out.dump());
+        assert_eq!(
+            out.stderr.matches(STDERR_MESSAGE).count(),
+            1,
+            "{}",
+            out.dump()
+        );
+        assert!(
+            !out.stderr.contains("[crashbox]"),
+            "no whole report\n{}",
+            out.dump()
+        );
+    } else {
+        // A release build prints nothing: the report is kept in a file.
+        assert!(!out.stderr.contains(STDERR_MESSAGE), "{}", out.dump());
+    }
+}
+
+/// Run by `without_a_collector_a_debug_build_prints_one_line_per_report`.
+#[test]
+#[ignore = "child process of `without_a_collector_a_debug_build_prints_one_line_per_report`"]
+fn child_default_collector() {
+    assert_child();
+    let guard = crashbox::init(Options::new()).expect("init");
+    let id = crashbox::capture_message(STDERR_MESSAGE, Level::Warning).expect("captured");
+    report_value("id", id);
+    drop(guard);
+}
+
+#[test]
+fn the_stderr_collector_prints_whole_reports() {
+    let out = run_child(
+        &child!(child_stderr_collector),
+        &[("CRASHBOX_COLLECTOR", "stderr".into())],
+    );
     out.assert_success();
     let header = format!("[crashbox] warning message: {STDERR_MESSAGE}");
     assert!(
@@ -246,12 +298,51 @@ fn without_a_collector_reports_go_to_stderr_as_a_summary() {
     );
 }
 
-/// Run by `without_a_collector_reports_go_to_stderr_as_a_summary`.
+/// Run by `the_stderr_collector_prints_whole_reports`.
 #[test]
-#[ignore = "child process of `without_a_collector_reports_go_to_stderr_as_a_summary`"]
-fn child_default_collector_is_stderr() {
+#[ignore = "child process of `the_stderr_collector_prints_whole_reports`"]
+fn child_stderr_collector() {
     assert_child();
-    let guard = crashbox::init(Options::new()).expect("init");
+    let guard = crashbox::init(Options::from_env()).expect("init");
+    crashbox::capture_message(STDERR_MESSAGE, Level::Warning).expect("captured");
+    drop(guard);
+}
+
+#[test]
+fn an_invalid_crashbox_collector_in_the_environment_falls_back_to_the_default() {
+    let out = run_child(
+        &child!(child_invalid_env_collector),
+        &[(
+            "CRASHBOX_COLLECTOR",
+            format!("sentry+https://{SECRET}@host/notanumber").into(),
+        )],
+    );
+    out.assert_success();
+    let ignoring: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("ignoring"))
+        .collect();
+    assert_eq!(
+        ignoring,
+        [
+            "crashbox: ignoring CRASHBOX_COLLECTOR=\"sentry+https://***@host/notanumber\": \
+          the project id `notanumber` is not a number; using the default"
+        ],
+        "{}",
+        out.dump()
+    );
+    assert!(!out.stderr.contains(SECRET), "{}", out.dump());
+    assert_eq!(out.value("init"), "ok");
+}
+
+/// Run by `an_invalid_crashbox_collector_in_the_environment_falls_back_to_the_default`.
+#[test]
+#[ignore = "child process of `an_invalid_crashbox_collector_in_the_environment_falls_back_to_the_default`"]
+fn child_invalid_env_collector() {
+    assert_child();
+    let guard = crashbox::init(Options::from_env()).expect("init");
+    report_value("init", "ok");
     crashbox::capture_message(STDERR_MESSAGE, Level::Warning).expect("captured");
     drop(guard);
 }

@@ -232,11 +232,11 @@ fn error_log_records_follow_the_exception_conventions() {
         "the capturing test's frame is in the stacktrace: {stack}"
     );
     assert!(
-        string_value(&attrs, "code.filepath").ends_with("tests/collectors/otlp.rs"),
+        string_value(&attrs, "code.file.path").ends_with("tests/collectors/otlp.rs"),
         "{attrs:?}"
     );
     assert_eq!(
-        int_value(&attrs, "code.lineno"),
+        int_value(&attrs, "code.line.number"),
         out.value("error_line").parse::<i64>().unwrap()
     );
     assert_eq!(
@@ -263,7 +263,7 @@ fn panic_log_records_are_fatal() {
     assert_eq!(string_value(&attrs, "exception.type"), "panic");
     assert_eq!(string_value(&attrs, "thread.name"), "ingest-worker");
     assert_eq!(
-        int_value(&attrs, "code.lineno"),
+        int_value(&attrs, "code.line.number"),
         out.value("panic_line").parse::<i64>().unwrap()
     );
     assert!(string_value(&attrs, "exception.stacktrace").contains("child_error_and_panic"));

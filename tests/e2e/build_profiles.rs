@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::fixture_build;
+use crate::util::fixture_build::{self, copy_dir};
 use crashbox::Report;
 
 use object::Object;
@@ -288,6 +288,7 @@ fn frames_are_right_with_crashbox_vendored_in_the_workspace() {
         "src",
         "benches",
         "examples",
+        "api",
     ] {
         let from = root.join(item);
         if from.is_dir() {
@@ -296,6 +297,13 @@ fn frames_are_right_with_crashbox_vendored_in_the_workspace() {
             std::fs::copy(&from, vendored.join(item)).unwrap();
         }
     }
+    // As `cargo vendor` writes it: no workspace table of its own.
+    let crashbox_manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    std::fs::write(
+        vendored.join("Cargo.toml"),
+        fixture_build::without_workspace(&crashbox_manifest),
+    )
+    .unwrap();
     let manifest = std::fs::read_to_string(fixture_dir().join("Cargo.toml"))
         .unwrap()
         .replace("path = \"../..\"", "path = \"vendor/crashbox\"");
@@ -318,25 +326,6 @@ fn frames_are_right_with_crashbox_vendored_in_the_workspace() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let path = entry.path();
-        if path.is_dir() {
-            if path
-                .file_name()
-                .is_some_and(|n| n == "compare" || n == "rss")
-            {
-                continue;
-            }
-            copy_dir(&path, &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 /// Runs `crashbox symbolicate --debug-file DEBUG INPUT`.

@@ -7,8 +7,11 @@
 //!   (`CRASHBOX_E2E_BUGSINK_DSN`; required when `CRASHBOX_E2E_REQUIRED` is set).
 //! - `build_profiles`: reports are right in every release profile, stripped
 //!   or not, and with crashbox vendored.
+//! - `facade`: a library on crashbox-api reports through the application's
+//!   crashbox, and through a semver-incompatible copy of it.
 //! - `relay_normalizer`: events pass Sentry Relay's store normaliser
 //!   (`CRASHBOX_E2E_RELAY_PYTHON`).
 mod bugsink;
 mod build_profiles;
+mod facade;
 mod relay_normalizer;

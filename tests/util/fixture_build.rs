@@ -23,3 +23,41 @@ pub fn build(manifest: &Path, profile: &str, target_dir: &Path, binary: &str) ->
     );
     target_dir.join(profile).join(binary)
 }
+
+/// crashbox's manifest as a registry or vendored copy has it: without its
+/// `[workspace]` table (which only the repository's checkout needs).
+pub fn without_workspace(manifest: &str) -> String {
+    let mut out = String::new();
+    let mut in_workspace = false;
+    for line in manifest.lines() {
+        if line.starts_with('[') {
+            in_workspace = line.trim() == "[workspace]";
+        }
+        if !in_workspace {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Copies the directory `from` to `to`, leaving out the benches' result
+/// folders (`compare`, `rss`).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        if path.is_dir() {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "compare" || n == "rss")
+            {
+                continue;
+            }
+            copy_dir(&path, &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
+    }
+}

@@ -87,7 +87,11 @@ pub struct Request {
     pub path: String,
     /// Header names lowercased, in the order received.
     pub headers: Vec<(String, String)>,
+    /// The body, gunzipped when it came with `Content-Encoding: gzip`
+    /// (and as received when it did not gunzip).
     pub body: Vec<u8>,
+    /// The body as received.
+    pub raw_body: Vec<u8>,
     /// When the server finished reading it.
     pub at: Instant,
     /// Which connection (0-based, in accept order) carried it (shown in
@@ -505,6 +509,14 @@ fn serve(stream: TcpStream, connection: usize, shared: &Shared) {
         let close_after = headers
             .iter()
             .any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
+        let gzipped = headers
+            .iter()
+            .any(|(k, v)| k == "content-encoding" && v.eq_ignore_ascii_case("gzip"));
+        let raw_body = body;
+        let body = match gzipped {
+            true => gunzip(&raw_body).unwrap_or_else(|_| raw_body.clone()),
+            false => raw_body.clone(),
+        };
         let mut behavior = shared.next_behavior();
         {
             let mut requests = lock(&shared.requests);
@@ -513,6 +525,7 @@ fn serve(stream: TcpStream, connection: usize, shared: &Shared) {
                 path,
                 headers,
                 body,
+                raw_body,
                 at: Instant::now(),
                 connection,
                 behavior: behavior.clone(),
@@ -582,4 +595,43 @@ fn serve(stream: TcpStream, connection: usize, shared: &Shared) {
             Behavior::Delay { .. } => unreachable!("delays are unwrapped above"),
         }
     }
+}
+
+/// The CRC-32 of a gzip trailer (bit by bit: slow and plainly right).
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// The content of a single-member gzip file (RFC 1952) with no optional
+/// header fields, its CRC-32 and size checked.
+pub fn gunzip(data: &[u8]) -> Result<Vec<u8>, String> {
+    if data.len() < 18 || data[..3] != [0x1f, 0x8b, 8] {
+        return Err("not gzip with deflate".into());
+    }
+    if data[3] != 0 {
+        return Err(format!("unexpected gzip flags {:#x}", data[3]));
+    }
+    let trailer = &data[data.len() - 8..];
+    let inflated = miniz_oxide::inflate::decompress_to_vec(&data[10..data.len() - 8])
+        .map_err(|e| format!("inflate: {e:?}"))?;
+    let crc = u32::from_le_bytes(trailer[..4].try_into().unwrap());
+    let size = u32::from_le_bytes(trailer[4..].try_into().unwrap());
+    if crc != crc32(&inflated) {
+        return Err("the CRC-32 does not match".into());
+    }
+    if size != inflated.len() as u32 {
+        return Err("the size does not match".into());
+    }
+    Ok(inflated)
 }

@@ -45,6 +45,14 @@ const CRASHBOX_VARS: &[&str] = &[
     "CRASHBOX_SYMBOLICATE",
     "CRASHBOX_DEBUG",
     "SENTRY_DSN",
+    "SENTRY_RELEASE",
+    "SENTRY_ENVIRONMENT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
 ];
 
 /// How long a child may run before it is killed and the parent test fails.

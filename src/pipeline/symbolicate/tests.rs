@@ -228,3 +228,31 @@ fn repeated_addresses_are_resolved_once() {
         .as_deref()
         .is_some_and(|n| n.contains("repeated_addresses_are_resolved_once"))));
 }
+
+#[test]
+fn the_facade_frames_are_crashbox_own_by_path_and_by_name_without_one() {
+    let facade = format!("{}lib.rs", crashbox_api::__SOURCE_DIR);
+    assert!(is_own(Some("crashbox_api::capture_error"), Some(&facade)));
+    // An inlined entry point keeps the caller's frame but is left out.
+    assert!(is_own(
+        Some("<core::result::Result<T,E> as crashbox_api::ResultExt>::report"),
+        Some(&facade)
+    ));
+    assert!(is_own(
+        Some("<core::result::Result<T,E> as crashbox_api::ResultExt>::report"),
+        None
+    ));
+    assert!(is_own(Some("crashbox_api::add_breadcrumb"), None));
+    for published in [
+        "/home/u/.cargo/registry/src/index.crates.io-1/crashbox-api-0.1.0/src/lib.rs",
+        "/work/app/vendor/crashbox-api/src/lib.rs",
+    ] {
+        assert!(is_own(None, Some(published)), "{published}");
+    }
+    // A user's crate whose name merely resembles it is not.
+    assert!(!is_own(Some("my_crashbox_api::load"), None));
+    assert!(!is_own(
+        Some("app::load"),
+        Some("/work/app/crashbox-api-notes/src/main.rs")
+    ));
+}
