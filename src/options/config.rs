@@ -6,6 +6,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::*;
+use crate::capture::panic::CrashMessage;
 
 /// The settings a configuration file may hold: the builder methods'
 /// names, each optional (a missing one keeps its default), and no others.
@@ -45,7 +46,7 @@ struct Config {
 }
 
 /// `crash_message = true` (the default text), `false`, or a table of
-/// [`CrashMessage`](crate::CrashMessage)'s settings.
+/// [`CrashMessage`]'s settings.
 #[derive(Deserialize)]
 #[serde(
     untagged,
@@ -65,13 +66,13 @@ struct CrashMessageTable {
 }
 
 impl CrashMessageConfig {
-    fn into_message(self) -> Option<crate::CrashMessage> {
+    fn into_message(self) -> Option<CrashMessage> {
         let table = match self {
             CrashMessageConfig::On(false) => return None,
-            CrashMessageConfig::On(true) => return Some(crate::CrashMessage::new()),
+            CrashMessageConfig::On(true) => return Some(CrashMessage::new()),
             CrashMessageConfig::Custom(table) => table,
         };
-        let mut message = crate::CrashMessage::new();
+        let mut message = CrashMessage::new();
         if let Some(name) = table.app_name {
             message = message.app_name(name);
         }
@@ -160,7 +161,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 /// `send_default_pii`, `debug`, `symbolicate`, the tables `headers`
 /// and `resource_attributes`, and `crash_message` (`true` for the default
 /// text, or a table of `app_name`, `contact` and `text`; see
-/// [`CrashMessage`](crate::CrashMessage)). An unknown key is an error. Durations are
+/// [`CrashMessage`](CrashMessage)). An unknown key is an error. Durations are
 /// strings of a number and a unit (`"500ms"`, `"2s"`, `"10m"`, `"1h"`,
 /// `"30d"`) or whole milliseconds. Keys left out keep the defaults of
 /// [`Options::new`]; the environment is not read.
@@ -285,13 +286,13 @@ mod tests {
         assert_eq!(of(r#"{"crash_message": false}"#).unwrap(), None);
         assert_eq!(
             of(r#"{"crash_message": true}"#).unwrap(),
-            Some(crate::CrashMessage::new())
+            Some(CrashMessage::new())
         );
         assert_eq!(
             of(r#"{"crash_message": {"app_name": "ledger", "contact": "bugs@example.com"}}"#)
                 .unwrap(),
             Some(
-                crate::CrashMessage::new()
+                CrashMessage::new()
                     .app_name("ledger")
                     .contact("bugs@example.com")
             )
