@@ -119,6 +119,8 @@ struct PanicPlace {
     id: ReportId,
     spool_file: Option<std::path::PathBuf>,
     delivered: bool,
+    /// Dropped: neither queued nor on disk.
+    lost: bool,
 }
 
 /// The client is where the caller's side hands its captures while installed.
@@ -162,6 +164,7 @@ impl Sink for Client {
         };
         let at = Whereabouts {
             delivered: place.as_ref().is_some_and(|p| p.delivered),
+            lost: place.as_ref().is_some_and(|p| p.lost),
             spool_file: place.as_ref().and_then(|p| p.spool_file.as_deref()),
         };
         Some(notice.render(panic, &at))
@@ -216,7 +219,7 @@ impl Client {
             let id = self.enqueue(pending);
             let delivered = (cfg!(panic = "abort") || self.wait_for_panics)
                 && self.flush(self.panic_flush_timeout);
-            self.note_panic(id, None, delivered);
+            self.note_panic(id, None, delivered, false);
             return id;
         };
         let id = pending.id;
@@ -240,7 +243,7 @@ impl Client {
                 &STATS.dropped_shutdown
             };
             counter.inc();
-            self.note_panic(Some(id), spool_file, false);
+            self.note_panic(Some(id), spool_file, false, !on_disk);
             return Some(id);
         }
         let kept_in = self.crash.as_ref().and(spool_file.clone());
@@ -248,7 +251,8 @@ impl Client {
             captured: Box::new(captured),
             spool_file,
         };
-        if self.tx.try_send(message).is_err() {
+        let queued = self.tx.try_send(message).is_ok();
+        if !queued {
             let counter = if on_disk {
                 // The next run sends it.
                 &STATS.spooled
@@ -259,7 +263,7 @@ impl Client {
         }
         let delivered =
             (cfg!(panic = "abort") || self.wait_for_panics) && self.flush(self.panic_flush_timeout);
-        self.note_panic(Some(id), kept_in, delivered);
+        self.note_panic(Some(id), kept_in, delivered, !queued && !on_disk);
         Some(id)
     }
 
@@ -269,6 +273,7 @@ impl Client {
         id: Option<ReportId>,
         spool_file: Option<std::path::PathBuf>,
         delivered: bool,
+        lost: bool,
     ) {
         if let (Some(_), Some(id)) = (&self.crash, id) {
             let mut places = self
@@ -282,6 +287,7 @@ impl Client {
                 id,
                 spool_file,
                 delivered,
+                lost,
             });
         }
     }
@@ -411,11 +417,8 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     // the collector configured, or the default for this build. A network
     // collector or a file keeps reports in the spool until they are
     // delivered; stderr and memory do not (see `Destination::spooled`).
-    let destination: crate::options::Destination = options.destination()?;
-    if options.debug {
-        eprintln!("[crashbox] reports go to {}", destination.describe());
-    }
-    let (transport, spool_wanted, local) = match options.transport.take() {
+    let mut destination: crate::options::Destination = options.destination()?;
+    let (mut transport, spool_wanted, local) = match options.transport.take() {
         Some(transport) => (transport.into_boxed(), true, false),
         None => (
             destination.transport(options.service_info())?,
@@ -438,6 +441,21 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
         return Err(ConfigError::AlreadyInitialized);
     }
     let spool = open_spool(&options, spool_wanted);
+    if matches!(destination, crate::options::Destination::Kept(_)) && spool.is_none() {
+        // The default file lives in the spool directory, which was refused
+        // (not ours, not private) or could not be made: the brief lines
+        // instead, never a file in a directory the spool would not trust.
+        destination = crate::options::Destination::Brief;
+        if let Ok(brief) = destination.transport(options.service_info()) {
+            transport = brief;
+        }
+    }
+    if options.debug {
+        crate::stats::say(format_args!(
+            "[crashbox] reports go to {}",
+            destination.describe()
+        ));
+    }
     let last_run = spool.as_ref().map(|s| s.start_run());
     *LAST_RUN.write().unwrap_or_else(PoisonError::into_inner) = last_run;
     let settings = Arc::new(options.settings());
@@ -572,7 +590,7 @@ impl Drop for Guard {
             // Whatever the debug setting, a loss at exit is said once.
             let lost = STATS.dropped_shutdown.get().saturating_sub(lost_before);
             if lost > 0 {
-                eprintln!(
+                crate::stats::say(format_args!(
                     "crashbox: {lost} report(s) neither delivered nor spooled: shutdown_timeout ({:?}) ran out{}",
                     self.shutdown_timeout,
                     if client.spool.is_some() {
@@ -580,7 +598,7 @@ impl Drop for Guard {
                     } else {
                         " and there is no spool to keep them (see Options::spool)"
                     }
-                );
+                ));
             }
         }
         install::set_global(None);
@@ -611,10 +629,10 @@ fn open_spool(options: &Options, wanted: bool) -> Option<Arc<Spool>> {
         Ok(spool) => Some(Arc::new(spool)),
         Err(e) => {
             STATS.spool_refused.inc();
-            eprintln!(
+            crate::stats::say(format_args!(
                 "crashbox: not using spool directory {}: {e}; reports are not kept on disk",
                 dir.display()
-            );
+            ));
             None
         }
     }

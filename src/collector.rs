@@ -31,21 +31,43 @@ impl fmt::Debug for Collector {
             Collector::File(p) => write!(f, "file://{}", p.display()),
             Collector::Stderr => f.write_str("stderr"),
             Collector::Memory => f.write_str("memory"),
-            Collector::Http(e) => write!(f, "{}", e.url()),
+            Collector::Http(e) => write!(f, "{}", mask_query(&e.url())),
             Collector::Sentry(d) => write!(f, "{d:?}"),
-            Collector::Otlp(e) => write!(f, "otlp+{}", e.url()),
+            Collector::Otlp(e) => write!(f, "otlp+{}", mask_query(&e.url())),
         }
     }
 }
 
 /// An HTTP(S) endpoint: scheme, host, port and path.
-#[derive(Clone, PartialEq, Eq, Debug)]
+///
+/// Its `Debug` form hides the query string, which may hold a token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
     https: bool,
     host: String,
     port: Option<u16>,
     /// Path and query, starting with `/` (or empty).
     path: String,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("https", &self.https)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("path", &mask_query(&self.path))
+            .finish()
+    }
+}
+
+/// `text` with what follows its first `?` (a query string, which may hold
+/// a token) replaced by `***`.
+fn mask_query(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.split_once('?') {
+        Some((before, _)) => format!("{before}?***").into(),
+        None => text.into(),
+    }
 }
 
 impl Endpoint {
@@ -170,12 +192,17 @@ impl Dsn {
     }
 }
 
-/// Replaces the credentials in `scheme://user@host` with `***`, so a key never reaches a log.
+/// Replaces the credentials in `scheme://user@host`, and a query string
+/// (`?token=…`), with `***`, so a key never reaches a log.
 ///
 /// A string that is not a well-formed URL (`sentry+https:/KEY@host/1`) is
 /// masked too: whatever stands before an `@`, back to the previous `/` or
 /// `:` (or the start), is hidden.
 pub(crate) fn redact(collector: &str) -> String {
+    mask_query(&redact_userinfo(collector)).into_owned()
+}
+
+fn redact_userinfo(collector: &str) -> String {
     // A URL, unless what stands before `://` has an `@` (then it is masked
     // as a malformed string is).
     if let Some(scheme_end) = collector
@@ -576,6 +603,24 @@ mod tests {
         );
         let described = describe(&Collector::Otlp(e));
         assert_eq!(described, "the OTLP endpoint http://127.0.0.1:4318/prefix");
+    }
+
+    #[test]
+    fn query_strings_are_masked_in_debug_and_redacted_text() {
+        let collector =
+            Collector::parse("otlp+https://otlp.example.com/v1/logs?token=s3cr3t").unwrap();
+        for text in [
+            format!("{collector:?}"),
+            format!(
+                "{:?}",
+                crate::Options::new().collector("otlp+https://h/x?token=s3cr3t")
+            ),
+            redact("otlp+https://h/x?token=s3cr3t"),
+            redact("https://user:s3cr3t@h/x?token=s3cr3t"),
+        ] {
+            assert!(!text.contains("s3cr3t"), "{text}");
+            assert!(text.contains("?***"), "{text}");
+        }
     }
 
     #[test]

@@ -325,9 +325,11 @@ pub fn flush(timeout: Duration) -> bool {
 /// The id of the last report captured on the calling thread (a panic's
 /// included), else the last one the installed client captured on any
 /// thread; `None` before the first. So a command-line program's `main`
-/// sees the id of the panic that ends it, or of its own last error, and,
-/// when it captured nothing itself, the last report of any thread (a
-/// worker thread's panic, say). Only captures that made a report of their own
+/// sees the id of its own last report (its last error, or a panic on
+/// `main` itself), and, when it captured nothing itself, the last report of
+/// any thread (a worker thread's panic, say); once `main` has captured
+/// something, a later panic on another thread does not change what `main`
+/// sees. Only captures that made a report of their own
 /// count, the ones whose id `capture_*` returned (not a repeat counted
 /// into an aggregated report, nor one left out by the sample rate); inside
 /// [`testing::capture`] the thread's captures count, not the process's.

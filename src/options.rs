@@ -282,16 +282,19 @@ impl Options {
     /// `CRASHBOX_SYMBOLICATE` (see [`symbolicate`](Options::symbolicate))
     /// where they are set and not empty.
     ///
-    /// - A `CRASHBOX_COLLECTOR` that does not parse is ignored, with one
-    ///   line on stderr (`crashbox: ignoring CRASHBOX_COLLECTOR="…": <reason>;
-    ///   using the default`), so a typo in a user's environment never stops
-    ///   the program; a collector set in code with
+    /// - A `CRASHBOX_COLLECTOR` (or `SENTRY_DSN`) that does not parse is
+    ///   ignored, with one line on stderr (`crashbox: ignoring
+    ///   CRASHBOX_COLLECTOR="…": <reason>; using the default`), so a typo in
+    ///   a user's environment never stops the program; a collector set in code with
     ///   [`collector`](Options::collector) still makes `init` fail.
     /// - Without `CRASHBOX_COLLECTOR`, a `SENTRY_DSN` (`https://KEY@host/ID`)
     ///   selects the Sentry collector; without either,
-    ///   `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` (the logs URL, used as is) or
+    ///   `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` (the logs URL, used as is but for
+    ///   a trailing `/`) or
     ///   `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL, `/v1/logs` appended)
-    ///   selects OTLP.
+    ///   selects OTLP, unless `OTEL_SDK_DISABLED=true` or
+    ///   `OTEL_EXPORTER_OTLP_(LOGS_)PROTOCOL` names a protocol other than
+    ///   `http/…` (`grpc`; crashbox sends OTLP/HTTP JSON).
     /// - With an OTLP collector: `OTEL_EXPORTER_OTLP_HEADERS` and
     ///   `OTEL_EXPORTER_OTLP_LOGS_HEADERS` (`name=value,…`, values
     ///   percent-decoded) become [`header`](Options::header)s,
@@ -312,7 +315,7 @@ impl Options {
     pub fn from_env() -> Self {
         let (options, warnings) = Options::from_lookup(|name| std::env::var(name).ok());
         for warning in warnings {
-            eprintln!("{warning}");
+            crate::stats::say(format_args!("{warning}"));
         }
         options
     }

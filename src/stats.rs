@@ -40,7 +40,7 @@ impl Counter {
         }
         self.value.fetch_add(n, Ordering::Relaxed);
         if DEBUG.load(Ordering::Relaxed) && is_decision(self.name) {
-            eprintln!("[crashbox] {} +{n}", self.name);
+            say(format_args!("[crashbox] {} +{n}", self.name));
         }
     }
     pub(crate) fn get(&self) -> u64 {
@@ -194,4 +194,11 @@ impl Stats {
         let settled = self.sent + self.aggregated + self.filtered + self.spooled + self.dropped();
         (self.captured + self.replayed) as i64 - settled as i64
     }
+}
+
+/// Writes one line on stderr for the person running the program, ignoring
+/// a failed write (a closed pipe): `eprintln!` would panic there.
+pub(crate) fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

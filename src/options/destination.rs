@@ -40,7 +40,8 @@ impl Options {
         if let Some(collector) = self.collector.as_deref() {
             return Collector::parse(collector).map(Destination::Collector);
         }
-        if debug {
+        // The file lives in the spool directory: without a spool, nowhere.
+        if debug || self.spool == Some(false) {
             return Ok(Destination::Brief);
         }
         Ok(match self.spool_dir.clone().or_else(default_dir) {
@@ -96,7 +97,8 @@ impl Destination {
             }
             Destination::Kept(path) => Box::new(
                 crate::transport::FileTransport::new(path.clone())
-                    .rotate_at(crate::transport::DEFAULT_FILE_MAX_BYTES),
+                    .rotate_at(crate::transport::DEFAULT_FILE_MAX_BYTES)
+                    .private(),
             ),
         })
     }
@@ -137,6 +139,12 @@ mod tests {
         );
         // With nowhere to keep them, release builds print the brief lines.
         let d = Options::new().destination_for(false, || None).unwrap();
+        assert_eq!(d, Destination::Brief);
+        // So they do with the spool turned off: the file is the spool's.
+        let d = Options::new()
+            .spool(false)
+            .destination_for(false, || Some(PathBuf::from("/spool")))
+            .unwrap();
         assert_eq!(d, Destination::Brief);
     }
 

@@ -69,20 +69,49 @@ impl Options {
                 } else {
                     dsn.to_owned()
                 };
-                // A malformed DSN is init's error to report, as ever.
-                parsed = Collector::parse(&collector).ok();
-                options.collector = Some(collector);
-                if let Some(line) = ignored.take() {
-                    warnings.push(format!("{line}; using SENTRY_DSN"));
+                match Collector::parse(&collector) {
+                    Ok(c) => {
+                        parsed = Some(c);
+                        options.collector = Some(collector);
+                        if let Some(line) = ignored.take() {
+                            warnings.push(format!("{line}; using SENTRY_DSN"));
+                        }
+                    }
+                    // A typo in the environment never stops the program.
+                    Err(e) => warnings.push(format!(
+                        "crashbox: ignoring SENTRY_DSN=\"{}\": {}",
+                        redact(dsn),
+                        reason(e)
+                    )),
                 }
             }
         }
-        if options.collector.is_none() {
+        let protocol = var("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")
+            .map(|p| ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", p))
+            .or_else(|| {
+                var("OTEL_EXPORTER_OTLP_PROTOCOL").map(|p| ("OTEL_EXPORTER_OTLP_PROTOCOL", p))
+            });
+        let otel_disabled =
+            var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if options.collector.is_none() && !otel_disabled {
             for (name, as_given) in [
                 ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", true),
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", false),
             ] {
                 let Some(url) = var(name) else { continue };
+                // crashbox speaks OTLP over HTTP (JSON, which an OTLP/HTTP
+                // receiver takes beside protobuf); a gRPC endpoint would
+                // never answer it.
+                if let Some((variable, p)) = &protocol {
+                    if !p.trim().starts_with("http/") {
+                        warnings.push(format!(
+                            "crashbox: ignoring {name}: {variable}={:?} is not an OTLP/HTTP protocol \
+                             (crashbox sends OTLP/HTTP JSON)",
+                            p.trim()
+                        ));
+                        break;
+                    }
+                }
                 let collector = format!("otlp+{}", url.trim());
                 match Collector::parse(&collector) {
                     Ok(c) => {
@@ -219,6 +248,46 @@ mod tests {
         let (options, warnings) = from(&[("CRASHBOX_COLLECTOR", "memory")]);
         assert_eq!(options.collector.as_deref(), Some("memory"));
         assert!(warnings.is_empty());
+        // OTLP over gRPC, or the SDK turned off: the endpoint is not used.
+        for (variable, value) in [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "grpc"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ] {
+            let (options, warnings) = from(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+                (variable, value),
+            ]);
+            assert_eq!(options.collector, None, "{variable}");
+            assert_eq!(warnings.len(), usize::from(value == "grpc"), "{warnings:?}");
+        }
+        let (options, _) = from(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ]);
+        assert_eq!(
+            options.collector.as_deref(),
+            Some("otlp+http://collector:4318")
+        );
+        // A malformed SENTRY_DSN is skipped the same way, for the next
+        // variable or the default.
+        let (options, warnings) = from(&[
+            ("SENTRY_DSN", "https://s3cr3t@sentry.example.com/abc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+        ]);
+        assert_eq!(
+            options.collector.as_deref(),
+            Some("otlp+http://collector:4318")
+        );
+        assert_eq!(
+            warnings,
+            [
+                "crashbox: ignoring SENTRY_DSN=\"https://***@sentry.example.com/abc\": \
+              the project id `abc` is not a number"
+            ]
+        );
+        let (options, _) = from(&[("SENTRY_DSN", "https://s3cr3t@sentry.example.com/abc")]);
+        assert_eq!(options.collector, None);
     }
 
     #[test]

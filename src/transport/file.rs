@@ -25,6 +25,8 @@ pub struct FileTransport {
     /// renamed to `<path>.1` (replacing the one before), so the reports
     /// take at most about twice this on disk.
     max_bytes: Option<u64>,
+    /// Whether a file it creates is readable by its owner only.
+    private: bool,
 }
 
 /// Where the file collector crashbox picks itself (see `Options::destination`)
@@ -93,6 +95,7 @@ impl FileTransport {
             file: None,
             unwritable_said: false,
             max_bytes: None,
+            private: false,
         };
         if let Err(reason) = probe_writable(&transport.path) {
             transport.say_unwritable(&reason);
@@ -107,6 +110,13 @@ impl FileTransport {
     /// rotated again.
     pub(crate) fn rotate_at(mut self, max_bytes: u64) -> Self {
         self.max_bytes = Some(max_bytes);
+        self
+    }
+
+    /// Creates the file readable and writable by its owner only (unix
+    /// mode 0600), as the spool's files are.
+    pub(crate) fn private(mut self) -> Self {
+        self.private = true;
         self
     }
 
@@ -148,10 +158,10 @@ impl FileTransport {
             return;
         }
         self.unwritable_said = true;
-        eprintln!(
+        crate::stats::say(format_args!(
             "crashbox: file collector {} is not writable: {reason}; {UNWRITABLE_FATE}",
             self.path.display()
-        );
+        ));
     }
 
     /// Opens the file for appending, creating it and its directories.
@@ -173,9 +183,14 @@ impl FileTransport {
                 }
             })?;
         }
-        OpenOptions::new()
-            .create(true)
-            .append(true)
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        if self.private {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        options
             .open(&self.path)
             .map_err(|e| WriteFailure::new(format!("opening {}", self.path.display()), e))
     }
@@ -410,6 +425,35 @@ mod tests {
             std::fs::read_to_string(&path).unwrap().lines().count(),
             big.len()
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_private_file_is_created_for_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = Scratch::new("private");
+        let private = scratch.0.join("kept.jsonl");
+        let shared = scratch.0.join("shared.jsonl");
+        FileTransport::new(private.clone())
+            .private()
+            .send(&[Report::sample("kept")])
+            .unwrap();
+        FileTransport::new(shared.clone())
+            .send(&[Report::sample("shared")])
+            .unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&private), 0o600);
+        // A `file://` collector's file keeps the usual mode: 0666 less the
+        // umask (read from /proc where there is one).
+        let umask = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+                u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+            });
+        if let Some(umask) = umask {
+            assert_eq!(mode(&shared), 0o666 & !umask, "umask {umask:o}");
+        }
     }
 
     #[test]

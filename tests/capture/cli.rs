@@ -95,6 +95,9 @@ fn child_crash_message() {
     let guard = crashbox::init(
         Options::new()
             .collector(child_file_collector())
+            // The message says "was sent" once the hook saw the report
+            // written: a busy machine gets all the time it needs.
+            .panic_flush_timeout(std::time::Duration::from_secs(120))
             .crash_message(
                 CrashMessage::new()
                     .app_name("ledger-tool")

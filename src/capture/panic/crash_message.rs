@@ -117,6 +117,9 @@ pub(crate) struct CrashNotice {
 pub(crate) struct Whereabouts<'a> {
     /// Delivered (the hook waited for it).
     pub(crate) delivered: bool,
+    /// Dropped (the queue was full or shutdown was over, and no spool
+    /// file holds it).
+    pub(crate) lost: bool,
     /// The spool file holding it, if any.
     pub(crate) spool_file: Option<&'a Path>,
 }
@@ -156,6 +159,7 @@ impl CrashNotice {
     pub(crate) fn render(&self, panic: &PanicFacts<'_>, at: &Whereabouts<'_>) -> String {
         let whereabouts = match (panic.id, at.spool_file) {
             (None, _) => "could not be kept".to_owned(),
+            (Some(_), _) if at.lost => "could not be kept".to_owned(),
             (Some(_), _) if at.delivered => format!("was sent to {}", self.destination),
             (Some(_), Some(file)) => format!(
                 "was saved to {} and will be sent to {}",
@@ -278,6 +282,7 @@ mod tests {
         let location = Location::new("src/main.rs", 12, 5);
         let at = Whereabouts {
             delivered: true,
+            lost: false,
             spool_file: None,
         };
         assert_eq!(
@@ -289,6 +294,7 @@ mod tests {
         );
         let waiting = Whereabouts {
             delivered: false,
+            lost: false,
             spool_file: Some(Path::new("/spool/a.json")),
         };
         let text = notice.render(&facts(Some(id), None), &waiting);
@@ -305,6 +311,17 @@ mod tests {
             text.ends_with("A crash report could not be kept.\n"),
             "{text}"
         );
+        // Dropped on its way (a full queue, no spool file): not "being sent".
+        let lost = Whereabouts {
+            delivered: false,
+            lost: true,
+            spool_file: None,
+        };
+        let text = notice.render(&facts(Some(id), None), &lost);
+        assert!(
+            text.contains("A crash report could not be kept.\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -318,6 +335,7 @@ mod tests {
         );
         let at = Whereabouts {
             delivered: false,
+            lost: false,
             spool_file: None,
         };
         assert_eq!(
@@ -328,9 +346,12 @@ mod tests {
 
     #[test]
     fn a_long_message_is_cut_at_a_character_boundary() {
-        let long = "é".repeat(150);
+        // 1 + 2 × 150 bytes: byte 200 falls inside an `é`.
+        let long = format!("a{}", "é".repeat(150));
+        assert!(!long.is_char_boundary(MAX_SHOWN_MESSAGE));
         let shown = first_line(&long);
         assert!(shown.len() <= MAX_SHOWN_MESSAGE + '…'.len_utf8());
+        assert!(shown.len() > MAX_SHOWN_MESSAGE - 2, "{}", shown.len());
         assert!(shown.ends_with('…'));
         assert_eq!(first_line("short"), "short");
     }
