@@ -277,49 +277,6 @@ impl Options {
         }
     }
 
-    /// Defaults overridden by `CRASHBOX_COLLECTOR`, `CRASHBOX_RELEASE`,
-    /// `CRASHBOX_ENVIRONMENT`, `CRASHBOX_SPOOL_DIR`, `CRASHBOX_DEBUG` and
-    /// `CRASHBOX_SYMBOLICATE` (see [`symbolicate`](Options::symbolicate))
-    /// where they are set and not empty.
-    ///
-    /// - A `CRASHBOX_COLLECTOR` (or `SENTRY_DSN`) that does not parse is
-    ///   ignored, with one line on stderr (`crashbox: ignoring
-    ///   CRASHBOX_COLLECTOR="…": <reason>; using the default`), so a typo in
-    ///   a user's environment never stops the program; a collector set in code with
-    ///   [`collector`](Options::collector) still makes `init` fail.
-    /// - Without `CRASHBOX_COLLECTOR`, a `SENTRY_DSN` (`https://KEY@host/ID`)
-    ///   selects the Sentry collector; without either,
-    ///   `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` (the logs URL, used as is but for
-    ///   a trailing `/`) or
-    ///   `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL, `/v1/logs` appended)
-    ///   selects OTLP, unless `OTEL_SDK_DISABLED=true` or
-    ///   `OTEL_EXPORTER_OTLP_(LOGS_)PROTOCOL` names a protocol other than
-    ///   `http/…` (`grpc`; crashbox sends OTLP/HTTP JSON).
-    /// - With an OTLP collector: `OTEL_EXPORTER_OTLP_HEADERS` and
-    ///   `OTEL_EXPORTER_OTLP_LOGS_HEADERS` (`name=value,…`, values
-    ///   percent-decoded) become [`header`](Options::header)s,
-    ///   `OTEL_SERVICE_NAME` the [`service_name`](Options::service_name), and
-    ///   `OTEL_RESOURCE_ATTRIBUTES` (`key=value,…`)
-    ///   [`resource_attribute`](Options::resource_attribute)s.
-    /// - With a Sentry collector: `SENTRY_RELEASE` and `SENTRY_ENVIRONMENT`,
-    ///   unless `CRASHBOX_RELEASE` or `CRASHBOX_ENVIRONMENT` is set.
-    ///
-    /// Entries of these variables that cannot be used are skipped, each
-    /// with one `crashbox: ignoring …` line on stderr; header values are
-    /// never printed.
-    ///
-    /// ```
-    /// let options = crashbox::Options::from_env();
-    /// # let _ = options;
-    /// ```
-    pub fn from_env() -> Self {
-        let (options, warnings) = Options::from_lookup(|name| std::env::var(name).ok());
-        for warning in warnings {
-            crate::stats::say(format_args!("{warning}"));
-        }
-        options
-    }
-
     /// Where reports go: see the README's collector strings. Parsed by `init`,
     /// which returns a [`ConfigError`] for a malformed one.
     ///
