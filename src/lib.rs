@@ -49,6 +49,10 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// What the `crashbox spool` command reads in a spool directory; not part of the API.
+#[doc(hidden)]
+#[path = "cli_hooks.rs"]
+pub mod __cli;
 /// Entry points for the fuzz targets in `fuzz/`; not part of the API.
 #[doc(hidden)]
 #[path = "fuzz_hooks.rs"]

@@ -34,10 +34,12 @@ mod spares;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use journal::{journal_owner, unsettled_in};
 pub(crate) use journal::{Journal, Line};
-pub(crate) use owner::default_dir;
 use owner::*;
+pub(crate) use owner::{default_dir, default_dir_for, owner_alive};
 pub use run_state::LastRun;
+pub(crate) use spares::spare_owner;
 
 use crate::limits::MAX_REPORT_BYTES;
 use crate::record::Captured;
@@ -237,6 +239,21 @@ fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reads the spool file at `path` as the replay does, without claiming it
+/// (for the `crashbox spool` command, which only looks): `Ok(None)` when it
+/// holds nothing this version reads.
+pub(crate) fn read_file(path: &Path) -> io::Result<Option<Entry>> {
+    Ok(parse_entry(&read_capped(path, MAX_FILE_BYTES)?))
+}
+
+/// The capture time (ms), report id and owner in a spool file's name
+/// (`<ms>-<id>.<owner>.report`).
+pub(crate) fn parse_file_name(name: &str) -> Option<(u64, ReportId, &str)> {
+    let (ms, owner) = parse_name(name)?;
+    let id = name.split_once('-')?.1.split_once('.')?.0;
+    Some((ms, ReportId::parse(id)?, owner))
 }
 
 /// Parses `<ms>-<id>.<owner>.report` into (ms, owner).

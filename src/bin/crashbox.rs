@@ -17,9 +17,29 @@
 //! without a build id or with neither debug info nor a symbol table, or a
 //! spool file holding a panic's raw capture (not supported: the next run of
 //! the program turns it into a report).
+//!
+//! `crashbox spool list|show|send|purge` works on a spool directory (`--dir
+//! DIR`, else the default one of the program at `--program EXE`, else
+//! `CRASHBOX_SPOOL_DIR`). `list` prints one line per report waiting there
+//! (spool files, unsettled journal captures, spare files holding a panic's
+//! raw capture, `corrupt/`) and per report kept in `reports.jsonl`, oldest
+//! first, and exits 0. `show ID` prints the report whose id starts with ID
+//! (8 hex digits or more) as the `stderr` collector does, or as JSON with
+//! `--json`; exits 1 when no report has that id, 2 when several do.
+//! `send --to COLLECTOR [--timeout SECS]` delivers what processes no longer
+//! running left there, as the program's next start would; exits 0 when all
+//! of it was delivered, 1 when some is still waiting or was dropped (said on
+//! stdout), 2 for an invalid collector string. `purge --yes` removes the
+//! waiting reports, never a running process's files, the lock and run-state
+//! files or `reports.jsonl`; without `--yes` it says what it would remove and
+//! exits 2 (0 when there is nothing), and it exits 1 when a file could not
+//! be removed. All exit 2 on a usage error or a spool directory that is
+//! missing or cannot be read.
 use std::io::BufRead;
 use std::process::ExitCode;
 
+#[path = "crashbox/spool.rs"]
+mod spool;
 #[path = "crashbox/symbolicate.rs"]
 mod symbolicate;
 
@@ -33,12 +53,13 @@ fn main() -> ExitCode {
     match args.as_slice() {
         [cmd, path] if cmd == "check" => check(path),
         [cmd, rest @ ..] if cmd == "symbolicate" => symbolicate::main(rest),
+        [cmd, rest @ ..] if cmd == "spool" => spool::main(rest),
         [flag] if flag == "-h" || flag == "--help" => {
-            println!("{USAGE}{}", symbolicate::USAGE);
+            println!("{USAGE}{}\n\n{}", symbolicate::USAGE, spool::USAGE);
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("{USAGE}{}", symbolicate::USAGE);
+            eprintln!("{USAGE}{}\n\n{}", symbolicate::USAGE, spool::USAGE);
             ExitCode::from(2)
         }
     }

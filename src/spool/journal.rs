@@ -248,6 +248,30 @@ fn write_at(file: &mut File, bytes: &[u8], offset: u64) -> io::Result<()> {
     }
 }
 
+/// The owner of a journal, or of one a claimer was taking over when it
+/// died (`<owner>.journal`, `<claimer>-<n>.jclaim`); `None` for any other name.
+pub(crate) fn journal_owner(name: &str) -> Option<&str> {
+    name.strip_suffix(JOURNAL_SUFFIX)
+        .or_else(|| name.strip_suffix(CLAIM_SUFFIX))
+        .map(|s| s.split('-').next().unwrap_or(s))
+}
+
+/// The captures in the journal at `path` that are not settled, read as the
+/// next run reads them, without claiming the journal.
+pub(crate) fn unsettled_in(path: &Path) -> io::Result<Vec<Captured>> {
+    let mut settled = HashSet::new();
+    let mut captures = Vec::new();
+    read_lines(path, |line| {
+        if let Ok(Settled { settled: id }) = serde_json::from_slice(line) {
+            settled.insert(id);
+        } else if let Some(Entry::Captured(captured)) = parse_entry(line) {
+            captures.push(*captured);
+        }
+    })?;
+    captures.retain(|c| !settled.contains(&c.id));
+    Ok(captures)
+}
+
 impl Spool {
     /// Turns the journals of owners that are gone into orphan spool files,
     /// one per capture not settled (at most `max_reports`, the newest; the
@@ -258,12 +282,7 @@ impl Spool {
         };
         for entry in dir.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            // A journal, or one a claimer was taking over when it died.
-            let Some(owner) = name
-                .strip_suffix(JOURNAL_SUFFIX)
-                .or_else(|| name.strip_suffix(CLAIM_SUFFIX))
-                .map(|s| s.split('-').next().unwrap_or(s).to_owned())
-            else {
+            let Some(owner) = journal_owner(&name).map(str::to_owned) else {
                 continue;
             };
             if owner == self.owner || owner_alive(&self.dir, &owner) {

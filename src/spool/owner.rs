@@ -66,7 +66,7 @@ pub(super) fn lock_path(dir: &Path, owner: &str) -> PathBuf {
 /// A lock path that is not a regular file (a FIFO, a symbolic link, a
 /// device) was never made by crashbox, which only locks regular files: its
 /// owner counts as gone.
-pub(super) fn owner_alive(dir: &Path, owner: &str) -> bool {
+pub(crate) fn owner_alive(dir: &Path, owner: &str) -> bool {
     let path = lock_path(dir, owner);
     match open_regular(&path, false) {
         Ok(file) => match file.try_lock_shared() {
@@ -100,7 +100,11 @@ pub(super) fn short_hash(bytes: &[u8]) -> String {
 /// executable's full path. `None` without either variable: a shared temp
 /// directory would let other users meddle with the spool.
 pub(crate) fn default_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok();
+    default_dir_for(std::env::current_exe().ok())
+}
+
+/// [`default_dir`] for the program at `exe` (as `current_exe` gives it).
+pub(crate) fn default_dir_for(exe: Option<PathBuf>) -> Option<PathBuf> {
     let program = exe
         .as_ref()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))

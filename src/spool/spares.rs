@@ -7,6 +7,16 @@ pub(super) const SPARES: usize = 2;
 
 pub(super) const SPARE_SUFFIX: &str = ".spare";
 
+/// The owner of a spare file, or of a spare some process was claiming when
+/// it died (`<owner>-<n>.spare`, `<claimer>-c<n>.claim`); `None` for any
+/// other name.
+pub(crate) fn spare_owner(name: &str) -> Option<&str> {
+    name.strip_suffix(SPARE_SUFFIX)
+        .or_else(|| name.strip_suffix(".claim"))
+        .and_then(|s| s.rsplit_once('-'))
+        .map(|(owner, _)| owner)
+}
+
 impl Spool {
     /// Creates spare files until [`SPARES`] are ready (on the worker).
     pub(crate) fn refill_spares(&self) {
@@ -57,13 +67,7 @@ impl Spool {
         };
         for entry in dir.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            // A spare file, or a spare some process was claiming when it died.
-            let Some(owner) = name
-                .strip_suffix(SPARE_SUFFIX)
-                .or_else(|| name.strip_suffix(".claim"))
-                .and_then(|s| s.rsplit_once('-'))
-                .map(|(owner, _)| owner.to_owned())
-            else {
+            let Some(owner) = spare_owner(&name).map(str::to_owned) else {
                 continue;
             };
             if owner == self.owner || owner_alive(&self.dir, &owner) {
