@@ -12,7 +12,7 @@ use crashbox::{Level, Options};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 mod support;
-use support::{at_depth, Chained, Discard, DEPTH};
+use support::{at_depth, timed_at_depth, Chained, Discard, DEPTH};
 
 fn error() -> Chained {
     Chained::new(
@@ -74,29 +74,15 @@ fn benches(c: &mut Criterion) {
     guard.flush(Duration::from_secs(30));
     let before = crashbox::stats();
 
+    // Each measurement drains the queue outside its timed part.
     c.bench_function("capture_error/depth20", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                at_depth(DEPTH, &mut || black_box(crashbox::capture_error(&err)));
-            }
-            let elapsed = start.elapsed();
-            // Drain outside the timed part, so the queue never fills.
-            guard.flush(Duration::from_secs(60));
-            elapsed
-        })
+        b.iter_custom(|iters| timed_at_depth(&guard, iters, &mut || crashbox::capture_error(&err)))
     });
     c.bench_function("capture_message/depth20", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                at_depth(DEPTH, &mut || {
-                    black_box(crashbox::capture_message("ledger is stale", Level::Warning))
-                });
-            }
-            let elapsed = start.elapsed();
-            guard.flush(Duration::from_secs(60));
-            elapsed
+            timed_at_depth(&guard, iters, &mut || {
+                crashbox::capture_message("ledger is stale", Level::Warning)
+            })
         })
     });
     let after = crashbox::stats();

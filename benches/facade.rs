@@ -9,13 +9,13 @@
 //! - `depth20/facade` and `depth20/crashbox`: with a client installed, a
 //!   20-frame-deep stack, every capture taking the whole path.
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crashbox::Options;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 mod support;
-use support::{at_depth, Chained, Discard, DEPTH};
+use support::{at_depth, timed_at_depth, Chained, Discard, DEPTH};
 
 fn error() -> Chained {
     Chained::new(
@@ -59,25 +59,11 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("depth20");
     group.bench_function("facade", |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                at_depth(DEPTH, &mut || black_box(crashbox_api::capture_error(&err)));
-            }
-            let elapsed = start.elapsed();
-            guard.flush(Duration::from_secs(60));
-            elapsed
+            timed_at_depth(&guard, iters, &mut || crashbox_api::capture_error(&err))
         })
     });
     group.bench_function("crashbox", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                at_depth(DEPTH, &mut || black_box(crashbox::capture_error(&err)));
-            }
-            let elapsed = start.elapsed();
-            guard.flush(Duration::from_secs(60));
-            elapsed
-        })
+        b.iter_custom(|iters| timed_at_depth(&guard, iters, &mut || crashbox::capture_error(&err)))
     });
     group.finish();
     drop(guard);

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::options::Destination;
 use crate::pipeline::scrub::Scrubber;
 use crate::record::Captured;
-use crate::report::Report;
+use crate::report::{Report, ReportId};
 use crate::spool::{self, Entry};
 
 /// The file a client without a collector keeps its reports in, when its
@@ -259,59 +259,104 @@ fn from_entry(
     }
 }
 
+/// What a file in a spool directory is, by its name.
+enum SpoolFile<'a> {
+    /// A spool file, with the time, id and owner its name gives (`None`:
+    /// a name the spool cannot parse).
+    Report(Option<(u64, ReportId, &'a str)>),
+    /// A spare file of this owner.
+    Spare(&'a str),
+    /// A journal of this owner (or one a claimer was taking over).
+    Journal(&'a str),
+    /// The folder of files set aside as corrupt.
+    Corrupt,
+    /// Anything else (locks, the run state, the kept file).
+    Other,
+}
+
+impl<'a> SpoolFile<'a> {
+    fn of(name: &'a str, is_dir: bool) -> SpoolFile<'a> {
+        if name.ends_with(".report") {
+            SpoolFile::Report(spool::parse_file_name(name))
+        } else if let Some(owner) = spool::spare_owner(name) {
+            SpoolFile::Spare(owner)
+        } else if let Some(owner) = spool::journal_owner(name) {
+            SpoolFile::Journal(owner)
+        } else if name == CORRUPT_DIR && is_dir {
+            SpoolFile::Corrupt
+        } else {
+            SpoolFile::Other
+        }
+    }
+}
+
+/// The entries of the spool directory `dir` (name, path, whether a
+/// directory), hidden files (writes in progress) left out; an error when
+/// `dir` is not a readable directory.
+fn entries(dir: &Path) -> io::Result<Vec<(String, PathBuf, bool)>> {
+    if !fs::metadata(dir)?.is_dir() {
+        return Err(io::Error::other("it is not a directory"));
+    }
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            out.push((name, entry.path(), is_dir));
+        }
+    }
+    Ok(out)
+}
+
 /// Every report in the spool directory `dir`: spool files, unsettled
 /// journal captures and filled spare files (of any owner), files in
 /// `corrupt/`, and the reports in the kept file (`reports.jsonl` and its
 /// `.1`). Sorted by time, oldest first. Nothing is changed. An error when
 /// `dir` cannot be read.
 pub fn list(dir: &Path) -> io::Result<Vec<Found>> {
-    let meta = fs::metadata(dir)?;
-    if !meta.is_dir() {
-        return Err(io::Error::other("it is not a directory"));
-    }
+    let entries = entries(dir)?;
     let kept_names: Vec<String> = kept_file(dir)
         .and_then(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
         .map(|name| vec![format!("{name}.1"), name])
         .unwrap_or_default();
     let mut found = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        if name.starts_with('.') {
-            continue;
-        }
-        if name.ends_with(".report") {
-            let key = spool::parse_file_name(&name);
-            let live = key.is_some_and(|(_, _, owner)| spool::owner_alive(dir, owner));
-            let name_key = key.map(|(ms, id, _)| (ms, id.to_hex()));
-            found.push(from_entry(spool::read_file(&path), live, &path, name_key));
-        } else if let Some(owner) = spool::spare_owner(&name) {
-            let live = spool::owner_alive(dir, owner);
-            if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0) {
-                continue; // an empty spare holds nothing
+    for (name, path, is_dir) in entries {
+        match SpoolFile::of(&name, is_dir) {
+            SpoolFile::Report(key) => {
+                let live = key.is_some_and(|(_, _, owner)| spool::owner_alive(dir, owner));
+                let name_key = key.map(|(ms, id, _)| (ms, id.to_hex()));
+                found.push(from_entry(spool::read_file(&path), live, &path, name_key));
             }
-            found.push(from_entry(spool::read_file(&path), live, &path, None));
-        } else if let Some(owner) = spool::journal_owner(&name) {
-            let live = spool::owner_alive(dir, owner);
-            match spool::unsettled_in(&path) {
-                Ok(captures) => found.extend(
-                    captures
-                        .into_iter()
-                        .map(|c| from_captured(c, State::Journal, live, &path)),
-                ),
-                Err(_) => found.push(unreadable(None, None, live, &path)),
+            SpoolFile::Spare(owner) => {
+                let live = spool::owner_alive(dir, owner);
+                if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+                    continue; // an empty spare holds nothing
+                }
+                found.push(from_entry(spool::read_file(&path), live, &path, None));
             }
-        } else if kept_names.contains(&name) {
-            found.extend(kept(&path)?);
-        } else if name == CORRUPT_DIR && entry.file_type().is_ok_and(|t| t.is_dir()) {
-            for file in fs::read_dir(&path).into_iter().flatten().flatten() {
-                let path = file.path();
-                let name = path.file_name().unwrap_or_default().to_string_lossy();
-                let key = spool::parse_file_name(&name).map(|(ms, id, _)| (ms, id.to_hex()));
-                let (ms, id) = key.unzip();
-                found.push(unreadable(id, ms, false, &path));
+            SpoolFile::Journal(owner) => {
+                let live = spool::owner_alive(dir, owner);
+                match spool::unsettled_in(&path) {
+                    Ok(captures) => found.extend(
+                        captures
+                            .into_iter()
+                            .map(|c| from_captured(c, State::Journal, live, &path)),
+                    ),
+                    Err(_) => found.push(unreadable(None, None, live, &path)),
+                }
             }
+            SpoolFile::Corrupt => {
+                for file in fs::read_dir(&path).into_iter().flatten().flatten() {
+                    let path = file.path();
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    let key = spool::parse_file_name(&name).map(|(ms, id, _)| (ms, id.to_hex()));
+                    let (ms, id) = key.unzip();
+                    found.push(unreadable(id, ms, false, &path));
+                }
+            }
+            SpoolFile::Other if kept_names.contains(&name) => found.extend(kept(&path)?),
+            SpoolFile::Other => {}
         }
     }
     found.sort_by(|a, b| (a.timestamp_ms, &a.id, &a.path).cmp(&(b.timestamp_ms, &b.id, &b.path)));
@@ -359,10 +404,7 @@ pub struct Purged {
 /// `corrupt/`. A running owner's files, lock files, the run-state record
 /// and the kept file stay.
 pub fn purge(dir: &Path, dry_run: bool) -> io::Result<Purged> {
-    let meta = fs::metadata(dir)?;
-    if !meta.is_dir() {
-        return Err(io::Error::other("it is not a directory"));
-    }
+    let entries = entries(dir)?;
     let mut purged = Purged::default();
     let remove = |path: &Path, purged: &mut Purged| -> bool {
         if dry_run {
@@ -378,55 +420,52 @@ pub fn purge(dir: &Path, dry_run: bool) -> io::Result<Purged> {
             }
         }
     };
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        if name.starts_with('.') {
-            continue;
-        }
-        if name.ends_with(".report") {
+    for (name, path, is_dir) in entries {
+        match SpoolFile::of(&name, is_dir) {
             // A name the spool cannot parse has no owner: the next run
             // would set it aside as corrupt.
-            let owner = spool::parse_file_name(&name).map(|(_, _, owner)| owner);
-            if owner.is_some_and(|owner| spool::owner_alive(dir, owner)) {
-                purged.live += 1;
-            } else if remove(&path, &mut purged) {
-                purged.spool_files += 1;
-            }
-        } else if let Some(owner) = spool::spare_owner(&name) {
-            let filled = fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file() || m.len() > 0);
-            if !filled {
-                // Holds nothing: the next run would remove it too.
-                if !dry_run && !spool::owner_alive(dir, owner) {
-                    let _ = fs::remove_file(&path);
-                }
-                continue;
-            }
-            if spool::owner_alive(dir, owner) {
-                purged.live += 1;
-            } else if remove(&path, &mut purged) {
-                purged.spares += 1;
-            }
-        } else if let Some(owner) = spool::journal_owner(&name) {
-            if spool::owner_alive(dir, owner) {
-                purged.live += 1;
-                continue;
-            }
-            let captures = spool::unsettled_in(&path).map_or(0, |c| c.len());
-            if remove(&path, &mut purged) {
-                purged.journals += 1;
-                purged.journal_captures += captures;
-            }
-        } else if name == CORRUPT_DIR && entry.file_type().is_ok_and(|t| t.is_dir()) {
-            for file in fs::read_dir(&path)? {
-                if remove(&file?.path(), &mut purged) {
-                    purged.corrupt += 1;
+            SpoolFile::Report(key) => {
+                if key.is_some_and(|(_, _, owner)| spool::owner_alive(dir, owner)) {
+                    purged.live += 1;
+                } else if remove(&path, &mut purged) {
+                    purged.spool_files += 1;
                 }
             }
-            if !dry_run {
-                let _ = fs::remove_dir(&path);
+            SpoolFile::Spare(owner) => {
+                let filled = fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file() || m.len() > 0);
+                if !filled {
+                    // Holds nothing: the next run would remove it too.
+                    if !dry_run && !spool::owner_alive(dir, owner) {
+                        let _ = fs::remove_file(&path);
+                    }
+                } else if spool::owner_alive(dir, owner) {
+                    purged.live += 1;
+                } else if remove(&path, &mut purged) {
+                    purged.spares += 1;
+                }
             }
+            SpoolFile::Journal(owner) => {
+                if spool::owner_alive(dir, owner) {
+                    purged.live += 1;
+                    continue;
+                }
+                let captures = spool::unsettled_in(&path).map_or(0, |c| c.len());
+                if remove(&path, &mut purged) {
+                    purged.journals += 1;
+                    purged.journal_captures += captures;
+                }
+            }
+            SpoolFile::Corrupt => {
+                for file in fs::read_dir(&path)? {
+                    if remove(&file?.path(), &mut purged) {
+                        purged.corrupt += 1;
+                    }
+                }
+                if !dry_run {
+                    let _ = fs::remove_dir(&path);
+                }
+            }
+            SpoolFile::Other => {}
         }
     }
     Ok(purged)

@@ -19,6 +19,22 @@ pub fn at_depth<R>(depth: usize, f: &mut dyn FnMut() -> R) -> R {
     }
 }
 
+/// Times `iters` calls of `f`, each `DEPTH` frames deep, then drains the
+/// client outside the timed part, so its queue never fills.
+pub fn timed_at_depth<R>(
+    guard: &crashbox::Guard,
+    iters: u64,
+    f: &mut dyn FnMut() -> R,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        black_box(at_depth(DEPTH, f));
+    }
+    let elapsed = start.elapsed();
+    guard.flush(std::time::Duration::from_secs(60));
+    elapsed
+}
+
 /// An application error whose source is an I/O error: a two-link chain.
 #[derive(Debug)]
 pub struct Chained {

@@ -38,6 +38,8 @@
 use std::io::BufRead;
 use std::process::ExitCode;
 
+#[path = "crashbox/failure.rs"]
+mod failure;
 #[path = "crashbox/spool.rs"]
 mod spool;
 #[path = "crashbox/symbolicate.rs"]

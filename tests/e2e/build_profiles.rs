@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::fixture_build::{self, copy_dir};
+use crate::util::fixture_build::{self, bare, copy_dir};
 use crashbox::Report;
 
 use object::Object;
@@ -67,22 +67,7 @@ fn run(binary: &Path, mode: &str) -> Vec<Report> {
 
 /// Runs `binary MODE`; returns its reports and where its functions were.
 fn run_with_functions(binary: &Path, mode: &str) -> (Vec<Report>, BTreeMap<String, u64>) {
-    // A file of its own per run: tests running at once run the same build.
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = binary.parent().unwrap().join("reports");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{mode}-{}-{run}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    let out = Command::new(binary)
-        .arg(mode)
-        .env("CRASHBOX_COLLECTOR", format!("file://{}", file.display()))
-        .env_remove("SENTRY_DSN")
-        .env_remove("CRASHBOX_SYMBOLICATE")
-        .stderr(std::process::Stdio::null())
-        .output()
-        .expect("fixture runs");
-    let status = out.status;
+    let (out, reports) = fixture_build::run_reporting(binary, mode);
     let functions = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| {
@@ -95,16 +80,11 @@ fn run_with_functions(binary: &Path, mode: &str) -> (Vec<Report>, BTreeMap<Strin
     // Under panic = "abort" a panic ends the process: its report is
     // delivered by the hook before that.
     assert!(
-        status.success() || mode.starts_with("panic"),
-        "{} {mode}: {status}",
-        binary.display()
+        out.status.success() || mode.starts_with("panic"),
+        "{} {mode}: {}",
+        binary.display(),
+        out.status
     );
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    let _ = std::fs::remove_file(&file);
-    let reports = text
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a report per line"))
-        .collect();
     (reports, functions)
 }
 
@@ -116,11 +96,6 @@ fn function_holding(functions: &BTreeMap<String, u64>, address: u64) -> Option<&
         .filter(|(_, &start)| start < address && address - start < 64 * 1024)
         .max_by_key(|(_, &start)| start)
         .map(|(name, _)| name.as_str())
-}
-
-fn bare(name: &str) -> &str {
-    let name = name.split('<').next().unwrap_or(name);
-    name.rsplit("::").next().unwrap_or(name)
 }
 
 /// Whether a frame is the application's, told from what the build gives.

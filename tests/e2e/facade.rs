@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::fixture_build::{self, copy_dir};
+use crate::util::fixture_build::{self, bare, copy_dir};
 use crashbox::Report;
 
 /// Capture modes of the application and the library function frame 0 must be in.
@@ -17,21 +17,10 @@ fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/facade_app")
 }
 
-/// Runs `binary MODE`; returns its reports and what it printed.
+/// Runs `binary MODE`, which must succeed; returns its reports and what
+/// it printed.
 fn run(binary: &Path, mode: &str) -> (Vec<Report>, String) {
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = binary.parent().unwrap().join("reports");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{mode}-{}-{run}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    let out = Command::new(binary)
-        .arg(mode)
-        .env("CRASHBOX_COLLECTOR", format!("file://{}", file.display()))
-        .env_remove("SENTRY_DSN")
-        .env_remove("CRASHBOX_SYMBOLICATE")
-        .output()
-        .expect("the application runs");
+    let (out, reports) = fixture_build::run_reporting(binary, mode);
     assert!(
         out.status.success(),
         "{} {mode}: {}\n{}",
@@ -39,18 +28,7 @@ fn run(binary: &Path, mode: &str) -> (Vec<Report>, String) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    let _ = std::fs::remove_file(&file);
-    let reports = text
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a report per line"))
-        .collect();
     (reports, String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn bare(name: &str) -> &str {
-    let name = name.split('<').next().unwrap_or(name);
-    name.rsplit("::").next().unwrap_or(name)
 }
 
 /// Problems with `report`, made by the library's `expected` function.

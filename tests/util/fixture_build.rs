@@ -1,7 +1,8 @@
 //! Building tests/fixture_app, or a copy of it, the way its users would:
-//! `cargo build --profile PROFILE`, with no flags from the environment.
+//! `cargo build --profile PROFILE`, with no flags from the environment;
+//! and running what was built, its reports written to a file.
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// Builds the package of `manifest` in `profile` into `target_dir`;
 /// returns the binary named `binary`.
@@ -60,4 +61,36 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&path, to.join(entry.file_name())).unwrap();
         }
     }
+}
+
+/// Runs `binary MODE` with a `file://` collector of its own (tests running
+/// at once run the same build); returns what it printed and the reports it
+/// wrote. Its exit status is the caller's to check.
+pub fn run_reporting(binary: &Path, mode: &str) -> (Output, Vec<crashbox::Report>) {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = binary.parent().unwrap().join("reports");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{mode}-{}-{run}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let out = Command::new(binary)
+        .arg(mode)
+        .env("CRASHBOX_COLLECTOR", format!("file://{}", file.display()))
+        .env_remove("SENTRY_DSN")
+        .env_remove("CRASHBOX_SYMBOLICATE")
+        .output()
+        .expect("the application runs");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let _ = std::fs::remove_file(&file);
+    let reports = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a report per line"))
+        .collect();
+    (out, reports)
+}
+
+/// A function's bare name: its last path segment, without generics.
+pub fn bare(name: &str) -> &str {
+    let name = name.split('<').next().unwrap_or(name);
+    name.rsplit("::").next().unwrap_or(name)
 }

@@ -11,6 +11,8 @@ use std::time::Duration;
 use crashbox::__cli::{self, Found, State};
 use crashbox::Options;
 
+use crate::failure::{run_subcommand, Failure};
+
 pub(crate) const USAGE: &str = "usage: crashbox spool list [--dir DIR]\n\
     \x20      crashbox spool show ID [--dir DIR] [--json]\n\
     \x20      crashbox spool send --to COLLECTOR [--dir DIR] [--timeout SECS]\n\
@@ -31,42 +33,9 @@ pub(crate) const USAGE: &str = "usage: crashbox spool list [--dir DIR]\n\
     \x20      would remove, and exits 2 when that is anything.\n\
     All exit 2 on a usage error, or a spool directory that is missing or cannot be read.";
 
-/// What failed, and the exit code it gets.
-struct Failure {
-    code: u8,
-    message: String,
-}
-
-fn usage(message: impl Into<String>) -> Failure {
-    Failure {
-        code: 2,
-        message: format!("usage: {}", message.into()),
-    }
-}
-
-fn fatal(message: impl Into<String>) -> Failure {
-    Failure {
-        code: 2,
-        message: message.into(),
-    }
-}
-
 /// Runs the subcommand with the arguments after `spool`.
 pub(crate) fn main(args: &[String]) -> ExitCode {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    match run(args) {
-        Ok(code) => code,
-        Err(failure) => {
-            eprintln!("crashbox spool: {}", failure.message);
-            if failure.message.starts_with("usage") {
-                eprintln!("\n{USAGE}");
-            }
-            ExitCode::from(failure.code)
-        }
-    }
+    run_subcommand("spool", USAGE, args, run)
 }
 
 /// The options and operands after `spool <command>`.
@@ -95,7 +64,7 @@ fn parse(args: &[String]) -> Result<Args, Failure> {
                 None => rest
                     .next()
                     .cloned()
-                    .ok_or_else(|| usage(format!("{name} needs a value")))?,
+                    .ok_or_else(|| Failure::usage(format!("{name} needs a value")))?,
             };
             *slot = Some(value);
             Ok(())
@@ -107,7 +76,9 @@ fn parse(args: &[String]) -> Result<Args, Failure> {
             "--timeout" => value(&mut parsed.timeout)?,
             "--json" if inline.is_none() => parsed.json = true,
             "--yes" if inline.is_none() => parsed.yes = true,
-            _ if name.starts_with("--") => return Err(usage(format!("unknown option {arg}"))),
+            _ if name.starts_with("--") => {
+                return Err(Failure::usage(format!("unknown option {arg}")))
+            }
             _ => parsed.operands.push(arg.clone()),
         }
     }
@@ -116,7 +87,9 @@ fn parse(args: &[String]) -> Result<Args, Failure> {
 
 fn run(args: &[String]) -> Result<ExitCode, Failure> {
     let Some((command, rest)) = args.split_first() else {
-        return Err(usage("a command is needed: list, show, send or purge"));
+        return Err(Failure::usage(
+            "a command is needed: list, show, send or purge",
+        ));
     };
     let args = parse(rest)?;
     let allowed: &[&str] = match command.as_str() {
@@ -124,7 +97,7 @@ fn run(args: &[String]) -> Result<ExitCode, Failure> {
         "show" => &["dir", "json"],
         "send" => &["dir", "to", "timeout"],
         "purge" => &["dir", "yes"],
-        other => return Err(usage(format!("unknown command {other}"))),
+        other => return Err(Failure::usage(format!("unknown command {other}"))),
     };
     for (name, given) in [
         ("json", args.json),
@@ -133,15 +106,17 @@ fn run(args: &[String]) -> Result<ExitCode, Failure> {
         ("timeout", args.timeout.is_some()),
     ] {
         if given && !allowed.contains(&name) {
-            return Err(usage(format!("--{name} does not go with {command}")));
+            return Err(Failure::usage(format!(
+                "--{name} does not go with {command}"
+            )));
         }
     }
     let operands = if command == "show" { 1 } else { 0 };
     if args.operands.len() != operands {
         return Err(match (operands, args.operands.get(operands)) {
-            (1, None) => usage("show needs a report ID"),
-            (_, Some(extra)) => usage(format!("unexpected argument {extra}")),
-            _ => usage("missing argument"),
+            (1, None) => Failure::usage("show needs a report ID"),
+            (_, Some(extra)) => Failure::usage(format!("unexpected argument {extra}")),
+            _ => Failure::usage("missing argument"),
         });
     }
     let dir = spool_dir(&args)?;
@@ -163,7 +138,7 @@ fn spool_dir(args: &Args) -> Result<PathBuf, Failure> {
         let exe = Path::new(program);
         let exe = exe.canonicalize().unwrap_or_else(|_| exe.to_owned());
         return __cli::default_dir_for(&exe).ok_or_else(|| {
-            fatal("neither XDG_STATE_HOME nor HOME is set: no default spool directory")
+            Failure::fatal("neither XDG_STATE_HOME nor HOME is set: no default spool directory")
         });
     }
     if let Some(dir) = std::env::var_os("CRASHBOX_SPOOL_DIR").filter(|d| !d.is_empty()) {
@@ -193,14 +168,16 @@ fn spool_dir(args: &Args) -> Result<PathBuf, Failure> {
             }
         }
     }
-    Err(usage(message))
+    Err(Failure::usage(message))
 }
 
 /// Everything in `dir`, or why it cannot be read.
 fn found_in(dir: &Path) -> Result<Vec<Found>, Failure> {
     __cli::list(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => fatal(format!("no spool directory at {}", dir.display())),
-        _ => fatal(format!(
+        std::io::ErrorKind::NotFound => {
+            Failure::fatal(format!("no spool directory at {}", dir.display()))
+        }
+        _ => Failure::fatal(format!(
             "cannot read the spool directory {}: {e}",
             dir.display()
         )),
@@ -253,7 +230,7 @@ fn list(dir: &Path) -> Result<ExitCode, Failure> {
 
 fn show(dir: &Path, query: &str, json: bool) -> Result<ExitCode, Failure> {
     if query.len() < 8 || query.len() > 32 || !query.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(usage(format!(
+        return Err(Failure::usage(format!(
             "ID must be 8 to 32 hex digits (a report id or its start), not {query:?}"
         )));
     }
@@ -276,7 +253,7 @@ fn show(dir: &Path, query: &str, json: bool) -> Result<ExitCode, Failure> {
         }
         1 => {}
         _ => {
-            return Err(fatal(format!(
+            return Err(Failure::fatal(format!(
                 "{} reports have ids starting with {query}: {}",
                 ids.len(),
                 ids.join(", ")
@@ -315,7 +292,7 @@ fn deliverable(found: &[Found]) -> usize {
 
 fn send(dir: &Path, args: &Args) -> Result<ExitCode, Failure> {
     let Some(collector) = args.to.clone() else {
-        return Err(usage("send needs --to COLLECTOR"));
+        return Err(Failure::usage("send needs --to COLLECTOR"));
     };
     let timeout = match &args.timeout {
         None => Duration::from_secs(30),
@@ -324,7 +301,7 @@ fn send(dir: &Path, args: &Args) -> Result<ExitCode, Failure> {
             .ok()
             .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
             .map(Duration::from_secs_f64)
-            .ok_or_else(|| usage(format!("--timeout takes seconds, not {secs:?}")))?,
+            .ok_or_else(|| Failure::usage(format!("--timeout takes seconds, not {secs:?}")))?,
     };
     let before = found_in(dir)?;
     let waiting = deliverable(&before);
@@ -342,11 +319,11 @@ fn send(dir: &Path, args: &Args) -> Result<ExitCode, Failure> {
         .max_attempts(u32::MAX)
         .aggregation_window(Duration::ZERO)
         .max_reports_per_minute(0);
-    let guard = crashbox::init(options).map_err(|e| fatal(e.to_string()))?;
+    let guard = crashbox::init(options).map_err(|e| Failure::fatal(e.to_string()))?;
     if crashbox::spool_dir().is_none() {
         drop(guard);
         restore(&run_state, saved);
-        return Err(fatal(format!(
+        return Err(Failure::fatal(format!(
             "the spool directory {} cannot be used (see above)",
             dir.display()
         )));
@@ -446,8 +423,10 @@ fn describe(p: &__cli::Purged) -> String {
 
 fn purge(dir: &Path, yes: bool) -> Result<ExitCode, Failure> {
     let cannot = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::NotFound => fatal(format!("no spool directory at {}", dir.display())),
-        _ => fatal(format!(
+        std::io::ErrorKind::NotFound => {
+            Failure::fatal(format!("no spool directory at {}", dir.display()))
+        }
+        _ => Failure::fatal(format!(
             "cannot read the spool directory {}: {e}",
             dir.display()
         )),

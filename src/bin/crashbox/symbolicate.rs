@@ -15,6 +15,8 @@ use std::process::ExitCode;
 
 use addr2line::gimli;
 use crashbox::{Frame, Image, Report};
+
+use crate::failure::{run_subcommand, Failure};
 use object::{Object, ObjectSection, ObjectSegment};
 
 pub(crate) const USAGE: &str = "usage: crashbox symbolicate --debug-file PATH INPUT\n\n\
@@ -26,35 +28,9 @@ pub(crate) const USAGE: &str = "usage: crashbox symbolicate --debug-file PATH IN
     INPUT or debug file, a debug file without a build id or without debug info and symbols,\n\
     or a spool file holding a raw capture.";
 
-/// What failed, and the exit code it gets.
-struct Failure {
-    code: u8,
-    message: String,
-}
-
-fn usage_error(message: impl Into<String>) -> Failure {
-    Failure {
-        code: 2,
-        message: message.into(),
-    }
-}
-
 /// Runs the subcommand with the arguments after `symbolicate`.
 pub(crate) fn main(args: &[String]) -> ExitCode {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    match run(args) {
-        Ok(code) => code,
-        Err(failure) => {
-            eprintln!("crashbox symbolicate: {}", failure.message);
-            if failure.code == 2 && failure.message.starts_with("usage") {
-                eprintln!("\n{USAGE}");
-            }
-            ExitCode::from(failure.code)
-        }
-    }
+    run_subcommand("symbolicate", USAGE, args, run)
 }
 
 fn parse_args(args: &[String]) -> Result<(String, String), Failure> {
@@ -64,33 +40,33 @@ fn parse_args(args: &[String]) -> Result<(String, String), Failure> {
     while let Some(arg) = rest.next() {
         if arg == "--debug-file" {
             let Some(path) = rest.next() else {
-                return Err(usage_error("usage: --debug-file needs a PATH"));
+                return Err(Failure::usage("--debug-file needs a PATH"));
             };
             debug_file = Some(path.clone());
         } else if let Some(path) = arg.strip_prefix("--debug-file=") {
             debug_file = Some(path.to_owned());
         } else if arg.starts_with("--") {
-            return Err(usage_error(format!("usage: unknown option {arg}")));
+            return Err(Failure::usage(format!("unknown option {arg}")));
         } else if input.is_none() {
             input = Some(arg.clone());
         } else {
-            return Err(usage_error(format!("usage: unexpected argument {arg}")));
+            return Err(Failure::usage(format!("unexpected argument {arg}")));
         }
     }
     match (debug_file, input) {
         (Some(debug_file), Some(input)) => Ok((debug_file, input)),
-        (None, _) => Err(usage_error("usage: --debug-file PATH is required")),
-        (_, None) => Err(usage_error("usage: INPUT is required")),
+        (None, _) => Err(Failure::usage("--debug-file PATH is required")),
+        (_, None) => Err(Failure::usage("INPUT is required")),
     }
 }
 
 fn run(args: &[String]) -> Result<ExitCode, Failure> {
     let (debug_path, input_path) = parse_args(args)?;
     let input = std::fs::read_to_string(&input_path)
-        .map_err(|e| usage_error(format!("cannot read {input_path}: {e}")))?;
+        .map_err(|e| Failure::fatal(format!("cannot read {input_path}: {e}")))?;
     let mut reports = read_reports(&input, &input_path)?;
     let bytes = std::fs::read(&debug_path)
-        .map_err(|e| usage_error(format!("cannot read debug file {debug_path}: {e}")))?;
+        .map_err(|e| Failure::fatal(format!("cannot read debug file {debug_path}: {e}")))?;
     let (file, build_id) = open(&bytes, &debug_path)?;
     let sections = dwarf_sections(&file, &debug_path)?;
     let debug = DebugFile::new(&file, build_id, &sections, &debug_path)?;
@@ -136,7 +112,7 @@ fn run(args: &[String]) -> Result<ExitCode, Failure> {
     let mut out = std::io::stdout().lock();
     for (_, report) in &reports {
         if writeln!(out, "{}", report.to_json()).is_err() {
-            return Err(usage_error("cannot write to stdout"));
+            return Err(Failure::fatal("cannot write to stdout"));
         }
     }
     let _ = out.flush();
@@ -160,7 +136,7 @@ fn read_reports(input: &str, path: &str) -> Result<Vec<(usize, Report)>, Failure
     if let Some(mut file) = spool {
         let format = file["format"].as_u64().unwrap_or(0);
         if format != 1 {
-            return Err(usage_error(format!(
+            return Err(Failure::fatal(format!(
                 "{path} is a spool file of format {format}, which this version does not read"
             )));
         }
@@ -173,13 +149,13 @@ fn read_reports(input: &str, path: &str) -> Result<Vec<(usize, Report)>, Failure
         return match kind.as_str() {
             "report" => serde_json::from_value::<Report>(entry)
                 .map(|r| vec![(1, r)])
-                .map_err(|e| usage_error(format!("{path}: unreadable spooled report: {e}"))),
-            "captured" => Err(usage_error(format!(
+                .map_err(|e| Failure::fatal(format!("{path}: unreadable spooled report: {e}"))),
+            "captured" => Err(Failure::fatal(format!(
                 "{path} is a spool file holding a panic's raw capture, not a finished report, \
                  which is not supported: the next run of the program that wrote it turns it \
                  into a report and sends it (with its images); symbolicate what it sends"
             ))),
-            other => Err(usage_error(format!(
+            other => Err(Failure::fatal(format!(
                 "{path}: unknown spool entry type {other:?}"
             ))),
         };
@@ -190,7 +166,7 @@ fn read_reports(input: &str, path: &str) -> Result<Vec<(usize, Report)>, Failure
             continue;
         }
         let report = serde_json::from_str::<Report>(line)
-            .map_err(|e| usage_error(format!("{path}:{}: not a crashbox report: {e}", i + 1)))?;
+            .map_err(|e| Failure::fatal(format!("{path}:{}: not a crashbox report: {e}", i + 1)))?;
         reports.push((i + 1, report));
     }
     Ok(reports)
@@ -213,13 +189,13 @@ struct DebugFile<'d> {
 /// The parsed file and its build id (a file without one cannot be matched).
 fn open<'a>(bytes: &'a [u8], path: &str) -> Result<(object::File<'a>, String), Failure> {
     let file = object::File::parse(bytes)
-        .map_err(|e| usage_error(format!("{path} is not an object file: {e}")))?;
+        .map_err(|e| Failure::fatal(format!("{path} is not an object file: {e}")))?;
     match file.build_id() {
         Ok(Some(id)) if !id.is_empty() => {
             let hex = id.iter().map(|b| format!("{b:02x}")).collect();
             Ok((file, hex))
         }
-        _ => Err(usage_error(format!(
+        _ => Err(Failure::fatal(format!(
             "{path} has no GNU build id, so it cannot be matched to a report's images"
         ))),
     }
@@ -233,7 +209,7 @@ fn dwarf_sections<'a>(file: &object::File<'a>, path: &str) -> Result<Vec<Section
             continue;
         };
         let data = section.uncompressed_data().map_err(|e| {
-            usage_error(format!(
+            Failure::fatal(format!(
                 "{path}: cannot read its {} section ({e}); a compressed one can be \
                  decompressed with `objcopy --decompress-debug-sections`",
                 id.name()
@@ -269,17 +245,17 @@ impl<'d> DebugFile<'d> {
                 Ok(gimli::EndianSlice::new(data, endian))
             };
             let dwarf = gimli::Dwarf::load(load)
-                .map_err(|e| usage_error(format!("{path}: unreadable DWARF: {e}")))?;
+                .map_err(|e| Failure::fatal(format!("{path}: unreadable DWARF: {e}")))?;
             Some(
                 addr2line::Context::from_dwarf(dwarf)
-                    .map_err(|e| usage_error(format!("{path}: unreadable DWARF: {e}")))?,
+                    .map_err(|e| Failure::fatal(format!("{path}: unreadable DWARF: {e}")))?,
             )
         } else {
             None
         };
         let symbols = file.symbol_map();
         if dwarf.is_none() && symbols.symbols().is_empty() {
-            return Err(usage_error(format!(
+            return Err(Failure::fatal(format!(
                 "{path} has neither debug info nor a symbol table (a stripped binary?): \
                  give the unstripped binary or its separate debug file"
             )));
