@@ -122,10 +122,16 @@ impl Site {
     }
 }
 
-/// Marks the frame that holds `anchor`.
-#[inline(always)]
-fn mark(anchor: &u8) -> usize {
-    std::hint::black_box(anchor) as *const u8 as usize
+impl Site {
+    /// The site of a call at `location`, marking the frame that holds
+    /// `anchor` (a local of the caller's frame).
+    #[inline(always)]
+    fn here(location: &'static Location<'static>, anchor: &u8) -> Site {
+        Site {
+            location,
+            stack_mark: std::hint::black_box(anchor) as *const u8 as usize,
+        }
+    }
 }
 
 /// Something that happened before a report, kept by the implementation in a
@@ -318,19 +324,11 @@ pub fn capture_error<E: Error + ?Sized>(err: &E) -> Option<ReportId> {
         return None;
     }
     let anchor = 0u8;
-    capture_error_at(err, Location::caller(), mark(&anchor))
+    capture_error_at(err, Site::here(Location::caller(), &anchor))
 }
 
 #[inline(never)]
-fn capture_error_at<E: Error + ?Sized>(
-    err: &E,
-    location: &'static Location<'static>,
-    stack_mark: usize,
-) -> Option<ReportId> {
-    let site = Site {
-        location,
-        stack_mark,
-    };
+fn capture_error_at<E: Error + ?Sized>(err: &E, site: Site) -> Option<ReportId> {
     backend()?.capture_error(&ByRef(err), std::any::type_name::<E>(), site)
 }
 
@@ -346,20 +344,11 @@ pub fn capture_message(message: &str, level: Level) -> Option<ReportId> {
         return None;
     }
     let anchor = 0u8;
-    capture_message_at(message, level, Location::caller(), mark(&anchor))
+    capture_message_at(message, level, Site::here(Location::caller(), &anchor))
 }
 
 #[inline(never)]
-fn capture_message_at(
-    message: &str,
-    level: Level,
-    location: &'static Location<'static>,
-    stack_mark: usize,
-) -> Option<ReportId> {
-    let site = Site {
-        location,
-        stack_mark,
-    };
+fn capture_message_at(message: &str, level: Level, site: Site) -> Option<ReportId> {
     backend()?.capture_message(message, level, site)
 }
 
@@ -411,7 +400,7 @@ impl<T, E: Error> ResultExt for Result<T, E> {
         if let Err(err) = &self {
             if INSTALLED.load(Ordering::Relaxed) {
                 let anchor = 0u8;
-                capture_error_at(err, Location::caller(), mark(&anchor));
+                capture_error_at(err, Site::here(Location::caller(), &anchor));
             }
         }
         self
