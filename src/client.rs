@@ -515,12 +515,14 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
     } else {
         crate::capture::panic::prepare();
     }
+    let crash = arm_crash_handler(&options, client.spool.as_deref(), last_run);
     let listener = Listener::register();
     install::set_global(Some(client));
     // Libraries that report through `crashbox-api` reach this client too.
     crate::capture::facade::install();
     STATE.store(INITIALIZED, Ordering::Release);
     Ok(Guard {
+        crash,
         shutdown_timeout: options.shutdown_timeout,
         worker: Some(handle),
         _listener: listener,
@@ -538,6 +540,8 @@ pub fn init(mut options: Options) -> Result<Guard, ConfigError> {
 #[must_use = "dropping the Guard shuts crashbox down at once"]
 #[derive(Debug)]
 pub struct Guard {
+    /// The signal handler `init` installed, if any (see `crate::crash`).
+    crash: Option<crate::crash::Armed>,
     shutdown_timeout: Duration,
     worker: Option<JoinHandle<()>>,
     _listener: Listener,
@@ -601,11 +605,40 @@ impl Drop for Guard {
                 ));
             }
         }
+        // Before the spool (and its run-state file) can close.
+        drop(self.crash.take());
         install::set_global(None);
         *CLIENT.write().unwrap_or_else(PoisonError::into_inner) = None;
         crate::stats::set_debug(false);
         STATE.store(UNINITIALIZED, Ordering::Release);
     }
+}
+
+/// Installs the crash handler for `options.crash_signals`, writing into a
+/// crash file made in `spool` now; none without a spool (the handler
+/// cannot create files) or when the file cannot be made.
+fn arm_crash_handler(
+    options: &Options,
+    spool: Option<&Spool>,
+    last_run: Option<LastRun>,
+) -> Option<crate::crash::Armed> {
+    if options.crash_signals.is_empty() {
+        return None;
+    }
+    let spool = spool?;
+    let (crash, path) = spool.create_crash_file().ok()?;
+    let files = crate::crash::Files {
+        crash,
+        path,
+        run_state: spool.run_state_fd(),
+        consecutive: last_run
+            .unwrap_or_default()
+            .consecutive_panics
+            .saturating_add(1),
+    };
+    let prologue =
+        crate::crash::Prologue::now(options.release.clone(), Some(options.environment.clone()));
+    crate::crash::arm(&options.crash_signals, files, &prologue)
 }
 
 /// The spool `options` ask for. Without a default directory (no

@@ -178,6 +178,15 @@ pub(crate) fn preload() {
     }
 }
 
+/// Every loaded image, the executable first (the loader's order), read
+/// afresh: what a crash record carries.
+pub(crate) fn all() -> Vec<Image> {
+    let mut table = TABLE.lock().unwrap_or_else(PoisonError::into_inner);
+    table.images = read_images();
+    table.read_at = Some(Instant::now());
+    table.images.iter().map(|l| l.image.clone()).collect()
+}
+
 /// The images `addresses` fall in, each once, in the order addresses first
 /// fall in them.
 pub(crate) fn images_for(addresses: &[usize]) -> Vec<Image> {

@@ -64,6 +64,7 @@ mod capture;
 mod client;
 mod collector;
 mod context;
+mod crash;
 mod deadline;
 mod error;
 mod event;
@@ -115,6 +116,7 @@ use capture::stack::StackMark;
 pub use capture::panic::{capture_panic, CrashMessage};
 pub use client::{init, last_run, spool_dir, Guard};
 pub use collector::{Collector, Dsn, Endpoint};
+pub use crash::Signal;
 pub use error::ConfigError;
 pub use event::{Event, MAX_EVENT_EXTRA};
 #[doc(hidden)]

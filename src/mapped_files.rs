@@ -162,6 +162,19 @@ pub(crate) fn locate(addresses: &[usize]) -> (Vec<Module>, Vec<Option<(u32, u64)
     (modules, located)
 }
 
+/// Every executable file mapping of this process, as (start, end, file
+/// offset, module): what a crash record carries, since the signal handler
+/// cannot read `/proc/self/maps`.
+pub(crate) fn snapshot() -> Vec<(usize, usize, usize, Module)> {
+    preload();
+    let table = MAPPINGS.lock().unwrap_or_else(PoisonError::into_inner);
+    table
+        .mappings
+        .iter()
+        .map(|m| (m.start, m.end, m.file_offset, m.module.clone()))
+        .collect()
+}
+
 /// The address in this process of `offset` in `module`, when this process
 /// has the very same file mapped there.
 pub(crate) fn relocate(module: &Module, offset: u64) -> Option<usize> {

@@ -132,6 +132,7 @@ pub struct Options {
     pub(crate) max_breadcrumbs: usize,
     pub(crate) queue_capacity: usize,
     pub(crate) panic_hook: bool,
+    pub(crate) crash_signals: Vec<crate::crash::Signal>,
     pub(crate) crash_message: Option<crate::capture::panic::CrashMessage>,
     pub(crate) before_send: Option<BeforeSend>,
     pub(crate) service_name: Option<String>,
@@ -184,6 +185,7 @@ impl fmt::Debug for Options {
             .field("queue_capacity", &self.queue_capacity)
             .field("panic_hook", &self.panic_hook)
             .field("crash_message", &self.crash_message)
+            .field("crash_signals", &self.crash_signals)
             .field("before_send", &self.before_send.is_some())
             .field("service_name", &self.service_name)
             .field("retry_initial", &self.retry_initial)
@@ -252,6 +254,7 @@ impl Options {
             queue_capacity: 1024,
             panic_hook: true,
             crash_message: None,
+            crash_signals: crate::crash::Signal::ALL.to_vec(),
             before_send: None,
             service_name: None,
             retry_initial: Duration::from_secs(1),
@@ -367,6 +370,47 @@ impl Options {
     #[must_use]
     pub fn panic_hook(mut self, install: bool) -> Self {
         self.panic_hook = install;
+        self
+    }
+
+    /// The fatal signals `init` installs crashbox's signal handler for
+    /// (default: all of [`Signal::ALL`](crate::Signal::ALL); Linux only).
+    /// An empty list installs none.
+    ///
+    /// When one arrives (a segfault, a stack overflow, `abort()`, a double
+    /// panic), the handler writes a raw record into a file it created in
+    /// the spool beforehand, notes the crash in the run state, and hands
+    /// the signal to the handler installed before it (or the default
+    /// action), so the exit status, core dumps and Rust's own
+    /// stack-overflow message stay as they were. The next run's `init`
+    /// turns the record into a `fatal` report of kind
+    /// [`Kind::Crash`](crate::Kind::Crash), with the signal's name as the
+    /// exception type and a message such as `SIGSEGV at 0x0 (address not
+    /// mapped)`, and [`last_run`](crate::last_run) says the previous run
+    /// crashed. It needs the spool (a network collector, a file, or
+    /// [`spool`](Options::spool)): without one no handler is installed.
+    /// Dropping the [`Guard`](crate::Guard) puts back the handlers it replaced.
+    ///
+    /// ```
+    /// use crashbox::{Options, Signal};
+    /// // Leave SIGFPE to a numeric library that handles it itself.
+    /// let options = Options::new().crash_signals([Signal::Segv, Signal::Bus, Signal::Abrt]);
+    /// # let _ = options;
+    /// // No signal handler at all.
+    /// let options = Options::new().crash_signals([]);
+    /// # let _ = options;
+    /// ```
+    #[must_use]
+    pub fn crash_signals(
+        mut self,
+        signals: impl IntoIterator<Item = crate::crash::Signal>,
+    ) -> Self {
+        self.crash_signals.clear();
+        for signal in signals {
+            if !self.crash_signals.contains(&signal) {
+                self.crash_signals.push(signal);
+            }
+        }
         self
     }
 

@@ -51,7 +51,7 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    fn new(what: &'static str, input: &str) -> Self {
+    pub(crate) fn new(what: &'static str, input: &str) -> Self {
         let mut input = input.to_owned();
         crate::limits::truncate(&mut input, 64);
         ParseError { what, input }
@@ -180,6 +180,10 @@ pub enum Kind {
     Error,
     /// A message passed to [`capture_message`](crate::capture_message).
     Message,
+    /// A fatal signal (a segfault, a stack overflow, an abort) caught by
+    /// crashbox's signal handler and reported by the next run (see
+    /// [`Options::crash_signals`](crate::Options::crash_signals)).
+    Crash,
 }
 
 impl Kind {
@@ -189,7 +193,14 @@ impl Kind {
             Kind::Panic => "panic",
             Kind::Error => "error",
             Kind::Message => "message",
+            Kind::Crash => "crash",
         }
+    }
+
+    /// Whether the process died of it (a panic or a crash): never sampled
+    /// out or rate limited, and its level is not overridden by the scope.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Kind::Panic | Kind::Crash)
     }
 }
 
@@ -201,7 +212,8 @@ impl fmt::Display for Kind {
 
 /// ```
 /// assert_eq!("panic".parse::<crashbox::Kind>(), Ok(crashbox::Kind::Panic));
-/// assert!("crash".parse::<crashbox::Kind>().is_err());
+/// assert_eq!("crash".parse::<crashbox::Kind>(), Ok(crashbox::Kind::Crash));
+/// assert!("boom".parse::<crashbox::Kind>().is_err());
 /// ```
 impl std::str::FromStr for Kind {
     type Err = ParseError;
@@ -211,7 +223,13 @@ impl std::str::FromStr for Kind {
             "panic" => Kind::Panic,
             "error" => Kind::Error,
             "message" => Kind::Message,
-            _ => return Err(ParseError::new("a kind (panic, error or message)", s)),
+            "crash" => Kind::Crash,
+            _ => {
+                return Err(ParseError::new(
+                    "a kind (panic, error, message or crash)",
+                    s,
+                ))
+            }
         })
     }
 }
@@ -604,13 +622,7 @@ impl Report {
         let _ = writeln!(
             out,
             "[crashbox] {} {}: {}",
-            self.level,
-            match self.kind {
-                Kind::Panic => "panic",
-                Kind::Error => "error",
-                Kind::Message => "message",
-            },
-            self.message
+            self.level, self.kind, self.message
         );
         for (i, e) in self.exceptions.iter().enumerate() {
             if i == 0 {

@@ -30,7 +30,7 @@ pub(crate) use retry::RetryPolicy;
 use crate::pipeline::aggregate::{Aggregator, Closed, Offer, RateLimiter, Slots, WindowRef};
 use crate::pipeline::{Processor, Settings};
 use crate::record::{Captured, Pending};
-use crate::report::{Kind, Report, ReportId};
+use crate::report::{Report, ReportId};
 use crate::spool::{Entry, EntryRef, Journal, Line, Spool};
 use crate::stats::{Counter, STATS};
 use crate::transport::{Transport, TransportError};

@@ -22,6 +22,7 @@ struct Config {
     max_breadcrumbs: Option<usize>,
     queue_capacity: Option<usize>,
     panic_hook: Option<bool>,
+    crash_signals: Option<Vec<crate::crash::Signal>>,
     service_name: Option<String>,
     retry_initial: Option<Humane>,
     retry_max: Option<Humane>,
@@ -152,7 +153,8 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 /// application's TOML or JSON configuration. The keys are the builder
 /// methods' names, each optional: `collector`, `release`, `environment`,
 /// `in_app_include` and `in_app_exclude` (lists), `shutdown_timeout`,
-/// `max_breadcrumbs`, `queue_capacity`, `panic_hook`, `service_name`,
+/// `max_breadcrumbs`, `queue_capacity`, `panic_hook`, `crash_signals`
+/// (a list of names: `["SIGSEGV", "SIGABRT"]`), `service_name`,
 /// `retry_initial` and `retry_max` (the two halves of
 /// [`retry_backoff`](Options::retry_backoff)), `max_attempts`, `spool`,
 /// `spool_dir`, `spool_max_reports`, `spool_max_age`,
@@ -202,6 +204,9 @@ impl<'de> Deserialize<'de> for Options {
         o.max_breadcrumbs = c.max_breadcrumbs.unwrap_or(o.max_breadcrumbs);
         o.queue_capacity = c.queue_capacity.unwrap_or(o.queue_capacity);
         o.panic_hook = c.panic_hook.unwrap_or(o.panic_hook);
+        if let Some(signals) = c.crash_signals {
+            o = o.crash_signals(signals);
+        }
         o.service_name = c.service_name;
         o.retry_initial = duration(c.retry_initial, o.retry_initial);
         o.retry_max = duration(c.retry_max, o.retry_max);

@@ -27,14 +27,10 @@ pub(crate) fn default_hash(
     frames: &[Physical],
     location: Option<&Location>,
 ) -> u64 {
-    let mut h = Fnv::new().field(match kind {
-        Kind::Panic => "panic",
-        Kind::Error => "error",
-        Kind::Message => "message",
-    });
+    let mut h = Fnv::new().field(kind.as_str());
     match kind {
         Kind::Message => h = h.field(message),
-        Kind::Error | Kind::Panic => {
+        Kind::Error | Kind::Panic | Kind::Crash => {
             for e in exceptions {
                 h = h.field(&e.ty);
             }

@@ -49,7 +49,7 @@ pub(crate) struct Settings {
 impl Settings {
     /// Whether a capture of `kind` is kept by the sample rate.
     pub(crate) fn sampled_in(&self, kind: Kind) -> bool {
-        if kind == Kind::Panic || self.sample_rate >= 1.0 {
+        if kind.is_fatal() || self.sample_rate >= 1.0 {
             return true;
         }
         let draw = (crate::rand::random_u128() >> 75) as f64 / (1u64 << 53) as f64;
@@ -298,7 +298,7 @@ impl Processor {
         }
         let images = frame_images(&addresses, live, captured_images);
         let level = match (kind, level_override) {
-            (Kind::Panic, _) | (_, None) => level,
+            (Kind::Panic | Kind::Crash, _) | (_, None) => level,
             (_, Some(scope_level)) => scope_level,
         };
         if let Some(name) = &self.settings.default_username {

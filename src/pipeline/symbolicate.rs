@@ -385,7 +385,9 @@ fn assemble(stack: &[(usize, &Resolved)], kind: Kind) -> Symbolicated {
         .filter(|(address, resolved)| *address != 0 && !resolved.own)
         .map(|(address, resolved)| (*address, &resolved.symbols[..], *resolved))
         .collect();
-    if kind == Kind::Panic {
+    if kind.is_fatal() {
+        // A crash's innermost frames may be std's too (`process::abort`,
+        // an inlined `ptr::write`).
         trim_panic_machinery(&mut stack);
     }
     let mut frames = Vec::with_capacity(stack.len());

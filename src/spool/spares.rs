@@ -7,6 +7,10 @@ pub(super) const SPARES: usize = 2;
 
 pub(super) const SPARE_SUFFIX: &str = ".spare";
 
+/// The crash file's name after its owner: `<owner>-crash.spare`, a spare
+/// to the rest of the spool.
+const CRASH_SPARE: &str = "-crash";
+
 /// The owner of a spare file, or of a spare some process was claiming when
 /// it died (`<owner>-<n>.spare`, `<claimer>-c<n>.claim`); `None` for any
 /// other name.
@@ -46,6 +50,16 @@ impl Spool {
         Ok(path)
     }
 
+    /// Creates this process's crash file, which the signal handler writes
+    /// into (see `crate::crash`).
+    pub(crate) fn create_crash_file(&self) -> io::Result<(File, PathBuf)> {
+        let path = self
+            .dir
+            .join(format!("{}{CRASH_SPARE}{SPARE_SUFFIX}", self.owner));
+        let _ = fs::remove_file(&path);
+        Ok((create_private(&path)?, path))
+    }
+
     /// Gives a filled spare file its report name (on the worker, after the hook).
     pub(crate) fn adopt(&self, path: PathBuf, id: ReportId, timestamp_ms: u64) -> PathBuf {
         if !path.to_string_lossy().ends_with(SPARE_SUFFIX) {
@@ -55,6 +69,31 @@ impl Spool {
         match fs::rename(&path, &named) {
             Ok(()) => named,
             Err(_) => path,
+        }
+    }
+
+    fn orphan_path(&self, ms: u64, id: ReportId, owner: &str) -> PathBuf {
+        self.dir.join(format!("{ms:016}-{id}.{owner}{SUFFIX}"))
+    }
+
+    /// Turns a dead process's crash record (claimed at `claimed`) into an
+    /// orphan capture of kind `crash`, which the replay resolves and sends.
+    fn adopt_crash(&self, claimed: &Path, bytes: &[u8], owner: &str) {
+        let Some(record) = crate::crash::record::parse(bytes) else {
+            self.quarantine(claimed);
+            return;
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut captured = record.into_captured(now);
+        distrust(&mut captured);
+        let orphan = self.orphan_path(captured.timestamp_ms, captured.id, owner);
+        match self.replace(&orphan, EntryRef::Captured(&captured)) {
+            Ok(()) => {
+                let _ = fs::remove_file(claimed);
+            }
+            Err(_) => self.quarantine(claimed),
         }
     }
 
@@ -90,13 +129,17 @@ impl Spool {
                     continue;
                 }
             };
+            if bytes.starts_with(crate::crash::MAGIC) {
+                self.adopt_crash(&mine, &bytes, &owner);
+                continue;
+            }
             let key = parse_entry(&bytes).and_then(|entry| match entry {
                 Entry::Captured(c) => Some((c.timestamp_ms, c.id)),
                 Entry::Report(_) => None,
             });
             match key {
                 Some((ms, id)) => {
-                    let orphan = self.dir.join(format!("{ms:016}-{id}.{owner}{SUFFIX}"));
+                    let orphan = self.orphan_path(ms, id, &owner);
                     if fs::rename(&mine, &orphan).is_err() {
                         self.quarantine(&mine);
                     }

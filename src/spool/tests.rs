@@ -501,7 +501,8 @@ fn run_state_counts_panics_in_a_row() {
         last,
         LastRun {
             panicked: true,
-            consecutive_panics: 1
+            consecutive_panics: 1,
+            ..LastRun::default()
         }
     );
     spool.record_panic(last);

@@ -218,14 +218,7 @@ pub(crate) fn log_record(report: &Report) -> Value {
     let (number, text) = severity(report.level);
     let mut attributes = vec![
         string_attr("crashbox.report.id", &report.id.to_hex()),
-        string_attr(
-            "crashbox.report.kind",
-            match report.kind {
-                crate::report::Kind::Panic => "panic",
-                crate::report::Kind::Error => "error",
-                crate::report::Kind::Message => "message",
-            },
-        ),
+        string_attr("crashbox.report.kind", report.kind.as_str()),
     ];
     if let Some(outer) = report.exceptions.first() {
         attributes.push(string_attr("exception.type", &outer.ty));

@@ -42,11 +42,7 @@ pub(crate) struct BriefStderrTransport {
 /// The one line `report` is summed up in:
 /// `crashbox: ERROR error: socket closed (at src/main.rs:10:5, report 3f…)`.
 pub(crate) fn brief_line(report: &Report) -> String {
-    let kind = match report.kind {
-        crate::report::Kind::Panic => "panic",
-        crate::report::Kind::Error => "error",
-        crate::report::Kind::Message => "message",
-    };
+    let kind = report.kind.as_str();
     // The first line of the message, cut to a length a terminal shows.
     let first = report.message.lines().next().unwrap_or("");
     let mut message: String = first.chars().take(BRIEF_MESSAGE_CHARS).collect();
@@ -96,11 +92,7 @@ mod tests {
             format!(
                 "crashbox: {} {}: disk full… (at src/main.rs:10:5, report {})\n",
                 report.level.as_str().to_ascii_uppercase(),
-                match report.kind {
-                    crate::report::Kind::Panic => "panic",
-                    crate::report::Kind::Error => "error",
-                    crate::report::Kind::Message => "message",
-                },
+                report.kind,
                 report.id
             )
         );

@@ -472,7 +472,7 @@ impl Worker {
             return self.drop_report(spool_file, &STATS.filtered);
         };
         let mut spool_file = spool_file;
-        if rate_limited && report.kind != Kind::Panic && !self.limiter.allow(Instant::now()) {
+        if rate_limited && !report.kind.is_fatal() && !self.limiter.allow(Instant::now()) {
             match window {
                 Some(WindowRef { key, opened: true }) => {
                     // Its window does not open: repeats counted meanwhile share its fate.

@@ -11,6 +11,9 @@
 //! - `abort`: `panic = "abort"` (tests/abort_app): delivered before the abort,
 //!   or by the next run.
 //! - `collectors`: which collectors go through the spool, and where it is.
+//! - `crash`: fatal signals (a segfault, a stack overflow, an abort, a
+//!   double panic, a raised SIGBUS) recorded by the handler and reported
+//!   by the next run, with the exit status they had without crashbox.
 //! - `crash_loop`: the same panic run after run folds into one report with a
 //!   count, and every capture is accounted for.
 //! - `last_run`: `crashbox::last_run`, and private spool files.
@@ -40,6 +43,7 @@ use serde_json::{json, Value};
 
 mod abort;
 mod collectors;
+mod crash;
 mod crash_loop;
 mod last_run;
 mod outage;

@@ -117,7 +117,7 @@ fn text_mix(kind: Kind, message: &str, exceptions: &[ExceptionInfo]) -> Mix {
     // would fold two fingerprints.
     h = match kind {
         Kind::Message => h.bytes(message.as_bytes()),
-        Kind::Error | Kind::Panic => h.normalized(message),
+        Kind::Error | Kind::Panic | Kind::Crash => h.normalized(message),
     };
     for e in exceptions {
         h = h.bytes(e.ty.as_bytes());

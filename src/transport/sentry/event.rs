@@ -114,9 +114,12 @@ pub(crate) fn event(report: &Report) -> Value {
             // Bugsink's strict schema wants `logentry`, not a top-level `message`.
             event.insert("logentry".into(), json!({ "formatted": report.message }));
         }
-        Kind::Error | Kind::Panic => {
+        Kind::Error | Kind::Panic | Kind::Crash => {
             let mechanism = if report.kind == Kind::Panic {
                 json!({"type": "panic", "handled": false})
+            } else if report.kind == Kind::Crash {
+                // Sentry's mechanism for a POSIX signal.
+                json!({"type": "signalhandler", "handled": false, "synthetic": true})
             } else {
                 json!({"type": "generic", "handled": true})
             };
@@ -145,7 +148,7 @@ pub(crate) fn event(report: &Report) -> Value {
     let mut thread = json!({
         "id": report.thread.id,
         "current": true,
-        "crashed": report.kind == Kind::Panic,
+        "crashed": report.kind.is_fatal(),
     });
     if let Some(name) = &report.thread.name {
         thread["name"] = json!(name);

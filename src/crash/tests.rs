@@ -1,0 +1,179 @@
+use super::record::parse;
+use super::*;
+use crate::report::{Kind, Level};
+
+/// A record as the handler writes it, with `frames` and the prologue of
+/// this process.
+fn record_text(head: &str, frames: &[usize], prologue: &Prologue, end: bool) -> Vec<u8> {
+    let mut text = MAGIC.to_vec();
+    text.extend_from_slice(head.as_bytes());
+    text.extend_from_slice(&prologue.line());
+    for f in frames {
+        text.extend_from_slice(format!("frame {f:#x}\n").as_bytes());
+    }
+    if end {
+        text.extend_from_slice(b"end\n");
+    }
+    text
+}
+
+#[inline(never)]
+fn here() -> usize {
+    here as *const () as usize
+}
+
+#[test]
+fn a_segfault_record_becomes_a_fatal_crash_capture_tied_to_its_files() {
+    let prologue = Prologue::now(Some("app@2".into()), Some("production".into()));
+    let id = prologue.id;
+    let own = here();
+    let text = record_text(
+        "signal 11\ncode 1\naddress 0x0\npc 0x10\nsp 0x7ffd0000\noverflow 0\npid 7\ntid 9\nsender 0\ntime_ms 1700000000123\nthread worker-1\n",
+        &[own + 1, own + 40],
+        &prologue,
+        true,
+    );
+    let record = parse(&text).expect("a record");
+    assert!(record.complete);
+    assert_eq!(record.message(), "SIGSEGV at 0x0 (address not mapped)");
+    let captured = record.into_captured(5);
+    assert_eq!(captured.id, id, "the id chosen at init");
+    assert_eq!(captured.kind, Kind::Crash);
+    assert_eq!(captured.level, Level::Fatal);
+    assert_eq!(captured.timestamp_ms, 1_700_000_000_123);
+    assert_eq!(captured.exceptions[0].ty, "SIGSEGV");
+    assert_eq!(captured.thread.name.as_deref(), Some("worker-1"));
+    assert_eq!(captured.thread.id, 9);
+    assert_eq!(captured.release.as_deref(), Some("app@2"));
+    assert_eq!(captured.environment.as_deref(), Some("production"));
+    assert!(!captured.live, "addresses of another process");
+    assert_eq!(captured.addresses, [own + 1, own + 40]);
+    // Both addresses are in this test binary, which is mapped from a file:
+    // a later run of it relocates them to where it has them.
+    let resolvable = captured.resolvable_addresses();
+    assert_eq!(resolvable, [Some(own + 1), Some(own + 40)]);
+    assert_eq!(captured.images.len(), 1, "{:?}", captured.images);
+    assert!(captured.images[0].contains(own as u64));
+    assert_eq!(captured.extra["crash"]["stack_overflow"], false);
+    assert!(captured.truncated.is_empty());
+}
+
+#[test]
+fn messages_say_the_signal_the_address_and_what_the_code_means() {
+    let message = |head: &str| parse(&[MAGIC, head.as_bytes()].concat()).unwrap().message();
+    assert_eq!(
+        message("signal 7\ncode 1\naddress 0x1001\n"),
+        "SIGBUS at 0x1001 (invalid address alignment)"
+    );
+    assert_eq!(
+        message("signal 8\ncode 1\naddress 0x55aa\n"),
+        "SIGFPE at 0x55aa (integer divide by zero)"
+    );
+    assert_eq!(
+        message("signal 4\ncode 2\naddress 0x55aa\n"),
+        "SIGILL at 0x55aa (illegal operand)"
+    );
+    assert_eq!(
+        message("signal 11\ncode 99\naddress 0x10\n"),
+        "SIGSEGV at 0x10 (code 99)"
+    );
+    assert_eq!(
+        message("signal 11\ncode 2\naddress 0x7ffc0fe8\noverflow 1\n"),
+        "stack overflow (SIGSEGV at 0x7ffc0fe8, the stack's guard page)"
+    );
+    assert_eq!(
+        message("signal 6\ncode -6\npid 10\nsender 10\n"),
+        "SIGABRT (abort, raised by the process itself)"
+    );
+    assert_eq!(
+        message("signal 7\ncode 0\npid 10\nsender 4321\n"),
+        "SIGBUS (sent by process 4321)"
+    );
+}
+
+#[test]
+fn a_raised_signal_starts_at_the_first_frame_in_the_executable() {
+    let prologue = Prologue::now(None, None);
+    let own = here();
+    let libc_address = libc::getpid as *const () as usize;
+    let text = record_text(
+        "signal 6\ncode -6\npid 3\nsender 3\n",
+        &[libc_address, libc_address + 8, own + 1, own + 9],
+        &prologue,
+        true,
+    );
+    let captured = parse(&text).unwrap().into_captured(0);
+    assert_eq!(
+        captured.addresses,
+        [own + 1, own + 9],
+        "libc's raise and abort left out"
+    );
+    // A fault in libc (not raised) keeps it as frame 0.
+    let text = record_text(
+        "signal 11\ncode 1\n",
+        &[libc_address, own + 1],
+        &prologue,
+        true,
+    );
+    let captured = parse(&text).unwrap().into_captured(0);
+    assert_eq!(captured.addresses, [libc_address, own + 1]);
+}
+
+#[test]
+fn a_record_cut_short_is_read_as_far_as_it_goes() {
+    let prologue = Prologue::now(None, None);
+    let full = record_text(
+        "signal 11\ncode 1\naddress 0x8\n",
+        &[here() + 1],
+        &prologue,
+        false,
+    );
+    // Cut anywhere after the signal line: still a crash at 0x8 (or an
+    // unknown address if the cut is inside the address line).
+    let signal_end = MAGIC.len() + "signal 11\n".len();
+    for cut in signal_end..full.len() {
+        let record = parse(&full[..cut]).expect("the signal is enough");
+        assert_eq!(record.signal, 11);
+        assert!(!record.complete);
+        let captured = record.into_captured(42);
+        assert_eq!(captured.kind, Kind::Crash);
+        assert_eq!(captured.timestamp_ms, 42, "no time: the fallback");
+        assert_eq!(captured.truncated, ["frames"]);
+    }
+    for cut in 0..signal_end {
+        assert!(parse(&full[..cut]).is_none(), "cut at {cut}");
+    }
+    assert!(parse(b"{\"format\":1}").is_none(), "not a record");
+}
+
+#[test]
+fn junk_in_a_record_is_no_panic_and_frames_are_bounded() {
+    let mut text = MAGIC.to_vec();
+    text.extend_from_slice(b"signal 11\ncode x\naddress zz\npc 0xzz\nprologue {broken\n");
+    for i in 0..10_000 {
+        text.extend_from_slice(format!("frame {:#x}\n", 0x1000 + i).as_bytes());
+    }
+    text.extend_from_slice(&[0xff, 0xfe, b'\n']);
+    let record = parse(&text).unwrap();
+    assert_eq!(record.frames.len(), MAX_FRAMES + 1);
+    assert!(record.prologue.is_none());
+    let captured = record.into_captured(1);
+    assert!(captured.images.is_empty());
+    assert!(captured.located.iter().all(Option::is_none));
+}
+
+#[test]
+fn signals_parse_from_their_names() {
+    for signal in Signal::ALL {
+        assert_eq!(signal.name().parse::<Signal>(), Ok(signal));
+        assert_eq!(
+            signal.name()[3..].to_lowercase().parse::<Signal>(),
+            Ok(signal)
+        );
+        assert_eq!(Signal::from_number(signal.number()), Some(signal));
+        let json = serde_json::to_string(&signal).unwrap();
+        assert_eq!(json, format!("\"{}\"", signal.name()));
+    }
+    assert!("SIGKILL".parse::<Signal>().is_err());
+    assert_eq!(Signal::from_number(libc::SIGKILL), None);
+}

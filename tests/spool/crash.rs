@@ -1,0 +1,476 @@
+//! Crashes the panic hook never sees: a write through a null pointer's
+//! field, a stack overflow (on the main thread and on a spawned one),
+//! `process::abort`, a double panic and `raise(SIGBUS)`. Each runs in a
+//! child that dies of it; the parent checks that it died as it does without
+//! crashbox's handler (the same signal, the same message from Rust), then
+//! runs the program again on the same spool and checks the report that run
+//! delivers: kind `crash`, level `fatal`, the signal as the exception type,
+//! frame 0 in the function that crashed, and `last_run` saying so.
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{run_ok, SPOOL_ENV};
+use crate::util::{
+    assert_child, child, env_var, file_collector, read_reports, report_value, run_child,
+    ChildOutput, TempDir, COLLECTOR_ENV,
+};
+use crashbox::{Kind, Level, Options, Report, Signal};
+
+/// Which crash `child_crash` has (see [`crash`]).
+const MODE_ENV: &str = "CRASHBOX_TEST_CRASH";
+/// `off`: `child_crash` installs no signal handler (the baseline).
+const HANDLER_ENV: &str = "CRASHBOX_TEST_CRASH_HANDLER";
+/// Set: `child_crash` installs a SIGSEGV handler of its own before `init`.
+const PREVIOUS_ENV: &str = "CRASHBOX_TEST_PREVIOUS_HANDLER";
+/// What that handler writes on stderr.
+const PREVIOUS_RAN: &str = "PREVIOUS-SIGSEGV-HANDLER-RAN";
+
+/// One crash scenario, as the parent saw it.
+struct Crashed {
+    /// The run with crashbox's handler.
+    run: ChildOutput,
+    /// The same crash without it.
+    baseline: ChildOutput,
+    /// The next run's `last_run` and reports.
+    replay: ChildOutput,
+    reports: Vec<Report>,
+}
+
+impl Crashed {
+    /// The one crash report.
+    #[track_caller]
+    fn report(&self) -> &Report {
+        let crashes: Vec<&Report> = self
+            .reports
+            .iter()
+            .filter(|r| r.kind == Kind::Crash)
+            .collect();
+        assert_eq!(crashes.len(), 1, "one crash report\n{}", self.dump());
+        crashes[0]
+    }
+
+    fn dump(&self) -> String {
+        format!(
+            "--- crash run ---\n{}\n--- replay ---\n{}\n--- reports ---\n{:#?}",
+            self.run.dump(),
+            self.replay.dump(),
+            self.reports
+        )
+    }
+
+    /// Frame 0's function.
+    #[track_caller]
+    fn frame0(&self) -> String {
+        let report = self.report();
+        report
+            .frames
+            .first()
+            .and_then(|f| f.function.as_deref())
+            .unwrap_or_else(|| panic!("frame 0 has a function\n{}", self.dump()))
+            .to_owned()
+    }
+
+    /// Asserts the report's kind, level, exception type and message start,
+    /// and that both runs died of `signal`.
+    #[track_caller]
+    fn assert_crash(&self, signal: Signal, message_start: &str) {
+        self.assert_crash_dying_of(signal, signal, message_start)
+    }
+
+    /// [`assert_crash`](Self::assert_crash) for a crash the process died of
+    /// another signal after (`dies_of`).
+    #[track_caller]
+    fn assert_crash_dying_of(&self, signal: Signal, dies_of: Signal, message_start: &str) {
+        for (what, out) in [("baseline", &self.baseline), ("crash", &self.run)] {
+            assert!(
+                out.stdout.contains("CHILD:crashing="),
+                "the {what} run got to its crash\n{}",
+                out.dump()
+            );
+            assert_eq!(
+                out.status.signal(),
+                Some(dies_of.number()),
+                "the {what} run died of {dies_of}\n{}",
+                out.dump()
+            );
+        }
+        let report = self.report();
+        assert_eq!(report.level, Level::Fatal, "{}", self.dump());
+        assert_eq!(report.exceptions[0].ty, signal.name(), "{}", self.dump());
+        assert_eq!(report.exceptions.len(), 1, "{}", self.dump());
+        assert!(
+            report.message.starts_with(message_start),
+            "message {:?} starts with {message_start:?}\n{}",
+            report.message,
+            self.dump()
+        );
+        assert_eq!(report.exceptions[0].message, report.message);
+        assert_eq!(report.release.as_deref(), Some("crash-test@1"));
+        assert!(
+            report.frames.iter().all(|f| !f
+                .function
+                .as_deref()
+                .unwrap_or("")
+                .contains("crashbox::crash")),
+            "crashbox's handler is not in the stack\n{}",
+            self.dump()
+        );
+        assert!(report.frames.len() >= 2, "{}", self.dump());
+        assert!(report.frames[0].in_app, "{}", self.dump());
+        assert_eq!(
+            self.replay.value("last_run_crashed"),
+            signal.name(),
+            "{}",
+            self.dump()
+        );
+    }
+
+    fn exception_type(&self) -> &str {
+        &self.report().exceptions[0].ty
+    }
+}
+
+/// Runs `mode` without and with crashbox's handler, then the replay run.
+fn crash(mode: &str, extra: &[(&'static str, OsString)]) -> Crashed {
+    let root = TempDir::new(&format!("crash-{mode}"));
+    let reports = root.path().join("reports.jsonl");
+    let collector = file_collector(&reports);
+    let spool = root.path().join("spool");
+    let run = |spool: &Path, handler: &str| {
+        let mut envs = vec![
+            (COLLECTOR_ENV, OsString::from(&collector)),
+            (SPOOL_ENV, spool.into()),
+            (MODE_ENV, mode.into()),
+            (HANDLER_ENV, handler.into()),
+        ];
+        envs.extend(extra.iter().cloned());
+        run_child(&child!(child_crash), &envs)
+    };
+    let baseline = run(&root.path().join("baseline-spool"), "off");
+    let crashed = run(&spool, "on");
+    let replay = run_ok(&child!(child_crash_replay), &collector, &spool, &[]);
+    let reports = if reports.exists() {
+        read_reports(&reports)
+    } else {
+        Vec::new()
+    };
+    Crashed {
+        run: crashed,
+        baseline,
+        replay,
+        reports,
+    }
+}
+
+#[test]
+fn a_write_through_a_null_pointer_is_reported_by_the_next_run() {
+    let crashed = crash("null", &[]);
+    crashed.assert_crash(Signal::Segv, "SIGSEGV at 0x8 (address not mapped)");
+    assert_eq!(crashed.exception_type(), "SIGSEGV");
+    assert!(
+        crashed.frame0().contains("write_through_null"),
+        "{}",
+        crashed.dump()
+    );
+    assert!(
+        crashed.report().frames.iter().any(|f| f
+            .function
+            .as_deref()
+            .unwrap_or("")
+            .contains("child_crash")),
+        "the caller is in the stack\n{}",
+        crashed.dump()
+    );
+    assert_eq!(crashed.replay.value("last_run_overflow"), "false");
+    assert_eq!(crashed.replay.value("last_run_count"), "1");
+    assert_eq!(crashed.report().extra["crash"]["address"], "0x8");
+}
+
+#[test]
+fn a_stack_overflow_is_reported_as_one_and_rust_still_says_so() {
+    let crashed = crash("recursion", &[]);
+    // Rust's own handler turns a stack overflow into an abort, after its message.
+    crashed.assert_crash_dying_of(Signal::Segv, Signal::Abrt, "stack overflow (SIGSEGV at 0x");
+    for out in [&crashed.baseline, &crashed.run] {
+        assert!(
+            out.stderr.contains("has overflowed its stack"),
+            "Rust's message\n{}",
+            out.dump()
+        );
+    }
+    assert!(crashed.frame0().contains("recurse"), "{}", crashed.dump());
+    assert_eq!(crashed.replay.value("last_run_overflow"), "true");
+    assert_eq!(crashed.report().extra["crash"]["stack_overflow"], true);
+}
+
+#[test]
+fn a_stack_overflow_on_a_spawned_thread_names_the_thread() {
+    let crashed = crash("recursion_thread", &[]);
+    crashed.assert_crash_dying_of(Signal::Segv, Signal::Abrt, "stack overflow (SIGSEGV at 0x");
+    assert!(crashed.frame0().contains("recurse"), "{}", crashed.dump());
+    assert_eq!(
+        crashed.report().thread.name.as_deref(),
+        Some("deep-recursion"),
+        "{}",
+        crashed.dump()
+    );
+}
+
+#[test]
+fn process_abort_is_reported_from_the_function_that_called_it() {
+    let crashed = crash("abort", &[]);
+    crashed.assert_crash(
+        Signal::Abrt,
+        "SIGABRT (abort, raised by the process itself)",
+    );
+    assert!(crashed.frame0().contains("give_up"), "{}", crashed.dump());
+}
+
+#[test]
+fn a_double_panic_is_reported_as_an_abort_after_the_panics() {
+    let crashed = crash("double_panic", &[]);
+    crashed.assert_crash(
+        Signal::Abrt,
+        "SIGABRT (abort, raised by the process itself)",
+    );
+    let frame0 = crashed.frame0();
+    assert!(
+        frame0.contains("panic_twice") || frame0.contains("PanicsOnDrop"),
+        "{frame0}\n{}",
+        crashed.dump()
+    );
+    // The panic hook saw the first panic (and the one in `drop`).
+    let panics = crashed
+        .reports
+        .iter()
+        .filter(|r| r.kind == Kind::Panic)
+        .count();
+    assert!(panics >= 1, "{}", crashed.dump());
+    assert_eq!(crashed.replay.value("last_run_panicked"), "true");
+}
+
+#[test]
+fn a_raised_sigbus_is_reported_from_the_function_that_raised_it() {
+    let crashed = crash("sigbus", &[]);
+    crashed.assert_crash(Signal::Bus, "SIGBUS (raised by the process itself)");
+    assert!(crashed.frame0().contains("raise_bus"), "{}", crashed.dump());
+}
+
+#[test]
+fn a_handler_installed_before_init_still_runs() {
+    let crashed = crash("null", &[(PREVIOUS_ENV, "1".into())]);
+    crashed.assert_crash(Signal::Segv, "SIGSEGV at 0x8 (address not mapped)");
+    for out in [&crashed.baseline, &crashed.run] {
+        assert_eq!(
+            out.stderr.matches(PREVIOUS_RAN).count(),
+            1,
+            "the application's handler ran once\n{}",
+            out.dump()
+        );
+    }
+}
+
+#[test]
+fn dropping_the_guard_puts_back_the_handlers_it_replaced() {
+    let root = TempDir::new("crash-guard");
+    let out = run_ok(
+        &child!(child_guard_restores),
+        &file_collector(&root.path().join("reports.jsonl")),
+        &root.path().join("spool"),
+        &[],
+    );
+    assert_eq!(out.value("during"), "crashbox", "{}", out.dump());
+    assert_eq!(out.value("after"), "before", "{}", out.dump());
+    assert_eq!(
+        out.value("files_left"),
+        "0",
+        "the unused crash file is removed\n{}",
+        out.dump()
+    );
+}
+
+/// Run by the crash tests: `init`, then the crash `MODE_ENV` names.
+#[test]
+#[ignore = "child process of the crash tests"]
+fn child_crash() {
+    assert_child();
+    no_core_dump();
+    if std::env::var_os(PREVIOUS_ENV).is_some() {
+        install_previous_handler();
+    }
+    let mut options = Options::new()
+        .collector(env_var(COLLECTOR_ENV))
+        .spool_dir(env_var(SPOOL_ENV))
+        .release("crash-test@1");
+    if env_var(HANDLER_ENV) == "off" {
+        options = options.crash_signals([]);
+    }
+    let _guard = crashbox::init(options).expect("init");
+    let mode = env_var(MODE_ENV);
+    report_value("crashing", &mode);
+    match mode.as_str() {
+        "null" => write_through_null(),
+        "recursion" => {
+            std::hint::black_box(recurse(0));
+        }
+        "recursion_thread" => {
+            let deep = std::thread::Builder::new()
+                .name("deep-recursion".into())
+                .spawn(|| recurse(0))
+                .unwrap();
+            let _ = deep.join();
+        }
+        "abort" => give_up(),
+        "double_panic" => panic_twice(),
+        "sigbus" => raise_bus(),
+        other => panic!("unknown crash {other}"),
+    }
+    panic!("{mode} did not crash");
+}
+
+/// Run by the crash tests: the next start, which delivers the crash.
+#[test]
+#[ignore = "child process of the crash tests"]
+fn child_crash_replay() {
+    assert_child();
+    let guard = crashbox::init(
+        Options::new()
+            .collector(env_var(COLLECTOR_ENV))
+            .spool_dir(env_var(SPOOL_ENV)),
+    )
+    .expect("init");
+    let last = crashbox::last_run().expect("a spool is in use");
+    report_value(
+        "last_run_crashed",
+        last.crashed.map_or("none", Signal::name),
+    );
+    report_value("last_run_overflow", last.stack_overflow);
+    report_value("last_run_panicked", last.panicked);
+    report_value("last_run_count", last.consecutive_panics);
+    assert!(last.ended_badly());
+    assert!(crashbox::flush(Duration::from_secs(60)), "flushed");
+    drop(guard);
+}
+
+/// Run by `dropping_the_guard_puts_back_the_handlers_it_replaced`.
+#[test]
+#[ignore = "child process of `dropping_the_guard_puts_back_the_handlers_it_replaced`"]
+fn child_guard_restores() {
+    assert_child();
+    let before = current_handler(libc::SIGSEGV);
+    let guard = crashbox::init(
+        Options::new()
+            .collector(env_var(COLLECTOR_ENV))
+            .spool_dir(env_var(SPOOL_ENV)),
+    )
+    .expect("init");
+    let during = current_handler(libc::SIGSEGV);
+    report_value(
+        "during",
+        if during != before {
+            "crashbox"
+        } else {
+            "before"
+        },
+    );
+    drop(guard);
+    let after = current_handler(libc::SIGSEGV);
+    report_value("after", if after == before { "before" } else { "other" });
+    let spare = std::fs::read_dir(env_var(SPOOL_ENV))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("-crash"))
+        .count();
+    report_value("files_left", spare);
+}
+
+fn current_handler(signal: libc::c_int) -> usize {
+    // SAFETY: reading the current action only.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(signal, std::ptr::null(), &mut action), 0);
+        action.sa_sigaction
+    }
+}
+
+/// No core file from the crashing children.
+fn no_core_dump() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit with a valid struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+}
+
+/// A SIGSEGV handler of the application's: says so on stderr, then lets
+/// the fault kill the process.
+fn install_previous_handler() {
+    extern "C" fn previous(_: libc::c_int) {
+        let text = format!("{PREVIOUS_RAN}\n");
+        // SAFETY: write(2) from a valid buffer; resetting to the default.
+        unsafe {
+            libc::write(2, text.as_ptr().cast(), text.len());
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        }
+    }
+    // SAFETY: installing a plain handler.
+    unsafe { libc::signal(libc::SIGSEGV, previous as *const () as libc::sighandler_t) };
+}
+
+/// A node reached through a null pointer.
+#[repr(C)]
+#[allow(dead_code)]
+struct Node {
+    next: *mut Node,
+    value: u64,
+}
+
+/// Writes the `value` field of a node at address 0: address 0x8. (The
+/// pointer to the field is computed by hand: a debug build checks a plain
+/// dereference of a null pointer and aborts before the write.)
+#[inline(never)]
+fn write_through_null() {
+    let node: *mut Node = std::hint::black_box(std::ptr::null_mut());
+    let field = (node as usize + std::mem::offset_of!(Node, value)) as *mut u64;
+    // SAFETY: none: this is the crash under test.
+    unsafe { field.write_volatile(1) };
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 32]);
+    recurse(depth + 1).wrapping_add(frame[(depth % 32) as usize])
+}
+
+#[inline(never)]
+fn give_up() {
+    std::process::abort();
+}
+
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("a second panic, in drop while unwinding");
+    }
+}
+
+#[inline(never)]
+fn panic_twice() {
+    let _guard = PanicsOnDrop;
+    panic!("the first panic");
+}
+
+/// Raises SIGBUS twice: std's handler (for stack overflows) lets a first
+/// raised SIGBUS go, and puts back the default action, which the second meets.
+#[inline(never)]
+fn raise_bus() {
+    for _ in 0..2 {
+        // SAFETY: raising a signal.
+        unsafe { libc::raise(libc::SIGBUS) };
+    }
+}
