@@ -233,6 +233,10 @@ pub(crate) struct Prologue {
     pub mappings: Vec<(usize, usize, usize, u32)>,
     pub modules: Vec<crate::mapped_files::Module>,
     pub images: Vec<crate::report::Image>,
+    /// Where `std::process::abort` starts in this process (one copy of
+    /// std is linked in), so an abort's report starts at its caller.
+    #[serde(default)]
+    pub abort: usize,
 }
 
 impl Prologue {
@@ -259,6 +263,7 @@ impl Prologue {
             mappings,
             modules,
             images: crate::images::all(),
+            abort: std::process::abort as fn() -> ! as usize,
         }
     }
 

@@ -59,7 +59,9 @@ static PREVIOUS: Shared<[MaybeUninit<libc::sigaction>; 5]> =
 /// The main thread's kernel name (the program's), so a thread std left
 /// unnamed is not reported under it.
 static MAIN_COMM: Shared<[u8; 16]> = Shared(UnsafeCell::new([0; 16]));
-static FRAMES: Shared<[usize; MAX_FRAMES]> = Shared(UnsafeCell::new([0; MAX_FRAMES]));
+/// Per frame: the return address, and the start of its function (from the
+/// unwind tables, so known in a stripped build too; 0 if not).
+static FRAMES: Shared<[(usize, usize); MAX_FRAMES]> = Shared(UnsafeCell::new([(0, 0); MAX_FRAMES]));
 static OUT: Shared<[u8; 1024]> = Shared(UnsafeCell::new([0; 1024]));
 /// Serialises `arm` and `disarm`.
 static ARMING: Mutex<()> = Mutex::new(());
@@ -393,8 +395,8 @@ unsafe fn record(signal: c_int, info: &libc::siginfo_t, context: *mut c_void, ti
     if room_to_walk() {
         let frames = unsafe { &mut *FRAMES.0.get() };
         let count = unsafe { walk(frames, pc) };
-        for &frame in &frames[..count] {
-            out.field_hex("frame", frame);
+        for &(frame, start) in &frames[..count] {
+            out.frame(frame, start);
         }
     }
     out.bytes(b"end\n");
@@ -420,12 +422,14 @@ fn room_to_walk() -> bool {
 
 /// Walks the stack from the frame that was interrupted at `pc` outwards
 /// (the handler's own frames and the signal trampoline left out); with
-/// `pc` unknown, everything. Returns how many return addresses it wrote.
+/// `pc` unknown, everything. Returns how many frames it wrote: each return
+/// address with the start of its function (`_Unwind_FindEnclosingFunction`,
+/// the same table lookup as the step itself).
 ///
 /// # Safety
 /// From the handler.
 #[inline(never)]
-unsafe fn walk(frames: &mut [usize; MAX_FRAMES], pc: usize) -> usize {
+unsafe fn walk(frames: &mut [(usize, usize); MAX_FRAMES], pc: usize) -> usize {
     let mut count = 0;
     let mut past_signal = pc == 0;
     // SAFETY: the unsynchronised walk takes no lock of backtrace's; only
@@ -440,7 +444,7 @@ unsafe fn walk(frames: &mut [usize; MAX_FRAMES], pc: usize) -> usize {
             if ip == 0 {
                 return false;
             }
-            frames[count] = ip;
+            frames[count] = (ip, frame.symbol_address() as usize);
             count += 1;
             count < MAX_FRAMES
         });
@@ -570,6 +574,16 @@ impl<'a> Out<'a> {
         self.cursor.put(key.as_bytes());
         self.cursor.put(b" ");
         self.cursor.hex(value);
+        self.cursor.put(b"\n");
+    }
+
+    /// `frame 0x<return address> 0x<function start>`.
+    fn frame(&mut self, address: usize, start: usize) {
+        self.room();
+        self.cursor.put(b"frame ");
+        self.cursor.hex(address);
+        self.cursor.put(b" ");
+        self.cursor.hex(start);
         self.cursor.put(b"\n");
     }
 

@@ -17,7 +17,7 @@
 //! thread main
 //! prologue {"id":"…","release":…,"mappings":[…],"modules":[…],"images":[…]}
 //! frame 0x55d0c2a4b1f4
-//! frame 0x55d0c2a4b5a0
+//! frame 0x55d0c2a4b5a0 0x55d0c2a4b580
 //! end
 //! ```
 //!
@@ -46,6 +46,8 @@ pub(crate) struct Record {
     pub thread: Option<String>,
     pub prologue: Option<Prologue>,
     pub frames: Vec<usize>,
+    /// Per frame, the start of its function when the handler knew it (0 if not).
+    pub starts: Vec<usize>,
     /// Whether the `end` line was reached.
     pub complete: bool,
 }
@@ -77,9 +79,11 @@ pub(crate) fn parse(bytes: &[u8]) -> Option<Record> {
             "thread" if !value.is_empty() => record.thread = Some(value.to_owned()),
             "prologue" => record.prologue = serde_json::from_str(value).ok(),
             "frame" => {
-                if let Some(frame) = hex(value) {
+                let mut words = value.split(' ');
+                if let Some(frame) = words.next().and_then(hex) {
                     if record.frames.len() <= super::MAX_FRAMES {
                         record.frames.push(frame);
+                        record.starts.push(words.next().and_then(hex).unwrap_or(0));
                     }
                 }
             }
@@ -96,6 +100,30 @@ impl Record {
     /// `kill`), rather than the kernel for a fault.
     pub(crate) fn raised(&self) -> bool {
         self.code <= 0
+    }
+
+    /// How many of the innermost frames of a raised signal are the raising
+    /// machinery: the C library's (`pthread_kill`, `raise`, `abort`,
+    /// outside the executable), then, for `std::process::abort`, std's own
+    /// frames up to and including it, told by the function's start address
+    /// (the same in a stripped build, where no name says it).
+    fn raising_machinery(&self) -> usize {
+        let Some(prologue) = &self.prologue else {
+            return 0;
+        };
+        let Some(executable) = prologue.images.first() else {
+            return 0;
+        };
+        let foreign = self
+            .frames
+            .iter()
+            .take_while(|&&a| !executable.contains(a as u64))
+            .count();
+        // Within a few frames: std's path from `abort` to libc's is short.
+        let through_abort = (foreign..self.frames.len().min(foreign + 4))
+            .rfind(|&i| prologue.abort != 0 && self.starts.get(i) == Some(&prologue.abort))
+            .map(|i| i + 1);
+        through_abort.unwrap_or(foreign)
     }
 
     /// The report's message: `SIGSEGV at 0x0 (address not mapped)`,
@@ -142,18 +170,9 @@ impl Record {
         let prologue = self.prologue.as_ref();
         let mut addresses = self.frames.clone();
         if self.raised() {
-            // Raised by the process: the innermost frames are the C
-            // library's raising machinery (`pthread_kill`, `raise`,
-            // `abort`), outside the executable.
-            let executable = prologue.and_then(|p| p.images.first());
-            if let Some(executable) = executable {
-                let machinery = addresses
-                    .iter()
-                    .take_while(|&&a| !executable.contains(a as u64))
-                    .count();
-                if machinery < addresses.len() {
-                    addresses.drain(..machinery);
-                }
+            let machinery = self.raising_machinery();
+            if machinery < addresses.len() {
+                addresses.drain(..machinery);
             }
         }
         let (modules, located) = match prologue {

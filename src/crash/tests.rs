@@ -108,6 +108,22 @@ fn a_raised_signal_starts_at_the_first_frame_in_the_executable() {
         [own + 1, own + 9],
         "libc's raise and abort left out"
     );
+    // std's `process::abort` (and what it calls) go too, told by the start
+    // of their functions, which the handler writes beside each frame.
+    let mut text = MAGIC.to_vec();
+    text.extend_from_slice(b"signal 6\ncode -6\npid 3\nsender 3\n");
+    text.extend_from_slice(&prologue.line());
+    for (frame, start) in [
+        (libc_address, 0),
+        (own + 100, own + 90),
+        (own + 200, prologue.abort),
+        (own + 1, own),
+    ] {
+        text.extend_from_slice(format!("frame {frame:#x} {start:#x}\n").as_bytes());
+    }
+    let captured = parse(&text).unwrap().into_captured(0);
+    assert_eq!(captured.addresses, [own + 1], "through std::process::abort");
+    assert_ne!(prologue.abort, 0);
     // A fault in libc (not raised) keeps it as frame 0.
     let text = record_text(
         "signal 11\ncode 1\n",

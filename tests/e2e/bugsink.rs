@@ -13,6 +13,10 @@
 //! The integrations report there too: an anyhow error with a context layer
 //! and a tracing error event, each with its chain, title and culprit.
 //!
+//! A segfault lands there too: one run dies of a write through a null
+//! pointer, the next run on the same spool delivers it, and Bugsink stores a
+//! fatal `SIGSEGV` event, unrejected, with the crashing function as culprit.
+//!
 //! Besides this test binary's own application, the fixture application of
 //! tests/fixture_app, built with `debug = "line-tables-only"`, reports to
 //! the server: Bugsink must name its function as each issue's culprit.
@@ -170,7 +174,12 @@ fn reports_land_in_bugsink_as_sent() {
     let Some(dsn) = server_dsn() else {
         return;
     };
-    let before = stored_events().len();
+    // `events` lists by each issue's own order, not by arrival: what is
+    // new is what has an id not seen before.
+    let before: HashSet<String> = stored_events()
+        .iter()
+        .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+        .collect();
     let child = util::run_child(
         &child!(child_app_reports_to_bugsink),
         &[
@@ -195,11 +204,15 @@ fn reports_land_in_bugsink_as_sent() {
         "Bugsink failed on an event:\n{log}"
     );
 
-    // The fixture's test may report to the same server meanwhile.
+    // The other tests may report to the same server meanwhile.
     let events: Vec<Value> = stored_events()
         .into_iter()
-        .skip(before)
         .filter(|e| e["release"] == "ledger-app@3.1.4")
+        .filter(|e| {
+            e["event_id"]
+                .as_str()
+                .is_some_and(|id| !before.contains(id))
+        })
         .collect();
     assert_eq!(events.len(), 4, "stored events: {events:#?}");
     for event in &events {
@@ -315,6 +328,209 @@ fn reports_land_in_bugsink_as_sent() {
         );
     }
     assert_eq!(panic["threads"]["values"][0]["name"], "reconciler");
+}
+
+/// Where `child_app_crashes_under_bugsink`'s spool is: the crashing run and
+/// the run after it share it.
+const SPOOL_ENV: &str = "CRASHBOX_TEST_SPOOL";
+
+/// The release of the crash scenario's runs (the other tests count their
+/// own releases' events).
+const CRASH_RELEASE: &str = "ledger-app@3.2.0";
+
+/// What the crash report says: the field below sits at address 0x8.
+const CRASH_MESSAGE: &str = "SIGSEGV at 0x8 (address not mapped)";
+
+/// A ledger entry reached through a null pointer.
+#[repr(C)]
+#[allow(dead_code)]
+struct Entry {
+    next: *mut Entry,
+    amount: u64,
+}
+
+/// Writes the `amount` field of an entry at address 0: a segfault at 0x8.
+/// (The field's address is computed by hand: a debug build checks a plain
+/// dereference of a null pointer and aborts before the write.)
+#[inline(never)]
+fn post_entry_through_null() {
+    let entry: *mut Entry = std::hint::black_box(std::ptr::null_mut());
+    let field = (entry as usize + std::mem::offset_of!(Entry, amount)) as *mut u64;
+    // SAFETY: none: this is the crash under test.
+    unsafe { field.write_volatile(1) };
+}
+
+/// The options of both runs of the crash scenario.
+fn crash_options() -> crashbox::Options {
+    crashbox::Options::from_env()
+        .release(CRASH_RELEASE)
+        .environment("e2e")
+        .spool_dir(util::env_var(SPOOL_ENV))
+        .shutdown_timeout(std::time::Duration::from_secs(10))
+}
+
+/// The application, crashing: run in a child process by
+/// `a_segfault_lands_in_bugsink_as_a_fatal_crash`. It dies of SIGSEGV.
+#[test]
+#[ignore = "child process of `a_segfault_lands_in_bugsink_as_a_fatal_crash`"]
+fn child_app_crashes_under_bugsink() {
+    assert_child();
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit with a valid struct: no core dump of the crash.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+    let _guard = crashbox::init(crash_options()).expect("init");
+    util::report_value("crashing", "null");
+    post_entry_through_null();
+    panic!("the write through a null pointer did not crash");
+}
+
+/// The application's next start on the same spool: delivers the crash.
+#[test]
+#[ignore = "child process of `a_segfault_lands_in_bugsink_as_a_fatal_crash`"]
+fn child_app_delivers_the_crash_to_bugsink() {
+    assert_child();
+    let guard = crashbox::init(crash_options()).expect("init");
+    let last = crashbox::last_run().expect("a spool is in use");
+    util::report_value(
+        "last_run_crashed",
+        last.crashed.map_or("none", crashbox::Signal::name),
+    );
+    assert!(
+        crashbox::flush(std::time::Duration::from_secs(30)),
+        "flush timed out"
+    );
+    drop(guard);
+    let stats = crashbox::stats();
+    util::report_value("sent", stats.sent);
+    util::report_value("dropped", stats.dropped());
+}
+
+#[test]
+fn a_segfault_lands_in_bugsink_as_a_fatal_crash() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(dsn) = server_dsn() else {
+        return;
+    };
+    let before: HashSet<String> = stored_events()
+        .iter()
+        .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+        .collect();
+    let root = util::TempDir::new("bugsink-crash");
+    let envs = [
+        (
+            "CRASHBOX_COLLECTOR",
+            OsString::from(format!("sentry+{dsn}")),
+        ),
+        (SPOOL_ENV, root.path().join("spool").into_os_string()),
+    ];
+    let crashed = util::run_child(&child!(child_app_crashes_under_bugsink), &envs);
+    assert!(
+        crashed.stdout.contains("CHILD:crashing=null"),
+        "the run got to its crash\n{}",
+        crashed.dump()
+    );
+    assert_eq!(
+        crashed.status.signal(),
+        Some(libc::SIGSEGV),
+        "the run died of SIGSEGV\n{}",
+        crashed.dump()
+    );
+    let replay = util::run_child(&child!(child_app_delivers_the_crash_to_bugsink), &envs);
+    replay.assert_success();
+    assert_eq!(
+        replay.value("last_run_crashed"),
+        "SIGSEGV",
+        "{}",
+        replay.dump()
+    );
+    assert_eq!(replay.value("sent"), "1", "{}", replay.dump());
+    assert_eq!(replay.value("dropped"), "0", "{}", replay.dump());
+
+    let log = server_log();
+    assert!(
+        !log.contains("ValidationError in digest") && !log.contains("Internal Server Error"),
+        "Bugsink rejected or failed on an event:\n{log}"
+    );
+    let events: Vec<Value> = stored_events()
+        .into_iter()
+        .filter(|e| e["release"] == CRASH_RELEASE)
+        .filter(|e| {
+            e["event_id"]
+                .as_str()
+                .is_some_and(|id| !before.contains(id))
+        })
+        .collect();
+    let [event] = events.as_slice() else {
+        panic!(
+            "expected one crash event in Bugsink, found {}: {events:#?}\n{}\n--- server log ---\n{log}",
+            events.len(),
+            replay.dump()
+        );
+    };
+    assert_eq!(event["level"], "fatal", "{event}");
+    assert_eq!(event["platform"], "native");
+    assert_eq!(event["environment"], "e2e");
+    assert_eq!(event["sdk"]["name"], "crashbox");
+    let values = event["exception"]["values"].as_array().expect("exception");
+    assert_eq!(values.len(), 1, "{event}");
+    let value = &values[0];
+    assert_eq!(value["type"], "SIGSEGV", "{value}");
+    assert_eq!(value["value"], CRASH_MESSAGE, "{value}");
+    // Code 1 is SEGV_MAPERR: no mapping at the address.
+    assert_eq!(
+        value["mechanism"],
+        serde_json::json!({
+            "type": "signalhandler",
+            "handled": false,
+            "meta": {"signal": {"number": libc::SIGSEGV, "name": "SIGSEGV", "code": 1}}
+        })
+    );
+    assert_eq!(event["threads"]["values"][0]["crashed"], true, "{event}");
+
+    // Oldest call first: the crashing function is the innermost frame, its
+    // caller before it, and nothing of the signal handler in the stack.
+    let frames = frames(value);
+    let innermost = frames.last().expect("frames");
+    assert_eq!(
+        bare(function(innermost)),
+        "post_entry_through_null",
+        "innermost frame: {innermost}"
+    );
+    assert_eq!(innermost["in_app"], true, "{innermost}");
+    assert!(
+        frames
+            .iter()
+            .any(|f| function(f).contains("child_app_crashes_under_bugsink")),
+        "the caller is in the stack: {frames:#?}"
+    );
+    for f in &frames {
+        let name = function(f);
+        assert!(
+            !name.starts_with("crashbox::") && !name.contains("_Unwind_"),
+            "a frame of crashbox's handler: {f}"
+        );
+    }
+    let crash = culprit_frame(event).expect("an in-app frame");
+    assert_eq!(bare(function(crash)), "post_entry_through_null", "{crash}");
+
+    let issue = stored_issues()
+        .into_iter()
+        .find(|i| i["id"] == event["_issue_id"])
+        .unwrap_or_else(|| panic!("no issue {} in Bugsink", event["_issue_id"]));
+    println!(
+        "crash: culprit {} in {}, title {}: {}",
+        issue["last_frame_function"],
+        issue["last_frame_filename"],
+        issue["calculated_type"],
+        issue["calculated_value"]
+    );
+    assert_eq!(issue["calculated_type"], "SIGSEGV", "{issue}");
+    assert_eq!(issue["calculated_value"], CRASH_MESSAGE, "{issue}");
+    let culprit = issue["last_frame_function"].as_str().unwrap_or("");
+    assert_eq!(bare(culprit), "post_entry_through_null", "{issue}");
 }
 
 /// Fixture modes, the function Bugsink must name as the issue's culprit,

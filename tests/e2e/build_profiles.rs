@@ -68,15 +68,7 @@ fn run(binary: &Path, mode: &str) -> Vec<Report> {
 /// Runs `binary MODE`; returns its reports and where its functions were.
 fn run_with_functions(binary: &Path, mode: &str) -> (Vec<Report>, BTreeMap<String, u64>) {
     let (out, reports) = fixture_build::run_reporting(binary, mode);
-    let functions = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| {
-            let mut words = line.strip_prefix("function ")?.split(' ');
-            let name = words.next()?.to_owned();
-            let address = u64::from_str_radix(words.next()?.trim_start_matches("0x"), 16).ok()?;
-            Some((name, address))
-        })
-        .collect();
+    let functions = functions_printed(&out.stdout);
     // Under panic = "abort" a panic ends the process: its report is
     // delivered by the hook before that.
     assert!(
@@ -401,4 +393,195 @@ fn a_stripped_build_symbolicated_later_matches_the_unstripped_build() {
         stderr.contains(&build_id(&other)) && stderr.contains(&build_id(&stripped)),
         "{stderr}"
     );
+}
+
+/// Crash modes of the fixture: the signal the report names, the one the
+/// process dies of, how the report's message starts, and the function
+/// frame 0 must be in.
+const CRASHES: &[(&str, &str, i32, &str, &str)] = &[
+    (
+        "crash-null",
+        "SIGSEGV",
+        libc::SIGSEGV,
+        "SIGSEGV at 0x8 (address not mapped)",
+        "write_header",
+    ),
+    (
+        "crash-abort",
+        "SIGABRT",
+        libc::SIGABRT,
+        "SIGABRT (abort, raised by the process itself)",
+        "give_up",
+    ),
+    // Rust's own handler turns a stack overflow into an abort, after its
+    // message; the report names the fault.
+    (
+        "crash-overflow",
+        "SIGSEGV",
+        libc::SIGABRT,
+        "stack overflow (SIGSEGV at 0x",
+        "recurse",
+    ),
+];
+
+/// Where the fixture said its functions were, from its output.
+fn functions_printed(stdout: &[u8]) -> BTreeMap<String, u64> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix("function ")?.split(' ');
+            let name = words.next()?.to_owned();
+            let address = u64::from_str_radix(words.next()?.trim_start_matches("0x"), 16).ok()?;
+            Some((name, address))
+        })
+        .collect()
+}
+
+/// Where the crash runs of `binary` from this process keep their spools.
+fn spool_root(binary: &Path) -> PathBuf {
+    binary
+        .parent()
+        .unwrap()
+        .join(format!("crash-spool-{}", std::process::id()))
+}
+
+/// Every profile, `abort` included: `panic = "abort"` changes what a panic
+/// does, not a fatal signal, and its binary keeps the unwind tables the
+/// handler walks.
+#[test]
+fn crashes_are_right_in_every_release_profile() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let manifest = fixture_dir().join("Cargo.toml");
+    let sources = fixture_dir().join("src");
+    let mut problems = Vec::new();
+    // mode → frame 0's offset in its function, in the `release` build.
+    let mut offsets: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut table = vec!["| profile | mode | frame 0 |".to_owned()];
+    for &(profile, named, _) in PROFILES {
+        let binary = build(&manifest, profile);
+        let id = build_id(&binary);
+        for &(mode, signal, dies_of, message, expected) in CRASHES {
+            let spool = spool_root(&binary).join(mode);
+            let _ = std::fs::remove_dir_all(&spool);
+            std::fs::create_dir_all(&spool).unwrap();
+            let (crashed, during) = fixture_build::run_reporting_in(&binary, mode, &spool);
+            let crashed_err = String::from_utf8_lossy(&crashed.stderr).into_owned();
+            let said = |out: &std::process::Output| {
+                format!(
+                    "status {}\nstdout:\n{}\nstderr:\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            };
+            if !String::from_utf8_lossy(&crashed.stdout).contains(&format!("crashing {mode}"))
+                || crashed.status.signal() != Some(dies_of)
+            {
+                problems.push(format!(
+                    "{profile} {mode}: did not die of signal {dies_of}: {}",
+                    said(&crashed)
+                ));
+                continue;
+            }
+            if mode == "crash-overflow" && !crashed_err.contains("has overflowed its stack") {
+                problems.push(format!(
+                    "{profile} {mode}: no message from Rust: {crashed_err}"
+                ));
+            }
+            if !during.is_empty() {
+                problems.push(format!(
+                    "{profile} {mode}: reports before the replay: {during:?}"
+                ));
+            }
+            let functions = functions_printed(&crashed.stdout);
+            let (replay, reports) = fixture_build::run_reporting_in(&binary, "replay", &spool);
+            let replay_out = String::from_utf8_lossy(&replay.stdout).into_owned();
+            let overflow = mode == "crash-overflow";
+            if !replay.status.success()
+                || !replay_out.contains(&format!("last_run crashed {signal}\n"))
+                || !replay_out.contains(&format!("last_run stack_overflow {overflow}\n"))
+                || !replay_out.contains("flushed true\n")
+            {
+                problems.push(format!("{profile} {mode}: replay: {}", said(&replay)));
+            }
+            let crashes: Vec<&Report> = reports
+                .iter()
+                .filter(|r| r.kind == crashbox::Kind::Crash)
+                .collect();
+            let [report] = crashes[..] else {
+                problems.push(format!(
+                    "{profile} {mode}: {} crash reports: {reports:#?}",
+                    crashes.len()
+                ));
+                continue;
+            };
+            if reports.len() != 1 {
+                problems.push(format!("{profile} {mode}: other reports: {reports:#?}"));
+            }
+            if report.level != crashbox::Level::Fatal
+                || report.exceptions.len() != 1
+                || report.exceptions[0].ty != signal
+                || !report.message.starts_with(message)
+            {
+                problems.push(format!(
+                    "{profile} {mode}: level {:?}, message {:?}, exceptions {:?}",
+                    report.level, report.message, report.exceptions
+                ));
+            }
+            let mut found = check_frames(report, expected, &sources, named);
+            let top = report.frames.first();
+            let top_name = top.and_then(|f| f.function.as_deref()).unwrap_or("");
+            if named && !top_name.starts_with("fixture_app::") {
+                found.push(format!("frame 0 is not named by its full path: {top_name}"));
+            }
+            let address = top
+                .and_then(|f| u64::from_str_radix(f.address.trim_start_matches("0x"), 16).ok())
+                .unwrap_or(0);
+            let holder = function_holding(&functions, address);
+            match exe_image(report, &binary) {
+                Some(image) if image.code_id.as_deref() == Some(id.as_str()) => {
+                    let offset = functions
+                        .get(expected)
+                        .map(|start| address.wrapping_sub(*start));
+                    if profile == "release" {
+                        offsets.extend(offset.map(|o| (mode, o)));
+                    }
+                    // The stack overflow faults wherever the stack ends;
+                    // the other crashes at one instruction in every build.
+                    let same_place = overflow || offset == offsets.get(mode).copied();
+                    if !named
+                        && (holder != Some(expected) || !image.contains(address) || !same_place)
+                    {
+                        found.push(format!(
+                            "frame 0 at {address:#x} is in {holder:?} at offset {offset:x?} (release: {:x?}), functions {functions:x?}",
+                            offsets.get(mode)
+                        ));
+                    }
+                }
+                other => found.push(format!(
+                    "the executable is not among the images with build id {id}: {other:?}"
+                )),
+            }
+            if !found.is_empty() {
+                found.push(format!(
+                    "frames[0..3]: {:#?}",
+                    &report.frames[..report.frames.len().min(3)]
+                ));
+            }
+            table.push(format!(
+                "| {profile} | {mode} | {} |",
+                if named {
+                    top_name.to_owned()
+                } else {
+                    format!("{address:#x} in {}", holder.unwrap_or("?"))
+                }
+            ));
+            problems.extend(found.into_iter().map(|p| format!("{profile} {mode}: {p}")));
+            let _ = std::fs::remove_dir_all(&spool);
+        }
+        let _ = std::fs::remove_dir(spool_root(&binary));
+    }
+    println!("{}", table.join("\n"));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

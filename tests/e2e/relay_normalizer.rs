@@ -6,7 +6,9 @@
 //! The events are real: the fixture application (tests/fixture_app, built
 //! with `debug = "line-tables-only"` and the `http` feature) sends them in
 //! every capture mode to a loopback HTTP server, and the event items of the
-//! envelopes it received go through tests/e2e/relay_normalize.py.
+//! envelopes it received go through tests/e2e/relay_normalize.py. So does a
+//! crash: a segfault, sent by the next run on the same spool, whose signal
+//! mechanism Relay must keep.
 //!
 //! The normaliser runs with the python in `CRASHBOX_E2E_RELAY_PYTHON`, else
 //! the virtualenv `tests/e2e/relay.sh install` makes under target/relay,
@@ -240,6 +242,123 @@ fn events_with_scope_chains_and_counts_pass_sentry_relays_normaliser() {
     assert!(events.iter().any(|e| e["fingerprint"].is_array()));
     assert!(events.iter().any(|e| e["level"] == "fatal"));
     assert_normalised(&python, "rich-events.jsonl", &events);
+}
+
+/// Where the crash runs' spool is: the crashing run and the one after it
+/// share it.
+const SPOOL_ENV: &str = "CRASHBOX_TEST_SPOOL";
+
+/// A record reached through a null pointer.
+#[repr(C)]
+#[allow(dead_code)]
+struct Record {
+    next: *mut Record,
+    value: u64,
+}
+
+/// Writes the `value` field of a record at address 0: a segfault at 0x8.
+/// (The field's address is computed by hand: a debug build checks a plain
+/// dereference of a null pointer and aborts before the write.)
+#[inline(never)]
+fn store_through_null() {
+    let record: *mut Record = std::hint::black_box(std::ptr::null_mut());
+    let field = (record as usize + std::mem::offset_of!(Record, value)) as *mut u64;
+    // SAFETY: none: this is the crash under test.
+    unsafe { field.write_volatile(1) };
+}
+
+fn crash_options() -> crashbox::Options {
+    crashbox::Options::new()
+        .collector(util::child_collector())
+        .spool_dir(util::env_var(SPOOL_ENV))
+        .release("relay-check@0.3.0")
+        .environment("staging")
+}
+
+/// Run by `a_crash_event_passes_sentry_relays_normaliser`: dies of SIGSEGV.
+#[test]
+#[ignore = "child process of `a_crash_event_passes_sentry_relays_normaliser`"]
+fn child_crashes() {
+    assert_child();
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit with a valid struct: no core dump of the crash.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+    let _guard = crashbox::init(crash_options()).expect("init");
+    util::report_value("crashing", "null");
+    store_through_null();
+    panic!("the write through a null pointer did not crash");
+}
+
+/// Run by `a_crash_event_passes_sentry_relays_normaliser`: the next start,
+/// which sends the crash.
+#[test]
+#[ignore = "child process of `a_crash_event_passes_sentry_relays_normaliser`"]
+fn child_sends_the_crash() {
+    assert_child();
+    let guard = crashbox::init(crash_options()).expect("init");
+    assert!(crashbox::flush(Duration::from_secs(20)), "flush timed out");
+    drop(guard);
+}
+
+#[test]
+fn a_crash_event_passes_sentry_relays_normaliser() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(python) = relay_python() else {
+        return;
+    };
+    let server = Server::start();
+    let collector = util::sentry_collector("0123abcdpublickey", server.port(), 7);
+    let root = util::TempDir::new("relay-crash");
+    let envs = [
+        (util::COLLECTOR_ENV, OsString::from(&collector)),
+        (SPOOL_ENV, root.path().join("spool").into_os_string()),
+    ];
+    let crashed = util::run_child(&child!(child_crashes), &envs);
+    assert!(
+        crashed.stdout.contains("CHILD:crashing=null")
+            && crashed.status.signal() == Some(libc::SIGSEGV),
+        "the run died of SIGSEGV\n{}",
+        crashed.dump()
+    );
+    util::run_child(&child!(child_sends_the_crash), &envs).assert_success();
+    let events: Vec<Value> = server.requests().iter().flat_map(event_items).collect();
+    let [event] = events.as_slice() else {
+        panic!("expected one crash event: {events:#?}");
+    };
+    assert_eq!(event["level"], "fatal", "{event}");
+    assert_eq!(
+        event["exception"]["values"][0]["mechanism"]["type"], "signalhandler",
+        "{event}"
+    );
+    let stdout = assert_normalised(&python, "crash-event.jsonl", &events);
+    assert!(stdout.contains("1 events, 0 problems"), "{stdout}");
+
+    // What Relay keeps of it: the signal, as sent.
+    let file = scratch("crash-event.jsonl");
+    let out = Command::new(&python)
+        .arg(checker())
+        .arg("--show")
+        .arg(&file)
+        .output()
+        .expect("the checker runs");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let start = shown.find("\n{\n").map_or(0, |at| at + 1);
+    let end = shown.rfind("\n}\n").map_or(shown.len(), |at| at + 2);
+    let normalised: Value = serde_json::from_str(&shown[start..end])
+        .unwrap_or_else(|e| panic!("the normalised event is not JSON ({e}):\n{shown}"));
+    let value = &normalised["exception"]["values"][0];
+    assert_eq!(value["type"], "SIGSEGV", "{value}");
+    let mechanism = &value["mechanism"];
+    assert_eq!(mechanism["type"], "signalhandler", "{mechanism}");
+    assert_eq!(mechanism["handled"], false, "{mechanism}");
+    let signal = &mechanism["meta"]["signal"];
+    assert_eq!(signal["number"], libc::SIGSEGV, "{mechanism}");
+    assert_eq!(signal["name"], "SIGSEGV", "{mechanism}");
+    assert_eq!(signal["code"], 1, "{mechanism}");
+    println!("Relay's mechanism: {mechanism}");
 }
 
 /// The checker itself: it must flag what Relay drops or rejects, and let

@@ -118,8 +118,19 @@ pub(crate) fn event(report: &Report) -> Value {
             let mechanism = if report.kind == Kind::Panic {
                 json!({"type": "panic", "handled": false})
             } else if report.kind == Kind::Crash {
-                // Sentry's mechanism for a POSIX signal.
-                json!({"type": "signalhandler", "handled": false, "synthetic": true})
+                // Sentry's mechanism for a POSIX signal, with its number
+                // and code as the crash record gave them.
+                let crash = report.extra.get("crash");
+                let field = |key: &str| crash.and_then(|c| c.get(key)).cloned();
+                let mut mechanism = json!({"type": "signalhandler", "handled": false});
+                if let (Some(number), Some(name)) = (field("number"), field("signal")) {
+                    let mut signal = json!({"number": number, "name": name});
+                    if let Some(code) = field("code") {
+                        signal["code"] = code;
+                    }
+                    mechanism["meta"] = json!({ "signal": signal });
+                }
+                mechanism
             } else {
                 json!({"type": "generic", "handled": true})
             };
