@@ -4,7 +4,9 @@
 //! - `new_unresolved/depth20`: `backtrace::Backtrace::new_unresolved()`, the floor;
 //! - `capture_error/no_client`: a library's call when no application called `init`;
 //! - `capture_error/depth20` and `capture_message/depth20`: with a client installed;
-//! - `init`: installing a client (the worker thread's start included).
+//! - `init`: installing a client (the worker thread's start included), with
+//!   the crash handler (its file made, the mappings and images serialised,
+//!   the signal handlers installed) and, as `init/no_crash_handler`, without.
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -38,22 +40,28 @@ fn benches(c: &mut Criterion) {
     // A custom transport gets a spool, as a network collector does: `init`
     // opens it (directory, lock file, run state).
     let spool = std::env::temp_dir().join(format!("crashbox-bench-init-{}", std::process::id()));
-    c.bench_function("init", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let options = Options::new()
-                    .transport(Discard)
-                    .panic_hook(false)
-                    .spool_dir(&spool);
-                let start = Instant::now();
-                let guard = crashbox::init(options).expect("init");
-                total += start.elapsed();
-                drop(guard);
-            }
-            total
-        })
-    });
+    for (name, signals) in [
+        ("init", &crashbox::Signal::ALL[..]),
+        ("init/no_crash_handler", &[][..]),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let options = Options::new()
+                        .transport(Discard)
+                        .panic_hook(false)
+                        .crash_signals(signals.iter().copied())
+                        .spool_dir(&spool);
+                    let start = Instant::now();
+                    let guard = crashbox::init(options).expect("init");
+                    total += start.elapsed();
+                    drop(guard);
+                }
+                total
+            })
+        });
+    }
 
     let _ = std::fs::remove_dir_all(&spool);
     // The caller's cost does not depend on the spool (the worker writes it);

@@ -47,8 +47,9 @@ pub fn default_base() -> Option<PathBuf> {
 pub enum State {
     /// A finished report in a spool file: sent by the next run.
     Waiting,
-    /// A panic's raw capture (addresses, not frames) in a spool file or a
-    /// spare file: resolved and sent by the next run of the same program.
+    /// A panic's or a crash's raw capture (addresses, not frames) in a spool
+    /// file, a spare file or a crash file: resolved and sent by the next
+    /// run of the same program.
     Raw,
     /// A capture in a journal, not settled: turned into a spool file by the
     /// next run.
@@ -66,7 +67,7 @@ impl State {
     pub fn describe(self) -> &'static str {
         match self {
             State::Waiting => "waiting",
-            State::Raw => "panic (raw, resolved at next start)",
+            State::Raw => "raw, resolved at next start",
             State::Journal => "journal",
             State::Corrupt => "corrupt",
             State::Kept => "kept",
@@ -82,7 +83,7 @@ pub struct Found {
     /// Capture time, milliseconds since the Unix epoch (the file's change
     /// time when unknown).
     pub timestamp_ms: u64,
-    /// `panic`, `error`, `message`, or `?`.
+    /// `panic`, `error`, `message`, `crash`, or `?`.
     pub kind: String,
     /// The level, or `?`.
     pub level: String,

@@ -242,10 +242,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Reads the spool file at `path` as the replay does, without claiming it
-/// (for the `crashbox spool` command, which only looks): `Ok(None)` when it
-/// holds nothing this version reads.
+/// (for the `crashbox spool` command, which only looks), a crash record as
+/// the capture it becomes: `Ok(None)` when it holds nothing this version reads.
 pub(crate) fn read_file(path: &Path) -> io::Result<Option<Entry>> {
-    Ok(parse_entry(&read_capped(path, MAX_FILE_BYTES)?))
+    let bytes = read_capped(path, MAX_FILE_BYTES)?;
+    if bytes.starts_with(crate::crash::MAGIC) {
+        let captured = spares::crash_capture(&bytes, path);
+        return Ok(captured.map(|c| Entry::Captured(Box::new(c))));
+    }
+    Ok(parse_entry(&bytes))
 }
 
 /// The capture time (ms), report id and owner in a spool file's name

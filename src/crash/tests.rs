@@ -193,3 +193,19 @@ fn signals_parse_from_their_names() {
     assert!("SIGKILL".parse::<Signal>().is_err());
     assert_eq!(Signal::from_number(libc::SIGKILL), None);
 }
+
+#[test]
+fn the_prologue_is_one_line_of_json_and_small() {
+    let prologue = Prologue::now(Some("app@1".into()), None);
+    let line = prologue.line();
+    assert!(line.starts_with(b"prologue {"));
+    assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+    assert!(line.ends_with(b"}\n"));
+    let back: Prologue = serde_json::from_slice(&line[b"prologue ".len()..]).unwrap();
+    assert_eq!(back.id, prologue.id);
+    assert!(!back.mappings.is_empty() && !back.images.is_empty());
+    // This test binary, libc and a few more: a few KiB, written by the
+    // handler in one `write`.
+    println!("prologue: {} bytes", line.len());
+    assert!(line.len() < 64 * 1024, "{} bytes", line.len());
+}

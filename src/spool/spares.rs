@@ -21,6 +21,21 @@ pub(crate) fn spare_owner(name: &str) -> Option<&str> {
         .map(|(owner, _)| owner)
 }
 
+/// The capture a crash record (the file at `path`) becomes, held to a
+/// capture's limits; its time is the file's when the record has none.
+pub(super) fn crash_capture(bytes: &[u8], path: &Path) -> Option<Captured> {
+    let record = crate::crash::record::parse(bytes)?;
+    let written = fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| SystemTime::now());
+    let ms = written
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut captured = record.into_captured(ms);
+    distrust(&mut captured);
+    Some(captured)
+}
+
 impl Spool {
     /// Creates spare files until [`SPARES`] are ready (on the worker).
     pub(crate) fn refill_spares(&self) {
@@ -79,15 +94,10 @@ impl Spool {
     /// Turns a dead process's crash record (claimed at `claimed`) into an
     /// orphan capture of kind `crash`, which the replay resolves and sends.
     fn adopt_crash(&self, claimed: &Path, bytes: &[u8], owner: &str) {
-        let Some(record) = crate::crash::record::parse(bytes) else {
+        let Some(captured) = crash_capture(bytes, claimed) else {
             self.quarantine(claimed);
             return;
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let mut captured = record.into_captured(now);
-        distrust(&mut captured);
         let orphan = self.orphan_path(captured.timestamp_ms, captured.id, owner);
         match self.replace(&orphan, EntryRef::Captured(&captured)) {
             Ok(()) => {

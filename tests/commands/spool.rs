@@ -306,10 +306,7 @@ fn list_shows_every_report_waiting_oldest_first_with_its_state() {
         line.contains(PANIC) && line.contains("panic") && line.contains("fatal"),
         "{line}"
     );
-    assert!(
-        line.ends_with("[panic (raw, resolved at next start)]"),
-        "{line}"
-    );
+    assert!(line.ends_with("[raw, resolved at next start]"), "{line}");
     assert!(
         line_of(&stdout, &corrupt).ends_with("[corrupt]"),
         "{stdout}"
@@ -593,4 +590,70 @@ fn purge_needs_yes_and_never_touches_a_running_owners_files() {
     let out = on(dir, "purge", &[]);
     assert_eq!(out.status.code(), Some(0), "{}", dump(&out));
     assert!(text(&out.stdout).contains("nothing to remove"));
+}
+
+/// Writes a crash record as crashbox's signal handler leaves it when its
+/// process dies of SIGSEGV (the record's prologue naming `id`, no frames);
+/// returns its id.
+fn plant_crash(dir: &Path) -> String {
+    let id = "c0ffee00c0ffee00c0ffee00c0ffee00";
+    let prologue = json!({
+        "id": id,
+        "release": "app@1.0.0",
+        "environment": "production",
+        "mappings": [],
+        "modules": [],
+        "images": [],
+    });
+    let record = format!(
+        "crashbox crash 1\nsignal 11\ncode 1\naddress 0x8\npc 0x1000\nsp 0x7ffc0000\n\
+         overflow 0\npid 4194999\ntid 4194999\nsender 0\ntime_ms 1767225600000\n\
+         thread main\nprologue {prologue}\nframe 0x1001\nend\n"
+    );
+    std::fs::write(dir.join(format!("{DEAD_OWNER}-crash.spare")), record).unwrap();
+    id.to_owned()
+}
+
+#[test]
+fn a_crash_a_dead_process_recorded_is_listed_shown_and_sent() {
+    let spool = Scratch::new("crash");
+    let dir = spool.path();
+    let id = plant_crash(dir);
+
+    let out = on(dir, "list", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", dump(&out));
+    let stdout = text(&out.stdout);
+    let line = line_of(&stdout, &id);
+    for part in [
+        "crash",
+        "fatal",
+        "SIGSEGV at 0x8 (address not mapped)",
+        "2026-01-01T00:00:00.000Z",
+    ] {
+        assert!(line.contains(part), "{part:?} in {line}");
+    }
+    assert!(line.ends_with("[raw, resolved at next start]"), "{line}");
+
+    let out = on(dir, "show", &[&id[..8], "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", dump(&out));
+    let raw: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(raw["kind"], "crash", "{raw}");
+    assert_eq!(raw["exceptions"][0]["type"], "SIGSEGV", "{raw}");
+
+    let out_dir = Scratch::new("crash-out");
+    let out_file = out_dir.path().join("delivered.jsonl");
+    let out = on(dir, "send", &["--to", &file_collector(&out_file)]);
+    assert_eq!(out.status.code(), Some(0), "{}", dump(&out));
+    let delivered = read_reports(&out_file);
+    assert_eq!(delivered.len(), 1, "{delivered:#?}");
+    let crash = &delivered[0];
+    assert_eq!(crash.id.to_hex(), id);
+    assert_eq!(crash.kind, crashbox::Kind::Crash);
+    assert_eq!(crash.level, Level::Fatal);
+    assert_eq!(crash.message, "SIGSEGV at 0x8 (address not mapped)");
+    assert_eq!(crash.release.as_deref(), Some("app@1.0.0"));
+    // Its frame keeps the address only: the binary is not at hand.
+    assert_eq!(crash.frames.len(), 1, "{crash:#?}");
+    assert_eq!(crash.frames[0].address.as_ref(), "0x1001");
+    assert!(!exists_with_suffix(dir, ".spare"), "the crash file is gone");
 }
