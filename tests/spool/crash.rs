@@ -26,6 +26,11 @@ const HANDLER_ENV: &str = "CRASHBOX_TEST_CRASH_HANDLER";
 const PREVIOUS_ENV: &str = "CRASHBOX_TEST_PREVIOUS_HANDLER";
 /// What that handler writes on stderr.
 const PREVIOUS_RAN: &str = "PREVIOUS-SIGSEGV-HANDLER-RAN";
+/// Set: `child_crash` installs a SIGSEGV handler after `init`, which calls
+/// the one it replaced (crashbox's) as handlers that chain do.
+const LATER_ENV: &str = "CRASHBOX_TEST_LATER_HANDLER";
+/// What that handler writes on stderr.
+const LATER_RAN: &str = "LATER-SIGSEGV-HANDLER-RAN";
 
 /// One crash scenario, as the parent saw it.
 struct Crashed {
@@ -273,6 +278,25 @@ fn a_handler_installed_before_init_still_runs() {
 }
 
 #[test]
+fn a_handler_installed_after_init_that_calls_crashbox_s_gets_the_crash_reported() {
+    let crashed = crash("null", &[(LATER_ENV, "1".into())]);
+    crashed.assert_crash(Signal::Segv, "SIGSEGV at 0x8 (address not mapped)");
+    assert!(
+        crashed.frame0().contains("write_through_null"),
+        "{}",
+        crashed.dump()
+    );
+    for out in [&crashed.baseline, &crashed.run] {
+        assert_eq!(
+            out.stderr.matches(LATER_RAN).count(),
+            1,
+            "the later handler ran once\n{}",
+            out.dump()
+        );
+    }
+}
+
+#[test]
 fn dropping_the_guard_puts_back_the_handlers_it_replaced() {
     let root = TempDir::new("crash-guard");
     let out = run_ok(
@@ -308,6 +332,9 @@ fn child_crash() {
         options = options.crash_signals([]);
     }
     let _guard = crashbox::init(options).expect("init");
+    if std::env::var_os(LATER_ENV).is_some() {
+        install_later_handler();
+    }
     let mode = env_var(MODE_ENV);
     report_value("crashing", &mode);
     match mode.as_str() {
@@ -418,6 +445,40 @@ fn install_previous_handler() {
     }
     // SAFETY: installing a plain handler.
     unsafe { libc::signal(libc::SIGSEGV, previous as *const () as libc::sighandler_t) };
+}
+
+/// The action `install_later_handler` replaced.
+static REPLACED: std::sync::OnceLock<libc::sigaction> = std::sync::OnceLock::new();
+
+/// A SIGSEGV handler installed after `init`: says so on stderr, then calls
+/// the handler it replaced, as chaining handlers do.
+fn install_later_handler() {
+    extern "C" fn later(
+        signal: libc::c_int,
+        info: *mut libc::siginfo_t,
+        context: *mut libc::c_void,
+    ) {
+        let text = format!("{LATER_RAN}\n");
+        // SAFETY: write(2) from a valid buffer; the replaced action is a
+        // three-argument handler (crashbox's, or std's in the baseline).
+        unsafe {
+            libc::write(2, text.as_ptr().cast(), text.len());
+            let replaced = REPLACED.get().expect("installed");
+            assert_ne!(replaced.sa_flags & libc::SA_SIGINFO, 0);
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                std::mem::transmute(replaced.sa_sigaction);
+            f(signal, info, context);
+        }
+    }
+    // SAFETY: installing a handler with a valid sigaction.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = later as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        let mut replaced: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(libc::SIGSEGV, &action, &mut replaced), 0);
+        REPLACED.set(replaced).ok().expect("once");
+    }
 }
 
 /// A node reached through a null pointer.
