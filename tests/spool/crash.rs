@@ -477,7 +477,7 @@ fn install_later_handler() {
         action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
         let mut replaced: libc::sigaction = std::mem::zeroed();
         assert_eq!(libc::sigaction(libc::SIGSEGV, &action, &mut replaced), 0);
-        REPLACED.set(replaced).ok().expect("once");
+        assert!(REPLACED.set(replaced).is_ok(), "installed once");
     }
 }
 
