@@ -41,6 +41,9 @@ static STATE: AtomicU8 = AtomicU8::new(IDLE);
 static BUSY_TID: AtomicI32 = AtomicI32::new(0);
 /// The crash file (`-1`: none, the handler records nothing).
 static FILE: AtomicI32 = AtomicI32::new(-1);
+/// The process that armed the handler: a child it forked (without exec)
+/// shares the crash file's descriptor and offset, and records nothing.
+static ARMED_PID: AtomicI32 = AtomicI32::new(0);
 /// The open run-state file (`-1`: none).
 static RUN_STATE: AtomicI32 = AtomicI32::new(-1);
 /// `consecutive_panics` as the run-state file is to say after a crash.
@@ -83,6 +86,8 @@ pub(crate) fn arm(arming: Arming<'_>) {
     PROLOGUE_LEN.store(0, SeqCst);
     PROLOGUE.store(prologue.as_mut_ptr(), SeqCst);
     PROLOGUE_LEN.store(prologue.len(), SeqCst);
+    // SAFETY: getpid has no preconditions.
+    ARMED_PID.store(unsafe { libc::getpid() }, SeqCst);
     FILE.store(arming.file, SeqCst);
     RUN_STATE.store(arming.run_state.unwrap_or(-1), SeqCst);
     CONSECUTIVE.store(arming.consecutive, SeqCst);
@@ -341,6 +346,9 @@ unsafe fn record(signal: c_int, info: &libc::siginfo_t, context: *mut c_void, ti
         .saturating_mul(1000)
         .saturating_add(now.tv_nsec as u64 / 1_000_000);
     let name = Signal::from_number(signal).map_or("", Signal::name);
+    if ARMED_PID.load(Acquire) != pid {
+        return;
+    }
     // SAFETY: this thread won STATE: the buffers are its own.
     let out_buf = unsafe { &mut *OUT.0.get() };
 
@@ -389,7 +397,7 @@ unsafe fn record(signal: c_int, info: &libc::siginfo_t, context: *mut c_void, ti
         // Frame 0 is the faulting instruction itself, not a return address:
         // one past it, so that resolving "the instruction before" (as for
         // return addresses) finds it.
-        out.field_hex("frame", pc + 1);
+        out.field_hex("frame", pc.wrapping_add(1));
         out.flush();
     }
     if room_to_walk() {
