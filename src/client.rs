@@ -379,6 +379,14 @@ impl Client {
         self.request(|done, _| Message::Flush(done), timeout)
     }
 
+    /// Puts the run state back as it was before the crash handler rewrote
+    /// it, for a signal the process survived.
+    fn forget_crash(&self) {
+        if let Some(spool) = &self.spool {
+            spool.restore_run_state(self.last_run, self.panicked.load(Ordering::SeqCst));
+        }
+    }
+
     /// At a flush the application asked for, and at shutdown: says once on
     /// stderr that the panic hook this client installed was replaced.
     pub(crate) fn say_if_hook_replaced(&self) {
@@ -605,8 +613,16 @@ impl Drop for Guard {
                 ));
             }
         }
-        // Before the spool (and its run-state file) can close.
-        drop(self.crash.take());
+        // Before the spool (and its run-state file) can close. A record
+        // written in a run that ends here was of a signal the process
+        // survived: no crash, and the run state says so again.
+        if let Some(crash) = self.crash.take() {
+            if crash.recorded() {
+                if let Some(client) = &client {
+                    client.forget_crash();
+                }
+            }
+        }
         install::set_global(None);
         *CLIENT.write().unwrap_or_else(PoisonError::into_inner) = None;
         crate::stats::set_debug(false);

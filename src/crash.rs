@@ -37,11 +37,13 @@
 //!
 //! It allocates nothing and takes no lock of crashbox's or the allocator's:
 //! everything it writes is formatted into static buffers, and the only
-//! calls it makes are `write`, `pwrite`, `fsync`, `sigaction`,
-//! `sigaltstack`, `prctl`, `clock_gettime`, `gettid`, `tgkill`,
-//! `nanosleep` and the unwinder. The unwinder reads unwind tables found
-//! through `dl_iterate_phdr`, whose lock is recursive in glibc; it is the
-//! one part not on POSIX's async-signal-safe list. The record is written in
+//! calls it makes are `write`, `pwrite`, `sigaction`, `sigaltstack`,
+//! `prctl`, `clock_gettime`, `getpid`, `gettid`, `tgkill`, `nanosleep` and
+//! the unwinder. The unwinder reads unwind tables found through
+//! `dl_iterate_phdr`, whose lock glibc makes recursive for the crashing
+//! thread (a crash while another thread holds it waits for that thread);
+//! it is the one part not on POSIX's async-signal-safe list. Nothing is
+//! `fsync`ed: the page cache keeps the record once the process is gone. The record is written in
 //! order (header first, frames last), so a second fault while walking a
 //! corrupt stack still leaves the signal and the faulting address behind.
 //! One crash is recorded per process: a second thread crashing meanwhile
@@ -277,8 +279,10 @@ impl Prologue {
     }
 }
 
-/// Crash capture as `init` installed it: dropping it puts back the handlers
-/// crashbox replaced and removes the crash file if nothing was written.
+/// Crash capture as `init` installed it: dropping it (at a clean shutdown)
+/// puts back the handlers crashbox replaced and removes the crash file,
+/// which holds a record only if the process survived a signal (see
+/// [`Armed::recorded`]).
 #[derive(Debug)]
 pub(crate) struct Armed {
     file: std::fs::File,
@@ -318,13 +322,20 @@ pub(crate) fn arm(signals: &[Signal], files: Files, prologue: &Prologue) -> Opti
     })
 }
 
+impl Armed {
+    /// Whether the handler wrote a record, though this process is still
+    /// running: a handler installed before crashbox's recovered from the
+    /// signal (or a raised one was let go), so it was no crash.
+    pub(crate) fn recorded(&self) -> bool {
+        self.file.metadata().is_ok_and(|m| m.len() > 0)
+    }
+}
+
 impl Drop for Armed {
     fn drop(&mut self) {
         #[cfg(target_os = "linux")]
         handler::disarm();
-        if self.file.metadata().is_ok_and(|m| m.len() == 0) {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 

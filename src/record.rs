@@ -57,6 +57,10 @@ pub(crate) struct Captured {
     /// See [`Pending::frames`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frames: Option<Vec<Frame>>,
+    /// A crash at a faulting instruction (not a signal the process raised):
+    /// frame 0 is where it faulted, std's function or not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fault: bool,
     /// Per address: module index and file offset, when known.
     #[serde(default)]
     pub located: Vec<Option<(u32, u64)>>,
@@ -141,6 +145,7 @@ impl Pending {
             exceptions: self.exceptions,
             addresses: self.addresses,
             frames: self.frames,
+            fault: false,
             located: Vec::new(),
             modules: Vec::new(),
             images: Vec::new(),

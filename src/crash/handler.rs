@@ -125,7 +125,8 @@ pub(crate) fn arm(arming: Arming<'_>) {
 
 /// Puts back the handlers crashbox replaced, where crashbox's is still the
 /// one installed (a handler installed since stays, and may still call
-/// crashbox's, which then only hands on). The handler records nothing more.
+/// crashbox's, which then only hands on; a later `arm` leaves that chain as
+/// it is). The handler records nothing more.
 pub(crate) fn disarm() {
     let _arming = ARMING.lock().unwrap_or_else(PoisonError::into_inner);
     FILE.store(-1, SeqCst);
@@ -139,10 +140,13 @@ pub(crate) fn disarm() {
         unsafe {
             let mut current: libc::sigaction = std::mem::zeroed();
             libc::sigaction(signal.number(), std::ptr::null(), &mut current);
-            if current.sa_sigaction == on_signal as *const () as usize {
-                let previous = (*PREVIOUS.0.get())[i].assume_init_ref();
-                libc::sigaction(signal.number(), previous, std::ptr::null_mut());
+            if current.sa_sigaction != on_signal as *const () as usize {
+                // A handler installed since may call crashbox's: it stays
+                // installed behind it (and is not installed again).
+                continue;
             }
+            let previous = (*PREVIOUS.0.get())[i].assume_init_ref();
+            libc::sigaction(signal.number(), previous, std::ptr::null_mut());
         }
         OURS.fetch_and(!bit, SeqCst);
     }
@@ -260,22 +264,29 @@ unsafe fn hand_on(signal: c_int, info: *mut libc::siginfo_t, context: *mut c_voi
     let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: reading the current action.
     unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) };
-    if current.sa_sigaction == on_signal as *const () as usize {
+    let action = previous.sa_sigaction;
+    let ours = current.sa_sigaction == on_signal as *const () as usize;
+    // Called by a handler installed since, which hands on to crashbox's as
+    // if it were the default action and expects it to end the process:
+    // with the default (or ignoring) before crashbox, that is done here too.
+    if ours || action == libc::SIG_DFL || action == libc::SIG_IGN {
         // SAFETY: restoring an action the kernel gave us.
         unsafe { libc::sigaction(signal, previous, std::ptr::null_mut()) };
-        OURS.fetch_and(!(1 << i), SeqCst);
-        let sent = info.is_null() || unsafe { (*info).si_code } <= 0;
-        if sent || signal == libc::SIGABRT {
-            // Raised (kill, raise, abort): not executed again on return.
+        if ours {
+            OURS.fetch_and(!(1 << i), SeqCst);
+        }
+        // SAFETY: reading the siginfo the kernel passed.
+        let code = if info.is_null() {
+            0
+        } else {
+            unsafe { (*info).si_code }
+        };
+        if !executed_again(signal, code) {
             // Blocked while this handler runs, it is delivered as it returns.
             unsafe {
                 libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal);
             }
         }
-        return;
-    }
-    let action = previous.sa_sigaction;
-    if action == libc::SIG_DFL || action == libc::SIG_IGN {
         return;
     }
     // SAFETY: a handler the application installed, called as the kernel
@@ -290,6 +301,21 @@ unsafe fn hand_on(signal: c_int, info: *mut libc::siginfo_t, context: *mut c_voi
             f(signal);
         }
     }
+}
+
+/// Whether returning from the handler executes the faulting instruction
+/// again (and so meets the restored action): a synchronous fault. Raised
+/// signals (kill, raise, abort) and the kernel's asynchronous reports
+/// (a machine-check error detected but not consumed, `BUS_MCEERR_AO`; an
+/// asynchronous tag-check fault, `SEGV_MTEAERR`) are not, so they are raised
+/// again.
+fn executed_again(signal: c_int, code: c_int) -> bool {
+    const BUS_MCEERR_AO: c_int = 5;
+    const SEGV_MTEAERR: c_int = 8;
+    code > 0
+        && signal != libc::SIGABRT
+        && !(signal == libc::SIGBUS && code == BUS_MCEERR_AO)
+        && !(signal == libc::SIGSEGV && code == SEGV_MTEAERR)
 }
 
 /// The instruction and stack pointers at the signal.
@@ -409,7 +435,6 @@ unsafe fn record(signal: c_int, info: &libc::siginfo_t, context: *mut c_void, ti
     }
     out.bytes(b"end\n");
     out.flush();
-    unsafe { libc::fsync(fd) };
 }
 
 /// Whether enough alternate signal stack is left to walk the stack (or the
@@ -488,7 +513,6 @@ fn write_run_state(buf: &mut [u8; 1024], signal: &str, overflow: bool) {
     // SAFETY: pwrite from a buffer of RUN_STATE_WIDTH bytes.
     unsafe {
         libc::pwrite(fd, buf.as_ptr() as *const c_void, RUN_STATE_WIDTH, 0);
-        libc::fsync(fd);
     }
 }
 

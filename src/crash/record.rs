@@ -222,6 +222,7 @@ impl Record {
             }],
             addresses,
             frames: None,
+            fault: !self.raised(),
             located,
             modules,
             images,
@@ -262,7 +263,9 @@ fn locate(
                 .iter()
                 .find(|&&(start, end, _, _)| start <= a && a < end)?;
             prologue.modules.get(module as usize)?;
-            Some((module, (a - start + offset) as u64))
+            // The record's numbers are only as good as the file: no overflow.
+            let offset = (a - start).checked_add(offset)?;
+            Some((module, offset as u64))
         })
         .collect();
     (prologue.modules.clone(), located)

@@ -179,6 +179,31 @@ fn junk_in_a_record_is_no_panic_and_frames_are_bounded() {
 }
 
 #[test]
+fn a_hostile_prologue_is_no_panic() {
+    let mut text = MAGIC.to_vec();
+    text.extend_from_slice(b"signal 6\ncode -6\n");
+    let max = usize::MAX;
+    let prologue = format!(
+        "prologue {{\"id\":\"0123456789abcdef0123456789abcdef\",\"release\":null,\
+         \"environment\":null,\"mappings\":[[0,{max},{max},0],[0,{max},0,7]],\
+         \"modules\":[{{\"path\":\"/bin/x\",\"identity\":\"1:2:3:4\"}}],\
+         \"images\":[{{\"type\":\"elf\",\"code_file\":\"/bin/x\",\"image_addr\":\"0x0\",\
+         \"image_size\":{max}}}],\"abort\":{max}}}\n"
+    );
+    text.extend_from_slice(prologue.as_bytes());
+    text.extend_from_slice(format!("frame {max:#x} {max:#x}\nframe 0x10 0x0\nend\n").as_bytes());
+    let record = parse(&text).expect("a record");
+    assert!(record.prologue.is_some(), "the prologue parses");
+    let captured = record.into_captured(0);
+    assert_eq!(captured.located.len(), captured.addresses.len());
+    assert!(
+        captured.located.iter().all(Option::is_none),
+        "{:?}",
+        captured.located
+    );
+}
+
+#[test]
 fn signals_parse_from_their_names() {
     for signal in Signal::ALL {
         assert_eq!(signal.name().parse::<Signal>(), Ok(signal));

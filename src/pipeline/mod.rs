@@ -282,6 +282,7 @@ impl Processor {
             environment,
             count,
             frames: given_frames,
+            fault,
             ..
         } = captured;
         let Symbolicated {
@@ -291,7 +292,10 @@ impl Processor {
             cut,
         } = match given_frames {
             Some(given) => symbolicate::given(given, &self.settings.in_app),
-            None => self.symbols.frames(&addresses, &resolvable, kind),
+            None => {
+                let top = symbolicate::Top::of(kind, fault);
+                self.symbols.frames(&addresses, &resolvable, top)
+            }
         };
         if cut && !truncated.iter().any(|t| t == "frames") {
             truncated.push("frames".to_owned());

@@ -213,7 +213,7 @@ impl SymbolCache {
         &mut self,
         addresses: &[usize],
         resolvable: &[Option<usize>],
-        kind: Kind,
+        top: Top,
     ) -> Symbolicated {
         let stack: Vec<(usize, Arc<Resolved>)> = addresses
             .iter()
@@ -227,7 +227,34 @@ impl SymbolCache {
             })
             .collect();
         let stack: Vec<(usize, &Resolved)> = stack.iter().map(|(a, r)| (*a, &**r)).collect();
-        assemble(&stack, kind)
+        assemble(&stack, top)
+    }
+}
+
+/// What a stack's innermost frames are, and so what is left out of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Top {
+    /// A capture's call site: the frames as walked.
+    Capture,
+    /// A panic's, or a signal the process raised (`abort`): std's machinery
+    /// on top, left out, then std's helpers inlined into the first frame of
+    /// other code, so the top frame is the code that panicked or aborted.
+    Machinery,
+    /// A fault's: frame 0 is the function whose instruction faulted, kept
+    /// whoever's it is (a fault inside std is std's); only std's helpers
+    /// inlined into it (`ptr::write`) are left out.
+    Fault,
+}
+
+impl Top {
+    /// The top of a capture of `kind`; `fault` for a crash at a faulting
+    /// instruction (not a raised signal).
+    pub(crate) fn of(kind: Kind, fault: bool) -> Top {
+        match kind {
+            Kind::Crash if fault => Top::Fault,
+            Kind::Panic | Kind::Crash => Top::Machinery,
+            _ => Top::Capture,
+        }
     }
 }
 
@@ -373,22 +400,22 @@ fn build(stack: Vec<(usize, Vec<Symbol>)>, kind: Kind, rules: &InAppRules) -> Sy
         .map(|(address, symbols)| (address, Resolved::mark(address, symbols, rules)))
         .collect();
     let stack: Vec<(usize, &Resolved)> = stack.iter().map(|(a, r)| (*a, r)).collect();
-    assemble(&stack, kind)
+    assemble(&stack, Top::of(kind, false))
 }
 
 /// The report's frames from marked physical frames (innermost first):
 /// null addresses and crashbox's own frames left out, a panic's machinery
 /// trimmed from the top, at most [`limits::MAX_FRAMES`].
-fn assemble(stack: &[(usize, &Resolved)], kind: Kind) -> Symbolicated {
+fn assemble(stack: &[(usize, &Resolved)], top: Top) -> Symbolicated {
     let mut stack: Vec<(usize, &[Marked], &Resolved)> = stack
         .iter()
         .filter(|(address, resolved)| *address != 0 && !resolved.own)
         .map(|(address, resolved)| (*address, &resolved.symbols[..], *resolved))
         .collect();
-    if kind.is_fatal() {
-        // A crash's innermost frames may be std's too (`process::abort`,
-        // an inlined `ptr::write`).
-        trim_panic_machinery(&mut stack);
+    match top {
+        Top::Machinery => trim_panic_machinery(&mut stack),
+        Top::Fault => trim_inlined_toolchain(&mut stack),
+        Top::Capture => {}
     }
     let mut frames = Vec::with_capacity(stack.len());
     let mut physical = Vec::with_capacity(stack.len());
@@ -451,6 +478,12 @@ fn trim_panic_machinery(stack: &mut Vec<(usize, &[Marked], &Resolved)>) {
         return;
     }
     stack.drain(..machinery);
+    trim_inlined_toolchain(stack);
+}
+
+/// Drops std functions inlined into the first frame of other code
+/// (`Index::index`, `Option::unwrap`, `ptr::write`).
+fn trim_inlined_toolchain(stack: &mut [(usize, &[Marked], &Resolved)]) {
     if let Some((_, symbols, _)) = stack.first_mut() {
         let inlined = symbols.iter().take_while(|s| s.toolchain).count();
         if inlined < symbols.len() {

@@ -90,6 +90,19 @@ impl Spool {
         });
     }
 
+    /// Writes the run state this run had before the crash handler said it
+    /// crashed: it started after `last`, and panicked or not.
+    pub(crate) fn restore_run_state(&self, last: LastRun, panicked: bool) {
+        if panicked {
+            self.record_panic(last);
+        } else {
+            self.write_run_state(LastRun {
+                consecutive_panics: last.consecutive_panics,
+                ..LastRun::default()
+            });
+        }
+    }
+
     /// Rewrites the open run-state file in place, padded to a fixed width.
     pub(super) fn write_run_state(&self, state: LastRun) {
         let Ok(mut bytes) = serde_json::to_vec(&state) else {

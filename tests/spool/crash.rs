@@ -88,6 +88,14 @@ impl Crashed {
     /// another signal after (`dies_of`).
     #[track_caller]
     fn assert_crash_dying_of(&self, signal: Signal, dies_of: Signal, message_start: &str) {
+        self.assert_crash_in(signal, dies_of, message_start);
+        assert!(self.report().frames[0].in_app, "{}", self.dump());
+    }
+
+    /// The checks of [`assert_crash_dying_of`](Self::assert_crash_dying_of)
+    /// but frame 0's being the application's.
+    #[track_caller]
+    fn assert_crash_in(&self, signal: Signal, dies_of: Signal, message_start: &str) {
         for (what, out) in [("baseline", &self.baseline), ("crash", &self.run)] {
             assert!(
                 out.stdout.contains("CHILD:crashing="),
@@ -123,7 +131,6 @@ impl Crashed {
             self.dump()
         );
         assert!(report.frames.len() >= 2, "{}", self.dump());
-        assert!(report.frames[0].in_app, "{}", self.dump());
         assert_eq!(
             self.replay.value("last_run_crashed"),
             signal.name(),
@@ -297,6 +304,90 @@ fn a_handler_installed_after_init_that_calls_crashbox_s_gets_the_crash_reported(
 }
 
 #[test]
+fn an_illegal_instruction_is_reported_and_a_chaining_handler_still_ends_the_process() {
+    for extra in [vec![], vec![(LATER_ENV, OsString::from("1"))]] {
+        let crashed = crash("ill", &extra);
+        crashed.assert_crash(Signal::Ill, "SIGILL at 0x");
+        assert!(
+            crashed.frame0().contains("illegal_instruction"),
+            "{}",
+            crashed.dump()
+        );
+        if !extra.is_empty() {
+            for out in [&crashed.baseline, &crashed.run] {
+                assert_eq!(
+                    out.stderr.matches(LATER_RAN).count(),
+                    1,
+                    "the later handler ran once\n{}",
+                    out.dump()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_fault_inside_std_keeps_std_s_function_as_frame_0() {
+    let crashed = crash("std_fault", &[]);
+    crashed.assert_crash_in(
+        Signal::Segv,
+        Signal::Segv,
+        "SIGSEGV at 0x8 (address not mapped)",
+    );
+    let report = crashed.report();
+    assert!(
+        crashed.frame0().contains("utf8"),
+        "the std function that faulted\n{}",
+        crashed.dump()
+    );
+    assert!(!report.frames[0].in_app, "{}", crashed.dump());
+    assert!(
+        report.frames.iter().any(|f| f.in_app
+            && f.function
+                .as_deref()
+                .unwrap_or("")
+                .contains("validate_at_null")),
+        "{}",
+        crashed.dump()
+    );
+}
+
+#[test]
+fn a_signal_the_process_survives_is_not_reported_as_a_crash() {
+    let root = TempDir::new("crash-survived");
+    let reports = root.path().join("reports.jsonl");
+    let spool = root.path().join("spool");
+    let out = run_ok(
+        &child!(child_survives_a_raised_sigbus),
+        &file_collector(&reports),
+        &spool,
+        &[],
+    );
+    assert_eq!(out.value("survived"), "true", "{}", out.dump());
+    let replay = run_ok(
+        &child!(child_crash_replay_clean),
+        &file_collector(&reports),
+        &spool,
+        &[],
+    );
+    assert_eq!(
+        replay.value("last_run_crashed"),
+        "none",
+        "{}",
+        replay.dump()
+    );
+    let crashes = if reports.exists() {
+        read_reports(&reports)
+            .into_iter()
+            .filter(|r| r.kind == Kind::Crash)
+            .count()
+    } else {
+        0
+    };
+    assert_eq!(crashes, 0, "{}", replay.dump());
+}
+
+#[test]
 fn a_forked_child_s_crash_is_not_recorded_as_its_parent_s() {
     let root = TempDir::new("crash-fork");
     let reports = root.path().join("reports.jsonl");
@@ -373,10 +464,14 @@ fn child_crash() {
         options = options.crash_signals([]);
     }
     let _guard = crashbox::init(options).expect("init");
-    if std::env::var_os(LATER_ENV).is_some() {
-        install_later_handler();
-    }
     let mode = env_var(MODE_ENV);
+    if std::env::var_os(LATER_ENV).is_some() {
+        install_later_handler(if mode == "ill" {
+            libc::SIGILL
+        } else {
+            libc::SIGSEGV
+        });
+    }
     report_value("crashing", &mode);
     match mode.as_str() {
         "null" => write_through_null(),
@@ -393,6 +488,8 @@ fn child_crash() {
         "abort" => give_up(),
         "double_panic" => panic_twice(),
         "sigbus" => raise_bus(),
+        "ill" => illegal_instruction(),
+        "std_fault" => validate_at_null(),
         other => panic!("unknown crash {other}"),
     }
     panic!("{mode} did not crash");
@@ -419,6 +516,24 @@ fn child_crash_replay() {
     report_value("last_run_count", last.consecutive_panics);
     assert!(last.ended_badly());
     assert!(crashbox::flush(Duration::from_secs(60)), "flushed");
+    drop(guard);
+}
+
+/// Run by `a_signal_the_process_survives_is_not_reported_as_a_crash`: one
+/// raised SIGBUS, which std's handler lets go, then a clean shutdown.
+#[test]
+#[ignore = "child process of `a_signal_the_process_survives_is_not_reported_as_a_crash`"]
+fn child_survives_a_raised_sigbus() {
+    assert_child();
+    let guard = crashbox::init(
+        Options::new()
+            .collector(env_var(COLLECTOR_ENV))
+            .spool_dir(env_var(SPOOL_ENV)),
+    )
+    .expect("init");
+    // SAFETY: raising a signal.
+    unsafe { libc::raise(libc::SIGBUS) };
+    report_value("survived", true);
     drop(guard);
 }
 
@@ -549,23 +664,34 @@ fn install_previous_handler() {
 /// The action `install_later_handler` replaced.
 static REPLACED: std::sync::OnceLock<libc::sigaction> = std::sync::OnceLock::new();
 
-/// A SIGSEGV handler installed after `init`: says so on stderr, then calls
-/// the handler it replaced, as chaining handlers do.
-fn install_later_handler() {
+/// A handler for `signal` installed after `init`: says so on stderr, then
+/// hands on to the action it replaced as chaining handlers do: calls a
+/// handler, or puts back the default action and returns.
+fn install_later_handler(signal: libc::c_int) {
     extern "C" fn later(
         signal: libc::c_int,
         info: *mut libc::siginfo_t,
         context: *mut libc::c_void,
     ) {
         let text = format!("{LATER_RAN}\n");
-        // SAFETY: write(2) from a valid buffer; the replaced action is a
-        // three-argument handler (crashbox's, or std's in the baseline).
+        // SAFETY: write(2) from a valid buffer; a replaced handler is
+        // called in the form its flags give (crashbox's and std's take
+        // three arguments).
         unsafe {
             libc::write(2, text.as_ptr().cast(), text.len());
-            let replaced = REPLACED.get().expect("installed");
-            assert_ne!(replaced.sa_flags & libc::SA_SIGINFO, 0);
+            let Some(replaced) = REPLACED.get() else {
+                return;
+            };
+            let action = replaced.sa_sigaction;
+            if action == libc::SIG_DFL
+                || action == libc::SIG_IGN
+                || replaced.sa_flags & libc::SA_SIGINFO == 0
+            {
+                libc::signal(signal, libc::SIG_DFL);
+                return;
+            }
             let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                std::mem::transmute(replaced.sa_sigaction);
+                std::mem::transmute(action);
             f(signal, info, context);
         }
     }
@@ -575,9 +701,32 @@ fn install_later_handler() {
         action.sa_sigaction = later as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
         let mut replaced: libc::sigaction = std::mem::zeroed();
-        assert_eq!(libc::sigaction(libc::SIGSEGV, &action, &mut replaced), 0);
+        assert_eq!(libc::sigaction(signal, &action, &mut replaced), 0);
         assert!(REPLACED.set(replaced).is_ok(), "installed once");
     }
+}
+
+/// Has std's UTF-8 validation read 16 bytes at address 0x8.
+#[inline(never)]
+fn validate_at_null() {
+    let at: *const u8 = std::hint::black_box(8 as *const u8);
+    // SAFETY: none: this is the crash under test.
+    let bytes = unsafe { std::slice::from_raw_parts(at, 16) };
+    let _ = std::hint::black_box(std::str::from_utf8(bytes));
+}
+
+/// Executes an instruction defined to be illegal.
+#[inline(never)]
+fn illegal_instruction() {
+    // SAFETY: none: this is the crash under test.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::asm!("ud2")
+    };
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        std::arch::asm!("udf #0")
+    };
 }
 
 /// A node reached through a null pointer.

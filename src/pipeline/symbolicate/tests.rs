@@ -217,9 +217,9 @@ fn repeated_addresses_are_resolved_once() {
     let here = repeated_addresses_are_resolved_once as *const () as usize + 1;
     let addresses = [here, here];
     let live: Vec<Option<usize>> = addresses.iter().map(|&a| Some(a)).collect();
-    let first = cache.frames(&addresses, &live, Kind::Error);
+    let first = cache.frames(&addresses, &live, Top::Capture);
     let cached = cache.map.len();
-    let second = cache.frames(&addresses, &live, Kind::Error);
+    let second = cache.frames(&addresses, &live, Top::Capture);
     assert_eq!(cache.map.len(), cached, "no new entries for the same stack");
     assert_eq!(cached, 1);
     assert_eq!(first.frames, second.frames);
