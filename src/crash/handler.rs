@@ -59,8 +59,9 @@ static OURS: AtomicU8 = AtomicU8::new(0);
 static KNOWN: AtomicU8 = AtomicU8::new(0);
 static PREVIOUS: Shared<[MaybeUninit<libc::sigaction>; 5]> =
     Shared(UnsafeCell::new([MaybeUninit::uninit(); 5]));
-/// The main thread's kernel name (the program's), so a thread std left
-/// unnamed is not reported under it.
+/// The kernel name of the thread that called `init` (the program's, from
+/// the main thread), so a thread std left unnamed, which inherits it, is not
+/// reported under it.
 static MAIN_COMM: Shared<[u8; 16]> = Shared(UnsafeCell::new([0; 16]));
 /// Per frame: the return address, and the start of its function (from the
 /// unwind tables, so known in a stripped build too; 0 if not).
@@ -149,6 +150,13 @@ pub(crate) fn disarm() {
             libc::sigaction(signal.number(), previous, std::ptr::null_mut());
         }
         OURS.fetch_and(!bit, SeqCst);
+    }
+    // A crash being recorded on another thread still writes to the file the
+    // caller is about to close (and whose number could be reused): let it
+    // finish first.
+    let deadline = std::time::Instant::now() + WAIT_FOR_OTHER;
+    while STATE.load(SeqCst) == BUSY && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
