@@ -338,28 +338,6 @@ const SPOOL_ENV: &str = "CRASHBOX_TEST_SPOOL";
 /// own releases' events).
 const CRASH_RELEASE: &str = "ledger-app@3.2.0";
 
-/// What the crash report says: the field below sits at address 0x8.
-const CRASH_MESSAGE: &str = "SIGSEGV at 0x8 (address not mapped)";
-
-/// A ledger entry reached through a null pointer.
-#[repr(C)]
-#[allow(dead_code)]
-struct Entry {
-    next: *mut Entry,
-    amount: u64,
-}
-
-/// Writes the `amount` field of an entry at address 0: a segfault at 0x8.
-/// (The field's address is computed by hand: a debug build checks a plain
-/// dereference of a null pointer and aborts before the write.)
-#[inline(never)]
-fn post_entry_through_null() {
-    let entry: *mut Entry = std::hint::black_box(std::ptr::null_mut());
-    let field = (entry as usize + std::mem::offset_of!(Entry, amount)) as *mut u64;
-    // SAFETY: none: this is the crash under test.
-    unsafe { field.write_volatile(1) };
-}
-
 /// The options of both runs of the crash scenario.
 fn crash_options() -> crashbox::Options {
     crashbox::Options::from_env()
@@ -375,15 +353,10 @@ fn crash_options() -> crashbox::Options {
 #[ignore = "child process of `a_segfault_lands_in_bugsink_as_a_fatal_crash`"]
 fn child_app_crashes_under_bugsink() {
     assert_child();
-    let none = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: setrlimit with a valid struct: no core dump of the crash.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+    errors::no_core_dump();
     let _guard = crashbox::init(crash_options()).expect("init");
     util::report_value("crashing", "null");
-    post_entry_through_null();
+    errors::write_through_null();
     panic!("the write through a null pointer did not crash");
 }
 
@@ -478,7 +451,7 @@ fn a_segfault_lands_in_bugsink_as_a_fatal_crash() {
     assert_eq!(values.len(), 1, "{event}");
     let value = &values[0];
     assert_eq!(value["type"], "SIGSEGV", "{value}");
-    assert_eq!(value["value"], CRASH_MESSAGE, "{value}");
+    assert_eq!(value["value"], errors::NULL_WRITE_MESSAGE, "{value}");
     // Code 1 is SEGV_MAPERR: no mapping at the address.
     assert_eq!(
         value["mechanism"],
@@ -496,7 +469,7 @@ fn a_segfault_lands_in_bugsink_as_a_fatal_crash() {
     let innermost = frames.last().expect("frames");
     assert_eq!(
         bare(function(innermost)),
-        "post_entry_through_null",
+        "write_through_null",
         "innermost frame: {innermost}"
     );
     assert_eq!(innermost["in_app"], true, "{innermost}");
@@ -514,7 +487,7 @@ fn a_segfault_lands_in_bugsink_as_a_fatal_crash() {
         );
     }
     let crash = culprit_frame(event).expect("an in-app frame");
-    assert_eq!(bare(function(crash)), "post_entry_through_null", "{crash}");
+    assert_eq!(bare(function(crash)), "write_through_null", "{crash}");
 
     let issue = stored_issues()
         .into_iter()
@@ -528,9 +501,13 @@ fn a_segfault_lands_in_bugsink_as_a_fatal_crash() {
         issue["calculated_value"]
     );
     assert_eq!(issue["calculated_type"], "SIGSEGV", "{issue}");
-    assert_eq!(issue["calculated_value"], CRASH_MESSAGE, "{issue}");
+    assert_eq!(
+        issue["calculated_value"],
+        errors::NULL_WRITE_MESSAGE,
+        "{issue}"
+    );
     let culprit = issue["last_frame_function"].as_str().unwrap_or("");
-    assert_eq!(bare(culprit), "post_entry_through_null", "{issue}");
+    assert_eq!(bare(culprit), "write_through_null", "{issue}");
 }
 
 /// Fixture modes, the function Bugsink must name as the issue's culprit,

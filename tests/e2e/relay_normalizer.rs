@@ -248,25 +248,6 @@ fn events_with_scope_chains_and_counts_pass_sentry_relays_normaliser() {
 /// share it.
 const SPOOL_ENV: &str = "CRASHBOX_TEST_SPOOL";
 
-/// A record reached through a null pointer.
-#[repr(C)]
-#[allow(dead_code)]
-struct Record {
-    next: *mut Record,
-    value: u64,
-}
-
-/// Writes the `value` field of a record at address 0: a segfault at 0x8.
-/// (The field's address is computed by hand: a debug build checks a plain
-/// dereference of a null pointer and aborts before the write.)
-#[inline(never)]
-fn store_through_null() {
-    let record: *mut Record = std::hint::black_box(std::ptr::null_mut());
-    let field = (record as usize + std::mem::offset_of!(Record, value)) as *mut u64;
-    // SAFETY: none: this is the crash under test.
-    unsafe { field.write_volatile(1) };
-}
-
 fn crash_options() -> crashbox::Options {
     crashbox::Options::new()
         .collector(util::child_collector())
@@ -280,15 +261,10 @@ fn crash_options() -> crashbox::Options {
 #[ignore = "child process of `a_crash_event_passes_sentry_relays_normaliser`"]
 fn child_crashes() {
     assert_child();
-    let none = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: setrlimit with a valid struct: no core dump of the crash.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+    crate::util::errors::no_core_dump();
     let _guard = crashbox::init(crash_options()).expect("init");
     util::report_value("crashing", "null");
-    store_through_null();
+    crate::util::errors::write_through_null();
     panic!("the write through a null pointer did not crash");
 }
 

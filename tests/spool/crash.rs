@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{run_ok, SPOOL_ENV};
+use crate::util::errors;
 use crate::util::{
     assert_child, child, env_var, file_collector, read_reports, report_value, run_child,
     ChildOutput, TempDir, COLLECTOR_ENV,
@@ -179,7 +180,7 @@ fn crash(mode: &str, extra: &[(&'static str, OsString)]) -> Crashed {
 #[test]
 fn a_write_through_a_null_pointer_is_reported_by_the_next_run() {
     let crashed = crash("null", &[]);
-    crashed.assert_crash(Signal::Segv, "SIGSEGV at 0x8 (address not mapped)");
+    crashed.assert_crash(Signal::Segv, errors::NULL_WRITE_MESSAGE);
     assert_eq!(crashed.exception_type(), "SIGSEGV");
     assert!(
         crashed.frame0().contains("write_through_null"),
@@ -273,7 +274,7 @@ fn a_raised_sigbus_is_reported_from_the_function_that_raised_it() {
 #[test]
 fn a_handler_installed_before_init_still_runs() {
     let crashed = crash("null", &[(PREVIOUS_ENV, "1".into())]);
-    crashed.assert_crash(Signal::Segv, "SIGSEGV at 0x8 (address not mapped)");
+    crashed.assert_crash(Signal::Segv, errors::NULL_WRITE_MESSAGE);
     for out in [&crashed.baseline, &crashed.run] {
         assert_eq!(
             out.stderr.matches(PREVIOUS_RAN).count(),
@@ -287,7 +288,7 @@ fn a_handler_installed_before_init_still_runs() {
 #[test]
 fn a_handler_installed_after_init_that_calls_crashbox_s_gets_the_crash_reported() {
     let crashed = crash("null", &[(LATER_ENV, "1".into())]);
-    crashed.assert_crash(Signal::Segv, "SIGSEGV at 0x8 (address not mapped)");
+    crashed.assert_crash(Signal::Segv, errors::NULL_WRITE_MESSAGE);
     assert!(
         crashed.frame0().contains("write_through_null"),
         "{}",
@@ -329,11 +330,7 @@ fn an_illegal_instruction_is_reported_and_a_chaining_handler_still_ends_the_proc
 #[test]
 fn a_fault_inside_std_keeps_std_s_function_as_frame_0() {
     let crashed = crash("std_fault", &[]);
-    crashed.assert_crash_in(
-        Signal::Segv,
-        Signal::Segv,
-        "SIGSEGV at 0x8 (address not mapped)",
-    );
+    crashed.assert_crash_in(Signal::Segv, Signal::Segv, errors::NULL_WRITE_MESSAGE);
     let report = crashed.report();
     assert!(
         crashed.frame0().contains("utf8"),
@@ -364,27 +361,7 @@ fn a_signal_the_process_survives_is_not_reported_as_a_crash() {
         &[],
     );
     assert_eq!(out.value("survived"), "true", "{}", out.dump());
-    let replay = run_ok(
-        &child!(child_crash_replay_clean),
-        &file_collector(&reports),
-        &spool,
-        &[],
-    );
-    assert_eq!(
-        replay.value("last_run_crashed"),
-        "none",
-        "{}",
-        replay.dump()
-    );
-    let crashes = if reports.exists() {
-        read_reports(&reports)
-            .into_iter()
-            .filter(|r| r.kind == Kind::Crash)
-            .count()
-    } else {
-        0
-    };
-    assert_eq!(crashes, 0, "{}", replay.dump());
+    assert_next_run_finds_no_crash(&reports, &spool);
 }
 
 #[test]
@@ -405,10 +382,17 @@ fn a_forked_child_s_crash_is_not_recorded_as_its_parent_s() {
         out.dump()
     );
     assert_eq!(out.value("crash_file_bytes"), "0", "{}", out.dump());
+    assert_next_run_finds_no_crash(&reports, &spool);
+}
+
+/// Runs the next start on `spool`: `last_run` says no crash, and no crash
+/// report reaches `reports`.
+#[track_caller]
+fn assert_next_run_finds_no_crash(reports: &Path, spool: &Path) {
     let replay = run_ok(
         &child!(child_crash_replay_clean),
-        &file_collector(&reports),
-        &spool,
+        &file_collector(reports),
+        spool,
         &[],
     );
     assert_eq!(
@@ -418,7 +402,7 @@ fn a_forked_child_s_crash_is_not_recorded_as_its_parent_s() {
         replay.dump()
     );
     let crashes = if reports.exists() {
-        read_reports(&reports)
+        read_reports(reports)
             .into_iter()
             .filter(|r| r.kind == Kind::Crash)
             .count()
@@ -447,19 +431,23 @@ fn dropping_the_guard_puts_back_the_handlers_it_replaced() {
     );
 }
 
+/// A child's options: the parent's collector and spool.
+fn spool_options() -> Options {
+    Options::new()
+        .collector(env_var(COLLECTOR_ENV))
+        .spool_dir(env_var(SPOOL_ENV))
+}
+
 /// Run by the crash tests: `init`, then the crash `MODE_ENV` names.
 #[test]
 #[ignore = "child process of the crash tests"]
 fn child_crash() {
     assert_child();
-    no_core_dump();
+    errors::no_core_dump();
     if std::env::var_os(PREVIOUS_ENV).is_some() {
         install_previous_handler();
     }
-    let mut options = Options::new()
-        .collector(env_var(COLLECTOR_ENV))
-        .spool_dir(env_var(SPOOL_ENV))
-        .release("crash-test@1");
+    let mut options = spool_options().release("crash-test@1");
     if env_var(HANDLER_ENV) == "off" {
         options = options.crash_signals([]);
     }
@@ -474,7 +462,7 @@ fn child_crash() {
     }
     report_value("crashing", &mode);
     match mode.as_str() {
-        "null" => write_through_null(),
+        "null" => errors::write_through_null(),
         "recursion" => {
             std::hint::black_box(recurse(0));
         }
@@ -500,12 +488,7 @@ fn child_crash() {
 #[ignore = "child process of the crash tests"]
 fn child_crash_replay() {
     assert_child();
-    let guard = crashbox::init(
-        Options::new()
-            .collector(env_var(COLLECTOR_ENV))
-            .spool_dir(env_var(SPOOL_ENV)),
-    )
-    .expect("init");
+    let guard = crashbox::init(spool_options()).expect("init");
     let last = crashbox::last_run().expect("a spool is in use");
     report_value(
         "last_run_crashed",
@@ -525,12 +508,7 @@ fn child_crash_replay() {
 #[ignore = "child process of `a_signal_the_process_survives_is_not_reported_as_a_crash`"]
 fn child_survives_a_raised_sigbus() {
     assert_child();
-    let guard = crashbox::init(
-        Options::new()
-            .collector(env_var(COLLECTOR_ENV))
-            .spool_dir(env_var(SPOOL_ENV)),
-    )
-    .expect("init");
+    let guard = crashbox::init(spool_options()).expect("init");
     // SAFETY: raising a signal.
     unsafe { libc::raise(libc::SIGBUS) };
     report_value("survived", true);
@@ -543,20 +521,15 @@ fn child_survives_a_raised_sigbus() {
 #[ignore = "child process of `a_forked_child_s_crash_is_not_recorded_as_its_parent_s`"]
 fn child_fork_crashes() {
     assert_child();
-    no_core_dump();
-    let guard = crashbox::init(
-        Options::new()
-            .collector(env_var(COLLECTOR_ENV))
-            .spool_dir(env_var(SPOOL_ENV)),
-    )
-    .expect("init");
+    errors::no_core_dump();
+    let guard = crashbox::init(spool_options()).expect("init");
     // SAFETY: the forked child only writes through a bad pointer (and
     // dies of it) or exits; it calls nothing that could need another
     // thread's lock.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork");
     if pid == 0 {
-        write_through_null();
+        errors::write_through_null();
         // SAFETY: leaving the forked child without running anything else.
         unsafe { libc::_exit(3) };
     }
@@ -580,12 +553,7 @@ fn child_fork_crashes() {
 #[ignore = "child process of `a_forked_child_s_crash_is_not_recorded_as_its_parent_s`"]
 fn child_crash_replay_clean() {
     assert_child();
-    let guard = crashbox::init(
-        Options::new()
-            .collector(env_var(COLLECTOR_ENV))
-            .spool_dir(env_var(SPOOL_ENV)),
-    )
-    .expect("init");
+    let guard = crashbox::init(spool_options()).expect("init");
     let last = crashbox::last_run().expect("a spool is in use");
     report_value(
         "last_run_crashed",
@@ -601,12 +569,7 @@ fn child_crash_replay_clean() {
 fn child_guard_restores() {
     assert_child();
     let before = current_handler(libc::SIGSEGV);
-    let guard = crashbox::init(
-        Options::new()
-            .collector(env_var(COLLECTOR_ENV))
-            .spool_dir(env_var(SPOOL_ENV)),
-    )
-    .expect("init");
+    let guard = crashbox::init(spool_options()).expect("init");
     let during = current_handler(libc::SIGSEGV);
     report_value(
         "during",
@@ -634,16 +597,6 @@ fn current_handler(signal: libc::c_int) -> usize {
         assert_eq!(libc::sigaction(signal, std::ptr::null(), &mut action), 0);
         action.sa_sigaction
     }
-}
-
-/// No core file from the crashing children.
-fn no_core_dump() {
-    let none = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: setrlimit with a valid struct.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
 }
 
 /// A SIGSEGV handler of the application's: says so on stderr, then lets
@@ -727,25 +680,6 @@ fn illegal_instruction() {
     unsafe {
         std::arch::asm!("udf #0")
     };
-}
-
-/// A node reached through a null pointer.
-#[repr(C)]
-#[allow(dead_code)]
-struct Node {
-    next: *mut Node,
-    value: u64,
-}
-
-/// Writes the `value` field of a node at address 0: address 0x8. (The
-/// pointer to the field is computed by hand: a debug build checks a plain
-/// dereference of a null pointer and aborts before the write.)
-#[inline(never)]
-fn write_through_null() {
-    let node: *mut Node = std::hint::black_box(std::ptr::null_mut());
-    let field = (node as usize + std::mem::offset_of!(Node, value)) as *mut u64;
-    // SAFETY: none: this is the crash under test.
-    unsafe { field.write_volatile(1) };
 }
 
 #[inline(never)]

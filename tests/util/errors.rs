@@ -92,3 +92,36 @@ pub fn panic_on_thread(name: &str, body: impl FnOnce() + Send + 'static) {
         .join();
     assert!(panicked.is_err(), "the thread should have panicked");
 }
+
+/// A ledger entry that C code hands over by pointer.
+#[repr(C)]
+#[allow(dead_code)]
+pub struct Entry {
+    next: *mut Entry,
+    amount: u64,
+}
+
+/// What the crash report of [`write_through_null`] says: the field sits at
+/// address 0x8.
+pub const NULL_WRITE_MESSAGE: &str = "SIGSEGV at 0x8 (address not mapped)";
+
+/// Writes the `amount` field of an entry at address 0: a segfault at 0x8.
+/// (The field's address is computed by hand: a debug build checks a plain
+/// dereference of a null pointer and aborts before the write.)
+#[inline(never)]
+pub fn write_through_null() {
+    let entry: *mut Entry = std::hint::black_box(std::ptr::null_mut());
+    let field = (entry as usize + std::mem::offset_of!(Entry, amount)) as *mut u64;
+    // SAFETY: none: this is the crash under test.
+    unsafe { field.write_volatile(1) };
+}
+
+/// In a child that crashes on purpose: no core file of it.
+pub fn no_core_dump() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit with a valid struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+}

@@ -67,19 +67,40 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// at once run the same build); returns what it printed and the reports it
 /// wrote. Its exit status is the caller's to check.
 pub fn run_reporting(binary: &Path, mode: &str) -> (Output, Vec<crashbox::Report>) {
+    run_reporting_with(binary, mode, None)
+}
+
+/// [`run_reporting`] with `CRASHBOX_SPOOL_DIR` set to `spool`: the run
+/// keeps its spool there, as the next run on that directory will.
+pub fn run_reporting_in(
+    binary: &Path,
+    mode: &str,
+    spool: &Path,
+) -> (Output, Vec<crashbox::Report>) {
+    run_reporting_with(binary, mode, Some(spool))
+}
+
+fn run_reporting_with(
+    binary: &Path,
+    mode: &str,
+    spool: Option<&Path>,
+) -> (Output, Vec<crashbox::Report>) {
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = binary.parent().unwrap().join("reports");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{mode}-{}-{run}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&file);
-    let out = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .arg(mode)
         .env("CRASHBOX_COLLECTOR", format!("file://{}", file.display()))
         .env_remove("SENTRY_DSN")
-        .env_remove("CRASHBOX_SYMBOLICATE")
-        .output()
-        .expect("the application runs");
+        .env_remove("CRASHBOX_SYMBOLICATE");
+    if let Some(spool) = spool {
+        command.env("CRASHBOX_SPOOL_DIR", spool);
+    }
+    let out = command.output().expect("the application runs");
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     let _ = std::fs::remove_file(&file);
     let reports = text
@@ -93,34 +114,4 @@ pub fn run_reporting(binary: &Path, mode: &str) -> (Output, Vec<crashbox::Report
 pub fn bare(name: &str) -> &str {
     let name = name.split('<').next().unwrap_or(name);
     name.rsplit("::").next().unwrap_or(name)
-}
-
-/// [`run_reporting`] with `CRASHBOX_SPOOL_DIR` set to `spool`: the run
-/// keeps its spool there, as the next run on that directory will.
-pub fn run_reporting_in(
-    binary: &Path,
-    mode: &str,
-    spool: &Path,
-) -> (Output, Vec<crashbox::Report>) {
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = binary.parent().unwrap().join("reports");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("spool-{mode}-{}-{run}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    let out = Command::new(binary)
-        .arg(mode)
-        .env("CRASHBOX_COLLECTOR", format!("file://{}", file.display()))
-        .env("CRASHBOX_SPOOL_DIR", spool)
-        .env_remove("SENTRY_DSN")
-        .env_remove("CRASHBOX_SYMBOLICATE")
-        .output()
-        .expect("the application runs");
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    let _ = std::fs::remove_file(&file);
-    let reports = text
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a report per line"))
-        .collect();
-    (out, reports)
 }
