@@ -169,17 +169,21 @@ fn server_dsn() -> Option<String> {
     Some(dsn)
 }
 
+/// The ids of the events the server holds (`events` lists them by each
+/// issue's own order, not by arrival: what is new is an id not seen before).
+fn stored_event_ids() -> HashSet<String> {
+    stored_events()
+        .iter()
+        .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
 #[test]
 fn reports_land_in_bugsink_as_sent() {
     let Some(dsn) = server_dsn() else {
         return;
     };
-    // `events` lists by each issue's own order, not by arrival: what is
-    // new is what has an id not seen before.
-    let before: HashSet<String> = stored_events()
-        .iter()
-        .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
-        .collect();
+    let before = stored_event_ids();
     let child = util::run_child(
         &child!(child_app_reports_to_bugsink),
         &[
@@ -387,10 +391,7 @@ fn a_segfault_lands_in_bugsink_as_a_fatal_crash() {
     let Some(dsn) = server_dsn() else {
         return;
     };
-    let before: HashSet<String> = stored_events()
-        .iter()
-        .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
-        .collect();
+    let before = stored_event_ids();
     let root = util::TempDir::new("bugsink-crash");
     let envs = [
         (
@@ -739,10 +740,7 @@ fn integration_reports_land_in_bugsink_with_their_chains_and_culprits() {
     let Some(dsn) = server_dsn() else {
         return;
     };
-    let before: HashSet<String> = stored_events()
-        .iter()
-        .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
-        .collect();
+    let before = stored_event_ids();
     let child = util::run_child(
         &child!(child_integrations_report_to_bugsink),
         &[

@@ -140,6 +140,20 @@ impl Crashed {
         );
     }
 
+    /// Asserts that both runs (with and without crashbox's handler) said
+    /// `marker` once on stderr: a handler of the application's ran once.
+    #[track_caller]
+    fn assert_said_once(&self, marker: &str) {
+        for out in [&self.baseline, &self.run] {
+            assert_eq!(
+                out.stderr.matches(marker).count(),
+                1,
+                "{marker}\n{}",
+                out.dump()
+            );
+        }
+    }
+
     fn exception_type(&self) -> &str {
         &self.report().exceptions[0].ty
     }
@@ -275,14 +289,7 @@ fn a_raised_sigbus_is_reported_from_the_function_that_raised_it() {
 fn a_handler_installed_before_init_still_runs() {
     let crashed = crash("null", &[(PREVIOUS_ENV, "1".into())]);
     crashed.assert_crash(Signal::Segv, errors::NULL_WRITE_MESSAGE);
-    for out in [&crashed.baseline, &crashed.run] {
-        assert_eq!(
-            out.stderr.matches(PREVIOUS_RAN).count(),
-            1,
-            "the application's handler ran once\n{}",
-            out.dump()
-        );
-    }
+    crashed.assert_said_once(PREVIOUS_RAN);
 }
 
 #[test]
@@ -294,14 +301,7 @@ fn a_handler_installed_after_init_that_calls_crashbox_s_gets_the_crash_reported(
         "{}",
         crashed.dump()
     );
-    for out in [&crashed.baseline, &crashed.run] {
-        assert_eq!(
-            out.stderr.matches(LATER_RAN).count(),
-            1,
-            "the later handler ran once\n{}",
-            out.dump()
-        );
-    }
+    crashed.assert_said_once(LATER_RAN);
 }
 
 #[test]
@@ -315,14 +315,7 @@ fn an_illegal_instruction_is_reported_and_a_chaining_handler_still_ends_the_proc
             crashed.dump()
         );
         if !extra.is_empty() {
-            for out in [&crashed.baseline, &crashed.run] {
-                assert_eq!(
-                    out.stderr.matches(LATER_RAN).count(),
-                    1,
-                    "the later handler ran once\n{}",
-                    out.dump()
-                );
-            }
+            crashed.assert_said_once(LATER_RAN);
         }
     }
 }
