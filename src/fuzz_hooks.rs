@@ -65,6 +65,8 @@ pub struct Claimed {
     pub report: Option<crate::Report>,
     /// For a raw capture: whether it claims to be scrubbed already.
     pub scrubbed: bool,
+    /// For a raw capture: its kind (`Crash` for a crash record).
+    pub kind: Option<crate::Kind>,
 }
 
 /// Opens the spool at `dir` as a new run does and claims the files of dead
@@ -80,11 +82,13 @@ pub fn claim_orphans(dir: &Path) -> Option<Vec<Claimed>> {
                     path,
                     report: Some(*report),
                     scrubbed: false,
+                    kind: None,
                 },
                 Entry::Captured(captured) => Claimed {
                     path,
                     report: None,
                     scrubbed: captured.scrubbed,
+                    kind: Some(captured.kind),
                 },
             })
             .collect(),

@@ -5,8 +5,14 @@
 //! is removed); a file larger than the cap is set aside without being
 //! parsed; a raw capture read back never counts as already scrubbed.
 //!
-//! Input: the first byte picks the file (bit 0: a spare, else a report
-//! file) and whether to pad it with spaces past the size cap (bits 1 and 2: it
+//! A crash file (what the signal handler writes) is claimed as the raw
+//! capture of kind `crash` it becomes, a new file (or discarded and counted
+//! when the time it gives is past the spool's age limit), or set aside
+//! unchanged.
+//!
+//! Input: the first byte picks the file (bit 3: a crash file, whose bytes
+//! follow the record's first line; else bit 0: a spare, else a report file)
+//! and whether to pad it with spaces past the size cap (bits 1 and 2: it
 //! stays valid JSON when it was); the rest is the file.
 #![no_main]
 
@@ -43,9 +49,14 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, body)) = data.split_first() else {
         return;
     };
-    let spare = mode & 1 != 0;
+    let crash = mode & 8 != 0;
+    let spare = mode & 1 != 0 || crash;
     let padded = mode & 6 == 6;
-    let mut bytes = body.to_vec();
+    let mut bytes = if crash {
+        [&b"crashbox crash 1\n"[..], body].concat()
+    } else {
+        body.to_vec()
+    };
     if padded {
         bytes.resize(PADDED_LEN, b' ');
     }
@@ -57,7 +68,9 @@ fuzz_target!(|data: &[u8]| {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis();
-    let name = if spare {
+    let name = if crash {
+        format!("{DEAD_OWNER}-crash.spare")
+    } else if spare {
         format!("{DEAD_OWNER}-0.spare")
     } else {
         format!("{now_ms:016}-{ID}.{DEAD_OWNER}.report")
@@ -65,7 +78,9 @@ fuzz_target!(|data: &[u8]| {
     let planted = dir.join(&name);
     fs::write(&planted, &bytes).unwrap();
 
+    let discarded_before = crashbox::stats().spool_discarded;
     let claimed = claim_orphans(&dir).expect("the spool opens");
+    let discarded = crashbox::stats().spool_discarded - discarded_before;
 
     assert!(!planted.exists(), "a dead owner's file stays unclaimed");
     assert!(claimed.len() <= 1, "{claimed:?}");
@@ -73,6 +88,11 @@ fuzz_target!(|data: &[u8]| {
     assert!(corrupt.len() <= 1, "{corrupt:?}");
     for entry in &claimed {
         assert!(!entry.scrubbed, "a replayed capture skips scrubbing");
+        if crash {
+            // Turned into the capture it describes, in a file of its own.
+            assert_eq!(entry.kind, Some(crashbox::Kind::Crash), "{entry:?}");
+            continue;
+        }
         assert_eq!(
             fs::read(&entry.path).unwrap(),
             bytes,
@@ -88,6 +108,9 @@ fuzz_target!(|data: &[u8]| {
         (None, Some(aside)) => {
             assert_eq!(fs::read(aside).unwrap(), bytes, "set-aside bytes changed");
         }
+        // A crash record's time is its own: past `spool_max_age`, its
+        // capture is discarded, and counted.
+        (None, None) if crash => assert_eq!(discarded, 1, "the crash record vanished"),
         (None, None) => assert!(spare && bytes.is_empty(), "the file vanished"),
         (Some(entry), Some(aside)) => panic!("claimed {entry:?} and set aside {aside:?}"),
     }
