@@ -617,7 +617,7 @@ impl Drop for Guard {
         // written in a run that ends here was of a signal the process
         // survived: no crash, and the run state says so again.
         if let Some(crash) = self.crash.take() {
-            if crash.recorded() {
+            if crash.survived() {
                 if let Some(client) = &client {
                     client.forget_crash();
                 }

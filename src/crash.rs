@@ -222,6 +222,22 @@ impl FromStr for Signal {
     }
 }
 
+/// Whether a signal with this `si_code` is a synchronous fault: raised by
+/// the kernel for the instruction the thread was executing, which returning
+/// from the handler executes again, and which is frame 0 of its stack.
+/// Signals the process raised (`kill`, `raise`, `abort`: a code of 0 or
+/// less), SIGABRT, and the kernel's asynchronous reports (a machine-check
+/// error detected but not consumed, `BUS_MCEERR_AO`; an asynchronous
+/// tag-check fault, `SEGV_MTEAERR`) are not.
+pub(crate) fn is_synchronous_fault(signal: i32, code: i32) -> bool {
+    const BUS_MCEERR_AO: i32 = 5;
+    const SEGV_MTEAERR: i32 = 8;
+    code > 0
+        && signal != libc::SIGABRT
+        && !(signal == libc::SIGBUS && code == BUS_MCEERR_AO)
+        && !(signal == libc::SIGSEGV && code == SEGV_MTEAERR)
+}
+
 /// What a crash record's reader needs from the process that wrote it,
 /// serialised at `init` (the handler cannot): the report id, release and
 /// environment, the executable mappings (to tie each address to a file
@@ -280,9 +296,9 @@ impl Prologue {
 }
 
 /// Crash capture as `init` installed it: dropping it (at a clean shutdown)
-/// puts back the handlers crashbox replaced and removes the crash file,
-/// which holds a record only if the process survived a signal (see
-/// [`Armed::recorded`]).
+/// puts back the handlers crashbox replaced and removes the crash file if
+/// nothing was written; [`Armed::survived`] also removes the record of a
+/// signal the process survived.
 #[derive(Debug)]
 pub(crate) struct Armed {
     file: std::fs::File,
@@ -324,10 +340,38 @@ pub(crate) fn arm(signals: &[Signal], files: Files, prologue: &Prologue) -> Opti
 
 impl Armed {
     /// Whether the handler wrote a record, though this process is still
-    /// running: a handler installed before crashbox's recovered from the
-    /// signal (or a raised one was let go), so it was no crash.
-    pub(crate) fn recorded(&self) -> bool {
-        self.file.metadata().is_ok_and(|m| m.len() > 0)
+    /// running (after the recording thread handed the signal on, and a
+    /// moment more: a process dying of it is gone by then): a handler
+    /// installed before crashbox's recovered from the signal, or a raised
+    /// one was let go, so it was no crash.
+    ///
+    /// At a clean shutdown: puts back the handlers, and removes the record
+    /// of a signal survived (the file goes with the drop when empty).
+    pub(crate) fn survived(self) -> bool {
+        #[cfg(target_os = "linux")]
+        handler::disarm();
+        if !self.armed_here() || !self.file.metadata().is_ok_and(|m| m.len() > 0) {
+            return false;
+        }
+        #[cfg(target_os = "linux")]
+        let survived = handler::settle();
+        #[cfg(not(target_os = "linux"))]
+        let survived = true;
+        if survived {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        survived
+    }
+}
+
+impl Armed {
+    /// Whether this process armed it: a child forked since shares the
+    /// files, which stay its parent's.
+    fn armed_here(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return handler::armed_here();
+        #[cfg(not(target_os = "linux"))]
+        true
     }
 }
 
@@ -335,7 +379,9 @@ impl Drop for Armed {
     fn drop(&mut self) {
         #[cfg(target_os = "linux")]
         handler::disarm();
-        let _ = std::fs::remove_file(&self.path);
+        if self.armed_here() && self.file.metadata().is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

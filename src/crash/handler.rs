@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize};
 use std::sync::{Mutex, PoisonError};
 
-use super::{Signal, ALT_STACK_BYTES, MAGIC, MAX_FRAMES, RUN_STATE_WIDTH, WAIT_FOR_OTHER};
+use super::WAIT_FOR_OTHER;
+use super::{is_synchronous_fault, Signal, ALT_STACK_BYTES, MAGIC, MAX_FRAMES, RUN_STATE_WIDTH};
 
 /// The handler does not walk the stack with less alternate stack left than
 /// this: a fault inside the handler would kill the process with another
@@ -39,6 +40,10 @@ const DONE: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(IDLE);
 /// The thread recording it.
 static BUSY_TID: AtomicI32 = AtomicI32::new(0);
+/// Whether that thread has handed the signal on (see [`settle`]).
+static HANDED_ON: AtomicBool = AtomicBool::new(false);
+/// How long [`settle`] waits after the signal was handed on.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 /// The crash file (`-1`: none, the handler records nothing).
 static FILE: AtomicI32 = AtomicI32::new(-1);
 /// The process that armed the handler: a child it forked (without exec)
@@ -93,6 +98,7 @@ pub(crate) fn arm(arming: Arming<'_>) {
     RUN_STATE.store(arming.run_state.unwrap_or(-1), SeqCst);
     CONSECUTIVE.store(arming.consecutive, SeqCst);
     PANICKED.store(false, SeqCst);
+    HANDED_ON.store(false, SeqCst);
     STATE.store(IDLE, SeqCst);
     // SAFETY: prctl(PR_GET_NAME) writes at most 16 bytes; no handler reads
     // MAIN_COMM while ARMING is held... except one already running, which
@@ -158,6 +164,13 @@ pub(crate) fn disarm() {
     while STATE.load(SeqCst) == BUSY && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+}
+
+/// Whether this process armed the handler (a child it forked shares the
+/// crash and run-state files, and must leave them to it).
+pub(crate) fn armed_here() -> bool {
+    // SAFETY: getpid has no preconditions.
+    ARMED_PID.load(SeqCst) == unsafe { libc::getpid() }
 }
 
 /// Says that this run panicked: a crash after it (a double panic's abort)
@@ -227,8 +240,35 @@ extern "C" fn on_signal(signal: c_int, info: *mut libc::siginfo_t, context: *mut
             Err(_) => {}
         }
         hand_on(signal, info, context, tid);
+        if BUSY_TID.load(Acquire) == tid {
+            HANDED_ON.store(true, Release);
+        }
         *libc::__errno_location() = errno;
     }
+}
+
+/// After a record was written, in a process still running: waits until the
+/// recording thread has handed the signal on, and a moment more, so that a
+/// process dying of it is gone before its record would be taken for one of
+/// a signal it survived. `true` when it was handed on.
+pub(crate) fn settle() -> bool {
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    if BUSY_TID.load(Acquire) == me {
+        // This very thread recorded it, and is running on.
+        return true;
+    }
+    let deadline = std::time::Instant::now() + WAIT_FOR_OTHER;
+    while !HANDED_ON.load(Acquire) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // Handed on: a fault is executed again, a raised signal delivered, as
+    // the handler returns; a process that dies of it does so at once.
+    std::thread::sleep(SETTLE);
+    true
 }
 
 /// Whether `signal` is the abort that ends a panic under `panic = "abort"`,
@@ -274,27 +314,45 @@ unsafe fn hand_on(signal: c_int, info: *mut libc::siginfo_t, context: *mut c_voi
     unsafe { libc::sigaction(signal, std::ptr::null(), &mut current) };
     let action = previous.sa_sigaction;
     let ours = current.sa_sigaction == on_signal as *const () as usize;
+    // SAFETY: reading the siginfo the kernel passed.
+    let code = if info.is_null() {
+        0
+    } else {
+        unsafe { (*info).si_code }
+    };
+    let fault = is_synchronous_fault(signal, code);
+    let raise_again = || {
+        // Blocked while this handler runs, it is delivered as it returns.
+        // SAFETY: sending a signal to this thread.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal) };
+    };
+    if ours {
+        // Every signal, not this one only: what comes next (Rust's
+        // stack-overflow handler aborts) must not run crashbox's handler
+        // again, nested on an alternate stack that may be nearly full.
+        step_aside();
+        if !fault {
+            raise_again();
+        }
+        return;
+    }
     // Called by a handler installed since, which hands on to crashbox's as
-    // if it were the default action and expects it to end the process:
-    // with the default (or ignoring) before crashbox, that is done here too.
-    if ours || action == libc::SIG_DFL || action == libc::SIG_IGN {
-        // SAFETY: restoring an action the kernel gave us.
-        unsafe { libc::sigaction(signal, previous, std::ptr::null_mut()) };
-        if ours {
-            OURS.fetch_and(!(1 << i), SeqCst);
+    // it would to the default action: what the action before crashbox's
+    // would have done is done here.
+    if action == libc::SIG_DFL || (action == libc::SIG_IGN && fault) {
+        // The default action (the kernel forces it on an ignored fault).
+        let mut default: libc::sigaction = unsafe { std::mem::zeroed() };
+        default.sa_sigaction = libc::SIG_DFL;
+        // SAFETY: installing the default action.
+        unsafe { libc::sigaction(signal, &default, std::ptr::null_mut()) };
+        OURS.fetch_and(!(1 << i), SeqCst);
+        if !fault {
+            raise_again();
         }
-        // SAFETY: reading the siginfo the kernel passed.
-        let code = if info.is_null() {
-            0
-        } else {
-            unsafe { (*info).si_code }
-        };
-        if !executed_again(signal, code) {
-            // Blocked while this handler runs, it is delivered as it returns.
-            unsafe {
-                libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, signal);
-            }
-        }
+        return;
+    }
+    if action == libc::SIG_IGN {
+        // A raised signal that was ignored before crashbox: still ignored.
         return;
     }
     // SAFETY: a handler the application installed, called as the kernel
@@ -311,19 +369,27 @@ unsafe fn hand_on(signal: c_int, info: *mut libc::siginfo_t, context: *mut c_voi
     }
 }
 
-/// Whether returning from the handler executes the faulting instruction
-/// again (and so meets the restored action): a synchronous fault. Raised
-/// signals (kill, raise, abort) and the kernel's asynchronous reports
-/// (a machine-check error detected but not consumed, `BUS_MCEERR_AO`; an
-/// asynchronous tag-check fault, `SEGV_MTEAERR`) are not, so they are raised
-/// again.
-fn executed_again(signal: c_int, code: c_int) -> bool {
-    const BUS_MCEERR_AO: c_int = 5;
-    const SEGV_MTEAERR: c_int = 8;
-    code > 0
-        && signal != libc::SIGABRT
-        && !(signal == libc::SIGBUS && code == BUS_MCEERR_AO)
-        && !(signal == libc::SIGSEGV && code == SEGV_MTEAERR)
+/// Puts back the action crashbox's replaced for every signal it is still
+/// installed for: after one crash, the process dies as it would without it.
+fn step_aside() {
+    let ours = on_signal as *const () as usize;
+    for (i, signal) in Signal::ALL.iter().enumerate() {
+        let bit = 1u8 << i;
+        if OURS.load(Acquire) & bit == 0 || KNOWN.load(Acquire) & bit == 0 {
+            continue;
+        }
+        // SAFETY: reading the current action; KNOWN says PREVIOUS[i] is
+        // initialised; restoring an action the kernel gave us.
+        unsafe {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(signal.number(), std::ptr::null(), &mut current);
+            if current.sa_sigaction == ours {
+                let previous = (*PREVIOUS.0.get())[i].assume_init_ref();
+                libc::sigaction(signal.number(), previous, std::ptr::null_mut());
+                OURS.fetch_and(!bit, SeqCst);
+            }
+        }
+    }
 }
 
 /// The instruction and stack pointers at the signal.

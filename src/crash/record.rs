@@ -222,7 +222,7 @@ impl Record {
             }],
             addresses,
             frames: None,
-            fault: !self.raised(),
+            fault: super::is_synchronous_fault(self.signal, self.code),
             located,
             modules,
             images,

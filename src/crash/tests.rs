@@ -204,6 +204,31 @@ fn a_hostile_prologue_is_no_panic() {
 }
 
 #[test]
+fn only_synchronous_faults_are_executed_again() {
+    use libc::{SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGSEGV};
+    for (signal, code) in [
+        (SIGSEGV, 1),
+        (SIGSEGV, 2),
+        (SIGSEGV, 0x80),
+        (SIGILL, 1),
+        (SIGFPE, 1),
+        (SIGBUS, 2),
+    ] {
+        assert!(is_synchronous_fault(signal, code), "{signal} {code}");
+    }
+    for (signal, code) in [
+        (SIGBUS, 5),  // BUS_MCEERR_AO: detected, not consumed
+        (SIGSEGV, 8), // SEGV_MTEAERR: an asynchronous tag-check fault
+        (SIGABRT, 1),
+        (SIGSEGV, 0), // kill
+        (SIGBUS, -6), // tkill, raise
+        (SIGILL, -1), // sigqueue
+    ] {
+        assert!(!is_synchronous_fault(signal, code), "{signal} {code}");
+    }
+}
+
+#[test]
 fn signals_parse_from_their_names() {
     for signal in Signal::ALL {
         assert_eq!(signal.name().parse::<Signal>(), Ok(signal));

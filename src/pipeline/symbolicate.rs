@@ -256,6 +256,23 @@ impl Top {
             _ => Top::Capture,
         }
     }
+
+    /// The top of a finished report's stack: a crash's signal and code are
+    /// in its `extra.crash`.
+    pub(crate) fn of_report(report: &crate::report::Report) -> Top {
+        let crash = report.extra.get("crash");
+        let number = |key: &str| {
+            crash
+                .and_then(|c| c.get(key))
+                .and_then(serde_json::Value::as_i64)
+                .and_then(|n| i32::try_from(n).ok())
+        };
+        let fault = matches!(
+            (number("number"), number("code")),
+            (Some(signal), Some(code)) if crate::crash::is_synchronous_fault(signal, code)
+        );
+        Top::of(report.kind, fault)
+    }
 }
 
 /// Where each captured address can be resolved in this process (see
@@ -316,7 +333,7 @@ fn is_system_library(path: &str) -> bool {
 /// name prefixes).
 #[doc(hidden)]
 pub fn frames_from_resolved(
-    kind: Kind,
+    report: &crate::report::Report,
     stack: Vec<(usize, Vec<Frame>)>,
     include: Vec<String>,
 ) -> Vec<Frame> {
@@ -340,7 +357,7 @@ pub fn frames_from_resolved(
         include,
         exclude: Vec::new(),
     };
-    build(stack, kind, &rules).frames
+    build(stack, Top::of_report(report), &rules).frames
 }
 
 /// Frames given with a capture (an error's origin, resolved where it was
@@ -394,13 +411,13 @@ pub(crate) fn trim_origin(frames: &mut Vec<Frame>, wrapper: &[&str]) {
 }
 
 /// Turns resolved physical frames into the report's frames.
-fn build(stack: Vec<(usize, Vec<Symbol>)>, kind: Kind, rules: &InAppRules) -> Symbolicated {
+fn build(stack: Vec<(usize, Vec<Symbol>)>, top: Top, rules: &InAppRules) -> Symbolicated {
     let stack: Vec<(usize, Resolved)> = stack
         .into_iter()
         .map(|(address, symbols)| (address, Resolved::mark(address, symbols, rules)))
         .collect();
     let stack: Vec<(usize, &Resolved)> = stack.iter().map(|(a, r)| (*a, r)).collect();
-    assemble(&stack, Top::of(kind, false))
+    assemble(&stack, top)
 }
 
 /// The report's frames from marked physical frames (innermost first):

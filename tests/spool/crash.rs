@@ -406,6 +406,40 @@ fn assert_next_run_finds_no_crash(reports: &Path, spool: &Path) {
 }
 
 #[test]
+fn a_forked_child_s_clean_exit_leaves_its_parent_s_crash_file_alone() {
+    let root = TempDir::new("crash-fork-exit");
+    let reports = root.path().join("reports.jsonl");
+    let spool = root.path().join("spool");
+    let out = run_child(
+        &child!(child_fork_exits_then_parent_crashes),
+        &[
+            (COLLECTOR_ENV, file_collector(&reports).into()),
+            (SPOOL_ENV, spool.clone().into()),
+        ],
+    );
+    assert_eq!(out.value("forked_child_exit"), "0", "{}", out.dump());
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{}", out.dump());
+    let replay = run_ok(
+        &child!(child_crash_replay),
+        &file_collector(&reports),
+        &spool,
+        &[],
+    );
+    assert_eq!(
+        replay.value("last_run_crashed"),
+        "SIGSEGV",
+        "{}",
+        replay.dump()
+    );
+    let crashes: Vec<Report> = read_reports(&reports)
+        .into_iter()
+        .filter(|r| r.kind == Kind::Crash)
+        .collect();
+    assert_eq!(crashes.len(), 1, "{}", replay.dump());
+    assert_eq!(crashes[0].message, errors::NULL_WRITE_MESSAGE);
+}
+
+#[test]
 fn dropping_the_guard_puts_back_the_handlers_it_replaced() {
     let root = TempDir::new("crash-guard");
     let out = run_ok(
@@ -493,6 +527,33 @@ fn child_crash_replay() {
     assert!(last.ended_badly());
     assert!(crashbox::flush(Duration::from_secs(60)), "flushed");
     drop(guard);
+}
+
+/// Run by `a_forked_child_s_clean_exit_leaves_its_parent_s_crash_file_alone`:
+/// a child forked after `init` drops its copy of the guard and exits; then
+/// this process crashes.
+#[test]
+#[ignore = "child process of `a_forked_child_s_clean_exit_leaves_its_parent_s_crash_file_alone`"]
+fn child_fork_exits_then_parent_crashes() {
+    assert_child();
+    errors::no_core_dump();
+    let guard =
+        crashbox::init(spool_options().shutdown_timeout(Duration::from_millis(100))).expect("init");
+    // SAFETY: the forked child drops the guard (its worker thread was not
+    // forked: the drop waits out the shutdown timeout) and leaves.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        drop(guard);
+        // SAFETY: leaving the forked child without running anything else.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child just forked.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    report_value("forked_child_exit", libc::WEXITSTATUS(status));
+    errors::write_through_null();
+    panic!("the write through a null pointer did not crash");
 }
 
 /// Run by `a_signal_the_process_survives_is_not_reported_as_a_crash`: one

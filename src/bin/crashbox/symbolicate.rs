@@ -389,7 +389,7 @@ fn symbolicate(report: &mut Report, debug: &DebugFile<'_>) {
         .filter(|name| !name.is_empty())
         .map(|name| vec![format!("{}::", name.replace('-', "_"))])
         .unwrap_or_default();
-    let frames = crashbox::__frames_from_resolved(report.kind, stack, include);
+    let frames = crashbox::__frames_from_resolved(report, stack, include);
     if expanded > crashbox::limits::MAX_FRAMES && !report.truncated.iter().any(|t| t == "frames") {
         report.truncated.push("frames".to_owned());
     }

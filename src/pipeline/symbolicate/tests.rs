@@ -150,7 +150,7 @@ fn a_panic_starts_at_the_code_that_panicked() {
         &[("main", APP)],
         &[("lang_start_internal", "/rustc/abc/library/std/src/rt.rs")],
     ]);
-    let out = build(raw, Kind::Panic, &InAppRules::default());
+    let out = build(raw, Top::Machinery, &InAppRules::default());
     let names: Vec<_> = out
         .frames
         .iter()
@@ -189,7 +189,7 @@ fn errors_keep_std_frames_and_lose_crashbox_ones() {
         &[("capture<F>", &format!("{OWN_SOURCES}testing.rs"))],
         &[("main", APP)],
     ]);
-    let out = build(raw, Kind::Error, &InAppRules::default());
+    let out = build(raw, Top::Capture, &InAppRules::default());
     let names: Vec<_> = out
         .frames
         .iter()
@@ -205,7 +205,7 @@ fn unnamed_frames_are_kept_and_null_addresses_dropped() {
         (0x20, vec![sym("main", Some(APP))]),
         (0, Vec::new()),
     ];
-    let out = build(raw, Kind::Panic, &InAppRules::default());
+    let out = build(raw, Top::Machinery, &InAppRules::default());
     assert_eq!(out.frames.len(), 2);
     assert_eq!(out.frames[0].function, None);
     assert_eq!(&*out.frames[0].address, "0x10");
