@@ -21,8 +21,8 @@
 //! with the system unwinder (`_Unwind_Backtrace`, from the faulting frame
 //! outwards). It rewrites the run-state file in place, so that the next
 //! [`last_run`](crate::last_run) says the run crashed and how. Then it steps
-//! aside: it puts back the handler that was installed before it and lets
-//! the signal reach that one, or the default action, so the exit status,
+//! aside, for every signal: it puts back the handlers that were installed
+//! before it and lets the signal reach that one, or the default action, so the exit status,
 //! core dumps and messages (Rust's "has overflowed its stack") stay as they
 //! were.
 //!
