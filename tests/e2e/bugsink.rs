@@ -178,6 +178,19 @@ fn stored_event_ids() -> HashSet<String> {
         .collect()
 }
 
+/// The events of `release` the server holds that are not in `before`.
+fn new_events(release: &str, before: &HashSet<String>) -> Vec<Value> {
+    stored_events()
+        .into_iter()
+        .filter(|e| e["release"] == release)
+        .filter(|e| {
+            e["event_id"]
+                .as_str()
+                .is_some_and(|id| !before.contains(id))
+        })
+        .collect()
+}
+
 #[test]
 fn reports_land_in_bugsink_as_sent() {
     let Some(dsn) = server_dsn() else {
@@ -209,15 +222,7 @@ fn reports_land_in_bugsink_as_sent() {
     );
 
     // The other tests may report to the same server meanwhile.
-    let events: Vec<Value> = stored_events()
-        .into_iter()
-        .filter(|e| e["release"] == "ledger-app@3.1.4")
-        .filter(|e| {
-            e["event_id"]
-                .as_str()
-                .is_some_and(|id| !before.contains(id))
-        })
-        .collect();
+    let events = new_events("ledger-app@3.1.4", &before);
     assert_eq!(events.len(), 4, "stored events: {events:#?}");
     for event in &events {
         assert_eq!(event["release"], "ledger-app@3.1.4");
@@ -428,15 +433,7 @@ fn a_segfault_lands_in_bugsink_as_a_fatal_crash() {
         !log.contains("ValidationError in digest") && !log.contains("Internal Server Error"),
         "Bugsink rejected or failed on an event:\n{log}"
     );
-    let events: Vec<Value> = stored_events()
-        .into_iter()
-        .filter(|e| e["release"] == CRASH_RELEASE)
-        .filter(|e| {
-            e["event_id"]
-                .as_str()
-                .is_some_and(|id| !before.contains(id))
-        })
-        .collect();
+    let events = new_events(CRASH_RELEASE, &before);
     let [event] = events.as_slice() else {
         panic!(
             "expected one crash event in Bugsink, found {}: {events:#?}\n{}\n--- server log ---\n{log}",
@@ -636,21 +633,10 @@ fn a_line_tables_build_shows_the_application_function_as_the_culprit() {
     let collector = format!("sentry+{dsn}");
     let mut problems = Vec::new();
     for &(mode, expected, title) in CULPRITS {
-        let before: HashSet<String> = stored_events()
-            .iter()
-            .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
-            .collect();
+        let before = stored_event_ids();
         let out = sentry_fixture::run(&binary, mode, &collector);
         out.assert_success();
-        let events: Vec<Value> = stored_events()
-            .into_iter()
-            .filter(|e| e["release"] == sentry_fixture::RELEASE)
-            .filter(|e| {
-                e["event_id"]
-                    .as_str()
-                    .is_some_and(|id| !before.contains(id))
-            })
-            .collect();
+        let events = new_events(sentry_fixture::RELEASE, &before);
         let [event] = events.as_slice() else {
             panic!(
                 "{mode}: expected one new event in Bugsink, found {}\n{}\n--- server log ---\n{}",
@@ -753,15 +739,7 @@ fn integration_reports_land_in_bugsink_with_their_chains_and_culprits() {
     );
     child.assert_success();
     assert_eq!(child.value("sent"), "2", "{}", child.dump());
-    let events: Vec<Value> = stored_events()
-        .into_iter()
-        .filter(|e| e["release"] == "vault-app@1.0.0")
-        .filter(|e| {
-            e["event_id"]
-                .as_str()
-                .is_some_and(|id| !before.contains(id))
-        })
-        .collect();
+    let events = new_events("vault-app@1.0.0", &before);
     assert_eq!(events.len(), 2, "stored events: {events:#?}");
     let issues = stored_issues();
     let issue_of = |event: &Value| {
