@@ -109,7 +109,7 @@ pub(crate) fn arm(arming: Arming<'_>) {
     ensure_alt_stack();
     for (i, signal) in Signal::ALL.iter().enumerate() {
         let bit = 1u8 << i;
-        if !arming.signals.contains(signal) || OURS.load(SeqCst) & bit != 0 {
+        if !arming.signals.contains(signal) || still_chained(*signal, bit) {
             continue;
         }
         // SAFETY: a zeroed sigaction is valid; the handler has the
@@ -128,6 +128,23 @@ pub(crate) fn arm(arming: Arming<'_>) {
             }
         }
     }
+}
+
+/// Whether crashbox's handler for `signal` (`bit`) is still reachable:
+/// installed, or behind a handler installed since that calls it. When that
+/// handler was taken away for a default action since, it is not.
+fn still_chained(signal: Signal, bit: u8) -> bool {
+    if OURS.load(SeqCst) & bit == 0 {
+        return false;
+    }
+    // SAFETY: reading the current action.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    unsafe { libc::sigaction(signal.number(), std::ptr::null(), &mut current) };
+    if current.sa_sigaction == libc::SIG_DFL || current.sa_sigaction == libc::SIG_IGN {
+        OURS.fetch_and(!bit, SeqCst);
+        return false;
+    }
+    true
 }
 
 /// Puts back the handlers crashbox replaced, where crashbox's is still the

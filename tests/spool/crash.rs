@@ -32,6 +32,8 @@ const PREVIOUS_RAN: &str = "PREVIOUS-SIGSEGV-HANDLER-RAN";
 const LATER_ENV: &str = "CRASHBOX_TEST_LATER_HANDLER";
 /// What that handler writes on stderr.
 const LATER_RAN: &str = "LATER-SIGSEGV-HANDLER-RAN";
+/// Set: `child_crash` drops its guard and calls `init` again before crashing.
+const REINIT_ENV: &str = "CRASHBOX_TEST_REINIT";
 
 /// One crash scenario, as the parent saw it.
 struct Crashed {
@@ -305,6 +307,13 @@ fn a_handler_installed_after_init_that_calls_crashbox_s_gets_the_crash_reported(
 }
 
 #[test]
+fn a_second_init_behind_a_chaining_handler_still_records_the_crash_once() {
+    let crashed = crash("null", &[(LATER_ENV, "1".into()), (REINIT_ENV, "1".into())]);
+    crashed.assert_crash(Signal::Segv, errors::NULL_WRITE_MESSAGE);
+    crashed.assert_said_once(LATER_RAN);
+}
+
+#[test]
 fn an_illegal_instruction_is_reported_and_a_chaining_handler_still_ends_the_process() {
     for extra in [vec![], vec![(LATER_ENV, OsString::from("1"))]] {
         let crashed = crash("ill", &extra);
@@ -474,11 +483,15 @@ fn child_crash() {
     if std::env::var_os(PREVIOUS_ENV).is_some() {
         install_previous_handler();
     }
-    let mut options = spool_options().release("crash-test@1");
-    if env_var(HANDLER_ENV) == "off" {
-        options = options.crash_signals([]);
-    }
-    let _guard = crashbox::init(options).expect("init");
+    let options = || {
+        let options = spool_options().release("crash-test@1");
+        if env_var(HANDLER_ENV) == "off" {
+            options.crash_signals([])
+        } else {
+            options
+        }
+    };
+    let mut guard = crashbox::init(options()).expect("init");
     let mode = env_var(MODE_ENV);
     if std::env::var_os(LATER_ENV).is_some() {
         install_later_handler(if mode == "ill" {
@@ -487,6 +500,12 @@ fn child_crash() {
             libc::SIGSEGV
         });
     }
+    if std::env::var_os(REINIT_ENV).is_some() {
+        // The later handler stays in front of crashbox's, which it calls.
+        drop(guard);
+        guard = crashbox::init(options()).expect("init again");
+    }
+    let _guard = guard;
     report_value("crashing", &mode);
     match mode.as_str() {
         "null" => errors::write_through_null(),
