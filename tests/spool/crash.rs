@@ -8,7 +8,7 @@
 //! frame 0 in the function that crashed, and `last_run` saying so.
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{run_ok, SPOOL_ENV};
@@ -161,12 +161,54 @@ impl Crashed {
     }
 }
 
+/// A test's own reports file (a `file://` collector) and spool directory.
+struct Scratch {
+    root: TempDir,
+    reports: PathBuf,
+    spool: PathBuf,
+}
+
+impl Scratch {
+    fn new(label: &str) -> Scratch {
+        let root = TempDir::new(label);
+        Scratch {
+            reports: root.path().join("reports.jsonl"),
+            spool: root.path().join("spool"),
+            root,
+        }
+    }
+
+    fn collector(&self) -> String {
+        file_collector(&self.reports)
+    }
+
+    /// Runs child test `name` on this collector and spool; asserts it succeeded.
+    #[track_caller]
+    fn ok(&self, name: &str) -> ChildOutput {
+        run_ok(name, &self.collector(), &self.spool, &[])
+    }
+
+    /// Every report delivered so far (none without a file).
+    fn reports(&self) -> Vec<Report> {
+        if self.reports.exists() {
+            read_reports(&self.reports)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The crash reports delivered so far.
+    fn crashes(&self) -> Vec<Report> {
+        let mut reports = self.reports();
+        reports.retain(|r| r.kind == Kind::Crash);
+        reports
+    }
+}
+
 /// Runs `mode` without and with crashbox's handler, then the replay run.
 fn crash(mode: &str, extra: &[(&'static str, OsString)]) -> Crashed {
-    let root = TempDir::new(&format!("crash-{mode}"));
-    let reports = root.path().join("reports.jsonl");
-    let collector = file_collector(&reports);
-    let spool = root.path().join("spool");
+    let scratch = Scratch::new(&format!("crash-{mode}"));
+    let collector = scratch.collector();
     let run = |spool: &Path, handler: &str| {
         let mut envs = vec![
             (COLLECTOR_ENV, OsString::from(&collector)),
@@ -177,19 +219,14 @@ fn crash(mode: &str, extra: &[(&'static str, OsString)]) -> Crashed {
         envs.extend(extra.iter().cloned());
         run_child(&child!(child_crash), &envs)
     };
-    let baseline = run(&root.path().join("baseline-spool"), "off");
-    let crashed = run(&spool, "on");
-    let replay = run_ok(&child!(child_crash_replay), &collector, &spool, &[]);
-    let reports = if reports.exists() {
-        read_reports(&reports)
-    } else {
-        Vec::new()
-    };
+    let baseline = run(&scratch.root.path().join("baseline-spool"), "off");
+    let crashed = run(&scratch.spool, "on");
+    let replay = scratch.ok(&child!(child_crash_replay));
     Crashed {
         run: crashed,
         baseline,
         replay,
-        reports,
+        reports: scratch.reports(),
     }
 }
 
@@ -353,30 +390,16 @@ fn a_fault_inside_std_keeps_std_s_function_as_frame_0() {
 
 #[test]
 fn a_signal_the_process_survives_is_not_reported_as_a_crash() {
-    let root = TempDir::new("crash-survived");
-    let reports = root.path().join("reports.jsonl");
-    let spool = root.path().join("spool");
-    let out = run_ok(
-        &child!(child_survives_a_raised_sigbus),
-        &file_collector(&reports),
-        &spool,
-        &[],
-    );
+    let scratch = Scratch::new("crash-survived");
+    let out = scratch.ok(&child!(child_survives_a_raised_sigbus));
     assert_eq!(out.value("survived"), "true", "{}", out.dump());
-    assert_next_run_finds_no_crash(&reports, &spool);
+    assert_next_run_finds_no_crash(&scratch);
 }
 
 #[test]
 fn a_forked_child_s_crash_is_not_recorded_as_its_parent_s() {
-    let root = TempDir::new("crash-fork");
-    let reports = root.path().join("reports.jsonl");
-    let spool = root.path().join("spool");
-    let out = run_ok(
-        &child!(child_fork_crashes),
-        &file_collector(&reports),
-        &spool,
-        &[],
-    );
+    let scratch = Scratch::new("crash-fork");
+    let out = scratch.ok(&child!(child_fork_crashes));
     assert_eq!(
         out.value("forked_child_signal"),
         libc::SIGSEGV.to_string(),
@@ -384,79 +407,50 @@ fn a_forked_child_s_crash_is_not_recorded_as_its_parent_s() {
         out.dump()
     );
     assert_eq!(out.value("crash_file_bytes"), "0", "{}", out.dump());
-    assert_next_run_finds_no_crash(&reports, &spool);
+    assert_next_run_finds_no_crash(&scratch);
 }
 
-/// Runs the next start on `spool`: `last_run` says no crash, and no crash
-/// report reaches `reports`.
+/// Runs the next start on `scratch`'s spool: `last_run` says no crash, and
+/// no crash report is delivered.
 #[track_caller]
-fn assert_next_run_finds_no_crash(reports: &Path, spool: &Path) {
-    let replay = run_ok(
-        &child!(child_crash_replay_clean),
-        &file_collector(reports),
-        spool,
-        &[],
-    );
+fn assert_next_run_finds_no_crash(scratch: &Scratch) {
+    let replay = scratch.ok(&child!(child_crash_replay_clean));
     assert_eq!(
         replay.value("last_run_crashed"),
         "none",
         "{}",
         replay.dump()
     );
-    let crashes = if reports.exists() {
-        read_reports(reports)
-            .into_iter()
-            .filter(|r| r.kind == Kind::Crash)
-            .count()
-    } else {
-        0
-    };
-    assert_eq!(crashes, 0, "{}", replay.dump());
+    assert_eq!(scratch.crashes(), [], "{}", replay.dump());
 }
 
 #[test]
 fn a_forked_child_s_clean_exit_leaves_its_parent_s_crash_file_alone() {
-    let root = TempDir::new("crash-fork-exit");
-    let reports = root.path().join("reports.jsonl");
-    let spool = root.path().join("spool");
+    let scratch = Scratch::new("crash-fork-exit");
     let out = run_child(
         &child!(child_fork_exits_then_parent_crashes),
         &[
-            (COLLECTOR_ENV, file_collector(&reports).into()),
-            (SPOOL_ENV, spool.clone().into()),
+            (COLLECTOR_ENV, scratch.collector().into()),
+            (SPOOL_ENV, scratch.spool.clone().into()),
         ],
     );
     assert_eq!(out.value("forked_child_exit"), "0", "{}", out.dump());
     assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{}", out.dump());
-    let replay = run_ok(
-        &child!(child_crash_replay),
-        &file_collector(&reports),
-        &spool,
-        &[],
-    );
+    let replay = scratch.ok(&child!(child_crash_replay));
     assert_eq!(
         replay.value("last_run_crashed"),
         "SIGSEGV",
         "{}",
         replay.dump()
     );
-    let crashes: Vec<Report> = read_reports(&reports)
-        .into_iter()
-        .filter(|r| r.kind == Kind::Crash)
-        .collect();
+    let crashes = scratch.crashes();
     assert_eq!(crashes.len(), 1, "{}", replay.dump());
     assert_eq!(crashes[0].message, errors::NULL_WRITE_MESSAGE);
 }
 
 #[test]
 fn dropping_the_guard_puts_back_the_handlers_it_replaced() {
-    let root = TempDir::new("crash-guard");
-    let out = run_ok(
-        &child!(child_guard_restores),
-        &file_collector(&root.path().join("reports.jsonl")),
-        &root.path().join("spool"),
-        &[],
-    );
+    let out = Scratch::new("crash-guard").ok(&child!(child_guard_restores));
     assert_eq!(out.value("during"), "crashbox", "{}", out.dump());
     assert_eq!(out.value("after"), "before", "{}", out.dump());
     assert_eq!(
